@@ -1,0 +1,68 @@
+//! The validated client configuration the session runs on (what the profile and the FFI
+//! record turn into). Files are read by the caller; this holds bytes and parsed values.
+
+use std::time::Duration;
+
+use crate::crypto::cert::Certificate;
+use crate::crypto::sign::PrivateKey;
+use crate::crypto::Secret;
+use crate::identity::Identity;
+
+/// How the client authenticates.
+#[derive(Debug)]
+pub enum ClientAuth {
+    /// A pre-shared key (RFC 7296 §2.15).
+    Psk(Secret),
+    /// The server signs with its certificate; we answer EAP-MSCHAPv2 with these.
+    EapMschapv2 { username: String, password: Secret },
+    /// We sign with our certificate (chain: ours first, then intermediates).
+    Certificate { chain: Vec<Certificate>, key: PrivateKey },
+}
+
+/// Retransmission of requests: timeouts grow by `factor` from `initial`, `tries` sends in all.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Retransmit {
+    pub initial: Duration,
+    pub factor: f64,
+    pub max_timeout: Duration,
+    pub tries: u32,
+}
+
+impl Default for Retransmit {
+    fn default() -> Self {
+        // strongSwan-like: 4 s, x1.8, five sends.
+        Self { initial: Duration::from_secs(4), factor: 1.8, max_timeout: Duration::from_secs(30), tries: 5 }
+    }
+}
+
+/// Everything the client session needs.
+#[derive(Debug)]
+pub struct ClientConfig {
+    /// Our identity (IDi). For certificate auth, defaults to the certificate subject.
+    pub local_id: Option<Identity>,
+    /// The server identity we expect (and send as IDr).
+    pub server_id: Option<Identity>,
+    pub auth: ClientAuth,
+    /// Trust anchors for the server's certificate.
+    pub ca: Vec<Certificate>,
+    /// IKE proposals in strongSwan syntax (parsed and checked when the session is built).
+    pub ike_proposals: Vec<String>,
+    /// ESP proposals in strongSwan syntax.
+    pub esp_proposals: Vec<String>,
+    /// Weak algorithms the profile accepts by name.
+    pub allow_weak: Vec<String>,
+    pub mobike: bool,
+    pub dpd: Option<Duration>,
+    pub keepalive: Duration,
+    pub mtu: u16,
+    /// What we ask to reach (TSr); the default is everything, IPv4 and IPv6.
+    pub remote_ts: Vec<crate::wire::TrafficSelector>,
+    /// Ask for an inner IPv4 / IPv6 address (CP).
+    pub request_ipv4: bool,
+    pub request_ipv6: bool,
+    pub retransmit: Retransmit,
+    /// IKE messages larger than this are fragmented (RFC 7383), when the server supports it.
+    pub fragment_size: usize,
+    /// Wall-clock seconds since the epoch, for certificate validity (None skips that check).
+    pub unix_time: Option<u64>,
+}

@@ -1,0 +1,19 @@
+//! The IKEv2 wire format (RFC 7296 §3), IKE fragments (RFC 7383) and the UDP encapsulation
+//! framing of RFC 3948: parsing borrows from the input and checks every length, building
+//! writes into a caller's buffer.
+
+pub mod consts;
+pub mod eap;
+pub mod error;
+pub mod header;
+pub mod message;
+pub mod natt;
+pub mod payload;
+pub mod sa;
+
+pub use consts::*;
+pub use error::WireError;
+pub use header::{Header, HEADER_LEN};
+pub use message::Message;
+pub use payload::*;
+pub use sa::{Proposal, Transform};

@@ -1,0 +1,1 @@
+//! roam-runtime: the tokio driver around `roam_proto::session::Session`.

@@ -1,0 +1,2 @@
+//! The `roam` command.
+fn main() {}
