@@ -1,0 +1,221 @@
+//! The IKE_SA_INIT exchange, initiator side (RFC 7296 §1.2, §2.6, §2.23): proposals, key
+//! exchange, nonces, NAT detection, COOKIE and INVALID_KE_PAYLOAD retries, and the key
+//! derivation once the responder answers.
+
+use std::time::Instant;
+
+use log::{debug, info};
+
+use crate::crypto::dh::{self, new_key_exchange};
+use crate::crypto::proposal::accept_response;
+use crate::ike::initiator::{Initiator, Phase};
+use crate::ike::keys::{Role, SaKeys};
+use crate::ike::natd::{self, NatState};
+use crate::session::DisconnectReason;
+use crate::wire::message::write_message;
+use crate::wire::{
+    flags, DhGroup, ExchangeType, HashAlgorithm, Header, Message, Notify, NotifyType, Payload, PayloadType,
+    ProtocolId,
+};
+
+/// Nonce length we send (RFC 7296 §2.10: at least half the PRF key size, 16..=256).
+pub const NONCE_LEN: usize = 32;
+/// How many COOKIE / INVALID_KE_PAYLOAD retries we make before giving up.
+const MAX_INIT_RETRIES: u32 = 4;
+
+/// The SIGNATURE_HASH_ALGORITHMS data: our hashes as 16-bit numbers.
+pub fn hash_algorithms_data() -> Vec<u8> {
+    crate::crypto::cert::supported_hashes().iter().flat_map(|h| h.0.to_be_bytes()).collect()
+}
+
+/// Reads the peer's SIGNATURE_HASH_ALGORITHMS data.
+pub fn parse_hash_algorithms(data: &[u8]) -> Vec<HashAlgorithm> {
+    data.chunks_exact(2).map(|c| HashAlgorithm(u16::from_be_bytes([c[0], c[1]]))).collect()
+}
+
+fn notify<'a>(kind: NotifyType, data: &'a [u8]) -> Payload<'a> {
+    Payload::Notify(Notify { protocol: ProtocolId::NONE, spi: &[], kind, data })
+}
+
+impl Initiator {
+    /// Builds and sends the IKE_SA_INIT request (again, after a COOKIE or INVALID_KE).
+    pub(super) fn send_init_request(&mut self, now: Instant) {
+        let group = match &self.ke {
+            Some(ke) => ke.group(),
+            None => match self.params.first_group() {
+                Some(g) => g,
+                None => return self.fail(DisconnectReason::NegotiationFailed("no key exchange group".into())),
+            },
+        };
+        if self.ke.as_ref().map(|k| k.group()) != Some(group) || self.ke.is_none() {
+            match new_key_exchange(group, self.rng.as_mut()) {
+                Ok(k) => self.ke = Some(k),
+                Err(e) => return self.fail(DisconnectReason::NegotiationFailed(format!("key exchange {group}: {e}"))),
+            }
+        }
+        if self.ni.is_empty() {
+            self.ni = vec![0; NONCE_LEN];
+            self.rng.fill(&mut self.ni);
+        }
+        let Some(ke) = self.ke.as_ref() else { return };
+        let ke_pub = ke.public_key().to_vec();
+        let sa = self.params.ike_wire();
+        // NAT detection. Phones cannot send raw ESP, so we always want UDP encapsulation:
+        // a source hash that cannot match makes every responder see a NAT (RFC 7296 §2.23
+        // allows this for a host that wants to float to port 4500).
+        let mut src_hash = [0u8; 20];
+        self.rng.fill(&mut src_hash);
+        let dst_hash = natd::hash(self.spi_i, 0, self.remote);
+        let hashes = hash_algorithms_data();
+        let mut payloads = Vec::with_capacity(8);
+        if let Some(c) = &self.cookie {
+            payloads.push(notify(NotifyType::COOKIE, c));
+        }
+        payloads.push(Payload::Sa(sa));
+        payloads.push(Payload::Ke { group, data: &ke_pub });
+        payloads.push(Payload::Nonce(&self.ni));
+        payloads.push(notify(NotifyType::NAT_DETECTION_SOURCE_IP, &src_hash));
+        payloads.push(notify(NotifyType::NAT_DETECTION_DESTINATION_IP, &dst_hash));
+        payloads.push(notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, &[]));
+        payloads.push(notify(NotifyType::SIGNATURE_HASH_ALGORITHMS, &hashes));
+        let header = Header {
+            spi_i: self.spi_i,
+            spi_r: 0,
+            next_payload: PayloadType::NONE,
+            version: 0x20,
+            exchange: ExchangeType::IKE_SA_INIT,
+            flags: flags::INITIATOR,
+            message_id: 0,
+            length: 0,
+        };
+        let mut bytes = Vec::with_capacity(512);
+        write_message(&header, &payloads, &mut bytes);
+        self.init_request = bytes.clone();
+        debug!("IKE_SA_INIT request: {} bytes, group {group}", bytes.len());
+        self.send_plain_init(now, bytes);
+    }
+
+    /// Handles the IKE_SA_INIT response (plaintext).
+    pub(super) fn process_init_response(&mut self, now: Instant, msg: &Message<'_>) {
+        let p = &msg.payloads;
+        // Error notifies first: they carry no SA.
+        for pl in p {
+            if let Payload::Notify(n) = pl {
+                match n.kind {
+                    NotifyType::COOKIE => return self.retry_with_cookie(now, n.data),
+                    NotifyType::INVALID_KE_PAYLOAD => return self.retry_with_group(now, n.data),
+                    k if k.is_error() => {
+                        return self.fail(DisconnectReason::NegotiationFailed(format!("IKE_SA_INIT: {k}")));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if msg.header.spi_r == 0 {
+            return self.fail(DisconnectReason::ProtocolError("IKE_SA_INIT response without SPIr".into()));
+        }
+        let mut sa = None;
+        let mut ke = None;
+        let mut nonce = None;
+        let mut src = Vec::new();
+        let mut dst = Vec::new();
+        for pl in p {
+            match pl {
+                Payload::Sa(props) => sa = Some(props),
+                Payload::Ke { group, data } => ke = Some((*group, *data)),
+                Payload::Nonce(n) => nonce = Some(*n),
+                Payload::CertReq { .. } => self.peer.wants_cert = true,
+                Payload::Notify(n) => match n.kind {
+                    NotifyType::NAT_DETECTION_SOURCE_IP => src.push(n.data),
+                    NotifyType::NAT_DETECTION_DESTINATION_IP => dst.push(n.data),
+                    NotifyType::IKEV2_FRAGMENTATION_SUPPORTED => self.peer.fragmentation = true,
+                    NotifyType::SIGNATURE_HASH_ALGORITHMS => {
+                        self.peer.hash_algorithms = parse_hash_algorithms(n.data);
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+        let (Some(sa), Some((group, ke_data)), Some(nonce)) = (sa, ke, nonce) else {
+            return self.fail(DisconnectReason::ProtocolError("IKE_SA_INIT response misses SA, KE or Nonce".into()));
+        };
+        let offered = self.params.ike_wire();
+        let selected = match sa.as_slice() {
+            [one] => accept_response(&offered, one),
+            _ => None,
+        };
+        let Some(selected) = selected else {
+            return self.fail(DisconnectReason::NegotiationFailed("responder chose a proposal we did not offer".into()));
+        };
+        let Some(ours) = self.ke.as_ref() else { return };
+        if selected.dh != Some(group) || group != ours.group() {
+            return self.fail(DisconnectReason::ProtocolError("KE group does not match the chosen proposal".into()));
+        }
+        if !(16..=256).contains(&nonce.len()) {
+            return self.fail(DisconnectReason::ProtocolError("bad nonce length".into()));
+        }
+        let g_ir = match ours.shared_secret(ke_data) {
+            Ok(s) => s,
+            Err(e) => return self.fail(DisconnectReason::ProtocolError(format!("key exchange: {e}"))),
+        };
+        self.spi_r = msg.header.spi_r;
+        self.nr = nonce.to_vec();
+        let keys = SaKeys::derive(Role::Initiator, &selected, &self.ni, &self.nr, g_ir.as_bytes(), self.spi_i, self.spi_r);
+        let keys = match keys {
+            Ok(k) => k,
+            Err(e) => return self.fail(DisconnectReason::NegotiationFailed(format!("keys: {e}"))),
+        };
+        self.peer.nat = NatState::evaluate(self.spi_i, self.spi_r, self.local, self.remote, &src, &dst);
+        info!(
+            "IKE_SA_INIT done: {} spi {:016x}_{:016x}, nat local={} remote={}",
+            selected.name(),
+            self.spi_i,
+            self.spi_r,
+            self.peer.nat.local_behind_nat,
+            self.peer.nat.remote_behind_nat
+        );
+        self.init_response = msg.raw.to_vec();
+        self.keys = Some(keys);
+        self.ike_selected = Some(selected);
+        self.ke = None;
+        // The response ends the IKE_SA_INIT request.
+        let _ = self.tm.match_response(msg.header.message_id);
+        self.phase = Phase::Auth;
+        self.send_auth_request(now);
+    }
+
+    fn retry_with_cookie(&mut self, now: Instant, cookie: &[u8]) {
+        self.init_retries += 1;
+        if self.init_retries > MAX_INIT_RETRIES || cookie.is_empty() || cookie.len() > 64 {
+            return self.fail(DisconnectReason::NegotiationFailed("COOKIE retries exhausted".into()));
+        }
+        debug!("responder asked for a COOKIE ({} bytes)", cookie.len());
+        self.cookie = Some(cookie.to_vec());
+        self.send_init_request(now);
+    }
+
+    fn retry_with_group(&mut self, now: Instant, data: &[u8]) {
+        self.init_retries += 1;
+        let wanted = match data {
+            [a, b] => DhGroup(u16::from_be_bytes([*a, *b])),
+            _ => return self.fail(DisconnectReason::ProtocolError("malformed INVALID_KE_PAYLOAD".into())),
+        };
+        let current = self.ke.as_ref().map(|k| k.group());
+        if self.init_retries > MAX_INIT_RETRIES
+            || Some(wanted) == current
+            || !self.params.offers_group(wanted)
+            || !dh::is_supported(wanted)
+        {
+            return self.fail(DisconnectReason::NegotiationFailed(format!("responder wants group {wanted}")));
+        }
+        debug!("responder wants key exchange group {wanted}");
+        match new_key_exchange(wanted, self.rng.as_mut()) {
+            Ok(k) => self.ke = Some(k),
+            Err(e) => return self.fail(DisconnectReason::NegotiationFailed(format!("{e}"))),
+        }
+        // Same SPIi and nonce; a cookie the responder gave stays valid for them.
+        self.send_init_request(now);
+    }
+}
+

@@ -1,0 +1,439 @@
+//! The initiator's IKE SA: its state, the dispatch of received messages to the task of each
+//! exchange (`init`, `auth`, `eap`, `info`), and the sending of requests and responses
+//! through the task manager. IKE messages in and out carry no non-ESP marker: the session
+//! layer frames them for the path.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use log::{debug, info, warn};
+
+use crate::crypto::dh::KeyExchange;
+use crate::crypto::proposal::Selected;
+use crate::ike::child::ChildSa;
+use crate::ike::keys::SaKeys;
+use crate::ike::natd::NatState;
+use crate::ike::params::IkeParams;
+use crate::ike::protect::{self, Opened, Reassembly};
+use crate::ike::task_manager::{RequestKind, RequestMatch, ResponseMatch, TaskManager, TimeoutAction};
+use crate::rng::Rng;
+use crate::session::DisconnectReason;
+use crate::wire::{flags, ExchangeType, HashAlgorithm, Header, Message, Payload, PayloadType};
+
+/// Where the IKE SA is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Idle,
+    /// IKE_SA_INIT in flight.
+    Init,
+    /// IKE_AUTH rounds in flight (including EAP).
+    Auth,
+    Established,
+    /// Our DELETE is in flight.
+    Deleting,
+    Dead,
+}
+
+/// What the IKE SA tells the session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IkeEvent {
+    /// The IKE SA is authenticated both ways.
+    IkeEstablished,
+    /// The first CHILD SA exists (keys on both ends).
+    ChildEstablished,
+    /// The IKE SA is gone.
+    Down(DisconnectReason),
+}
+
+/// What we learned about the responder during the handshake.
+#[derive(Clone, Debug, Default)]
+pub struct PeerInfo {
+    pub fragmentation: bool,
+    pub hash_algorithms: Vec<HashAlgorithm>,
+    pub nat: NatState,
+    pub mobike: bool,
+    pub additional_addresses: Vec<IpAddr>,
+    /// The responder asked for certificates (CERTREQ).
+    pub wants_cert: bool,
+}
+
+/// The configuration the responder handed out (CP reply).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AssignedConfig {
+    pub addresses: Vec<IpAddr>,
+    pub dns: Vec<IpAddr>,
+    pub domains: Vec<String>,
+}
+
+/// Counters of what was dropped and why, never reset during the SA's life.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropCounters {
+    pub malformed: u64,
+    pub unknown_spi: u64,
+    pub unexpected: u64,
+    pub integrity: u64,
+}
+
+/// The IKE SA, initiator role.
+pub struct Initiator {
+    pub(super) params: IkeParams,
+    pub(super) rng: Box<dyn Rng>,
+    pub(super) spi_i: u64,
+    pub(super) spi_r: u64,
+    pub(super) phase: Phase,
+    pub(super) tm: TaskManager,
+    pub(super) local: SocketAddr,
+    pub(super) remote: SocketAddr,
+    // IKE_SA_INIT
+    pub(super) ke: Option<Box<dyn KeyExchange>>,
+    pub(super) ni: Vec<u8>,
+    pub(super) nr: Vec<u8>,
+    pub(super) cookie: Option<Vec<u8>>,
+    pub(super) init_retries: u32,
+    pub(super) init_request: Vec<u8>,
+    pub(super) init_response: Vec<u8>,
+    pub(super) ike_selected: Option<Selected>,
+    pub(super) keys: Option<SaKeys>,
+    pub(super) peer: PeerInfo,
+    // IKE_AUTH
+    pub(super) auth: super::auth::AuthState,
+    pub(super) child: Option<ChildSa>,
+    pub(super) assigned: AssignedConfig,
+    // plumbing
+    reassembly_responses: Reassembly,
+    reassembly_requests: Reassembly,
+    outbox: VecDeque<Vec<u8>>,
+    events: VecDeque<IkeEvent>,
+    pub(super) drops: DropCounters,
+}
+
+impl Initiator {
+    /// A new IKE SA that will connect with `params`.
+    pub fn new(params: IkeParams, mut rng: Box<dyn Rng>) -> Self {
+        let mut spi_i = 0;
+        while spi_i == 0 {
+            spi_i = rng.next_u64();
+        }
+        let retransmit = params.config.retransmit;
+        Self {
+            params,
+            rng,
+            spi_i,
+            spi_r: 0,
+            phase: Phase::Idle,
+            tm: TaskManager::new(retransmit),
+            local: SocketAddr::from(([0, 0, 0, 0], 0)),
+            remote: SocketAddr::from(([0, 0, 0, 0], 0)),
+            ke: None,
+            ni: Vec::new(),
+            nr: Vec::new(),
+            cookie: None,
+            init_retries: 0,
+            init_request: Vec::new(),
+            init_response: Vec::new(),
+            ike_selected: None,
+            keys: None,
+            peer: PeerInfo::default(),
+            auth: super::auth::AuthState::default(),
+            child: None,
+            assigned: AssignedConfig::default(),
+            reassembly_responses: Reassembly::default(),
+            reassembly_requests: Reassembly::default(),
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            drops: DropCounters::default(),
+        }
+    }
+
+    /// Starts IKE_SA_INIT from `local` to `remote`.
+    pub fn start(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr) {
+        if self.phase != Phase::Idle {
+            return;
+        }
+        self.local = local;
+        self.remote = remote;
+        self.phase = Phase::Init;
+        self.send_init_request(now);
+    }
+
+    /// Updates the addresses the messages travel between (a switch to port 4500).
+    pub fn set_path(&mut self, local: SocketAddr, remote: SocketAddr) {
+        self.local = local;
+        self.remote = remote;
+    }
+
+    /// An IKE message (no non-ESP marker) arrived.
+    pub fn handle_message(&mut self, now: Instant, data: &[u8]) {
+        let msg = match Message::parse(data) {
+            Ok(m) => m,
+            Err(e) => {
+                debug!("dropping malformed IKE message: {e}");
+                self.drops.malformed += 1;
+                return;
+            }
+        };
+        let h = msg.header;
+        let spi_r_ok = self.phase == Phase::Init || h.spi_r == self.spi_r;
+        if h.spi_i != self.spi_i || !spi_r_ok {
+            debug!("dropping IKE message for unknown SPIs {:016x}_{:016x}", h.spi_i, h.spi_r);
+            self.drops.unknown_spi += 1;
+            return;
+        }
+        if h.is_initiator() {
+            // The original initiator's flag on a message to us: a reflection, not the peer.
+            self.drops.unexpected += 1;
+            return;
+        }
+        if h.is_response() {
+            self.handle_response(now, &msg);
+        } else {
+            self.handle_request(now, &msg);
+        }
+    }
+
+    fn handle_response(&mut self, now: Instant, msg: &Message<'_>) {
+        let h = msg.header;
+        if self.tm.outstanding_id() != Some(h.message_id) {
+            self.drops.unexpected += 1;
+            return;
+        }
+        if h.exchange == ExchangeType::IKE_SA_INIT {
+            if self.phase == Phase::Init && self.tm.outstanding_kind() == Some(RequestKind::IkeSaInit) {
+                self.process_init_response(now, msg);
+            } else {
+                self.drops.unexpected += 1;
+            }
+            return;
+        }
+        let Some(opened) = self.open(msg, true) else { return };
+        let kind = match self.tm.match_response(h.message_id) {
+            ResponseMatch::Expected(k) => k,
+            ResponseMatch::Unexpected => return,
+        };
+        let payloads = match opened.payloads() {
+            Ok(p) => p,
+            Err(e) => {
+                warn!("malformed payloads in {} response: {e}", h.exchange);
+                self.fail(DisconnectReason::ProtocolError(format!("malformed {} response", h.exchange)));
+                return;
+            }
+        };
+        match kind {
+            RequestKind::IkeAuth => self.process_auth_response(now, &payloads),
+            RequestKind::Delete => self.finish(DisconnectReason::Closed),
+            RequestKind::Informational | RequestKind::CreateChildSa | RequestKind::IkeSaInit => {
+                debug!("response to {kind:?} with {} payloads", payloads.len());
+            }
+        }
+    }
+
+    fn handle_request(&mut self, now: Instant, msg: &Message<'_>) {
+        if !matches!(self.phase, Phase::Established | Phase::Deleting | Phase::Auth) {
+            self.drops.unexpected += 1;
+            return;
+        }
+        let h = msg.header;
+        match self.tm.match_request(h.message_id) {
+            RequestMatch::New => {}
+            RequestMatch::Retransmitted(d) => {
+                debug!("peer retransmitted request {}: resending our response", h.message_id);
+                self.outbox.extend(d);
+                return;
+            }
+            RequestMatch::Invalid => {
+                self.drops.unexpected += 1;
+                return;
+            }
+        }
+        let Some(opened) = self.open(msg, false) else { return };
+        let payloads = match opened.payloads() {
+            Ok(p) => p,
+            Err(e) => {
+                debug!("malformed payloads in {} request: {e}", h.exchange);
+                self.drops.malformed += 1;
+                return;
+            }
+        };
+        self.process_request(now, h, &payloads);
+    }
+
+    /// Decrypts an SK message or feeds an SKF fragment to reassembly.
+    fn open(&mut self, msg: &Message<'_>, response: bool) -> Option<Opened> {
+        let Some(keys) = self.keys.as_ref() else {
+            self.drops.unexpected += 1;
+            return None;
+        };
+        let result = if msg.fragment().is_some() {
+            let r = if response { &mut self.reassembly_responses } else { &mut self.reassembly_requests };
+            r.add(&keys.inbound, msg)
+        } else {
+            protect::open(&keys.inbound, msg).map(Some)
+        };
+        match result {
+            Ok(o) => o,
+            Err(e) => {
+                debug!("dropping protected message: {e}");
+                self.drops.integrity += 1;
+                None
+            }
+        }
+    }
+
+    fn header(&self, exchange: ExchangeType, response: bool, message_id: u32) -> Header {
+        Header {
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            next_payload: PayloadType::NONE,
+            version: 0x20,
+            exchange,
+            flags: flags::INITIATOR | if response { flags::RESPONSE } else { 0 },
+            message_id,
+            length: 0,
+        }
+    }
+
+    fn seal(&mut self, header: &Header, payloads: &[Payload<'_>]) -> Vec<Vec<u8>> {
+        let frag = self.peer.fragmentation.then_some(self.params.config.fragment_size);
+        match self.keys.as_ref() {
+            Some(k) => protect::seal(&k.outbound, self.rng.as_mut(), header, payloads, frag),
+            None => Vec::new(),
+        }
+    }
+
+    /// Seals and sends a request of ours, tracked for retransmission.
+    pub(super) fn send_request(&mut self, now: Instant, kind: RequestKind, exchange: ExchangeType, payloads: &[Payload<'_>]) {
+        let header = self.header(exchange, false, self.tm.next_request_id());
+        let datagrams = self.seal(&header, payloads);
+        self.outbox.extend(datagrams.iter().cloned());
+        self.tm.sent_request(now, kind, datagrams);
+    }
+
+    /// Seals and sends our response to the peer's request `message_id`.
+    pub(super) fn send_response(&mut self, exchange: ExchangeType, message_id: u32, payloads: &[Payload<'_>]) {
+        let header = self.header(exchange, true, message_id);
+        let datagrams = self.seal(&header, payloads);
+        self.outbox.extend(datagrams.iter().cloned());
+        self.tm.sent_response(message_id, datagrams);
+    }
+
+    /// Sends a plaintext IKE_SA_INIT request (first send or a retry with the same ID).
+    pub(super) fn send_plain_init(&mut self, now: Instant, bytes: Vec<u8>) {
+        self.outbox.push_back(bytes.clone());
+        if self.tm.busy() {
+            self.tm.resend_as_new(now, vec![bytes]);
+        } else {
+            self.tm.sent_request(now, RequestKind::IkeSaInit, vec![bytes]);
+        }
+    }
+
+    /// The retransmission timer.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.tm.on_timeout(now) {
+            TimeoutAction::Nothing => {}
+            TimeoutAction::Retransmit(d) => {
+                debug!("retransmitting {:?}", self.tm.outstanding_kind());
+                self.outbox.extend(d);
+            }
+            TimeoutAction::GaveUp(kind) => {
+                if kind == RequestKind::Delete {
+                    self.finish(DisconnectReason::Closed);
+                } else {
+                    warn!("no response to {kind:?}: giving up");
+                    self.finish(DisconnectReason::Timeout);
+                }
+            }
+        }
+    }
+
+    /// Deletes the IKE SA: a DELETE request once established, or just stops before.
+    pub fn close(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Established | Phase::Auth if self.keys.is_some() => {
+                self.tm.abandon();
+                self.phase = Phase::Deleting;
+                self.send_delete(now);
+            }
+            Phase::Deleting | Phase::Dead => {}
+            _ => self.finish(DisconnectReason::Closed),
+        }
+    }
+
+    /// Ends the IKE SA with an error.
+    pub(super) fn fail(&mut self, reason: DisconnectReason) {
+        warn!("IKE SA failed: {reason}");
+        self.finish(reason);
+    }
+
+    /// Ends the IKE SA.
+    pub(super) fn finish(&mut self, reason: DisconnectReason) {
+        if self.phase == Phase::Dead {
+            return;
+        }
+        info!("IKE SA {:016x}_{:016x} down: {reason}", self.spi_i, self.spi_r);
+        self.phase = Phase::Dead;
+        self.tm.abandon();
+        self.reassembly_requests.clear();
+        self.reassembly_responses.clear();
+        self.keys = None;
+        self.ke = None;
+        self.events.push_back(IkeEvent::Down(reason));
+    }
+
+    pub(super) fn emit(&mut self, e: IkeEvent) {
+        self.events.push_back(e);
+    }
+
+    pub fn poll_message(&mut self) -> Option<Vec<u8>> {
+        self.outbox.pop_front()
+    }
+    pub fn poll_event(&mut self) -> Option<IkeEvent> {
+        self.events.pop_front()
+    }
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.phase == Phase::Dead {
+            return None;
+        }
+        self.tm.deadline()
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+    pub fn spis(&self) -> (u64, u64) {
+        (self.spi_i, self.spi_r)
+    }
+    pub fn peer(&self) -> &PeerInfo {
+        &self.peer
+    }
+    pub fn child(&self) -> Option<&ChildSa> {
+        self.child.as_ref()
+    }
+    pub fn assigned(&self) -> &AssignedConfig {
+        &self.assigned
+    }
+    pub fn ike_proposal(&self) -> Option<&Selected> {
+        self.ike_selected.as_ref()
+    }
+    pub fn drops(&self) -> DropCounters {
+        self.drops
+    }
+    /// The path of IKE messages: local and remote addresses.
+    pub fn path(&self) -> (SocketAddr, SocketAddr) {
+        (self.local, self.remote)
+    }
+    /// The CHILD SA's and IKE SA's keys exist on our side.
+    pub fn has_keys(&self) -> bool {
+        self.keys.is_some()
+    }
+}
+
+impl std::fmt::Debug for Initiator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Initiator")
+            .field("spi_i", &format_args!("{:016x}", self.spi_i))
+            .field("spi_r", &format_args!("{:016x}", self.spi_r))
+            .field("phase", &self.phase)
+            .finish_non_exhaustive()
+    }
+}

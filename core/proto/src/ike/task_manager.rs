@@ -1,0 +1,227 @@
+//! Message IDs and reliability (RFC 7296 §2.1-2.3): our outstanding request (window size one),
+//! its retransmission with exponential backoff and a bounded number of tries, and the cached
+//! response to the peer's last request, resent when the peer retransmits it.
+
+use std::time::{Duration, Instant};
+
+use crate::config::Retransmit;
+
+/// What our outstanding request is for, so its response goes to the right task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestKind {
+    IkeSaInit,
+    IkeAuth,
+    Informational,
+    Delete,
+    CreateChildSa,
+}
+
+/// A request waiting for its response.
+#[derive(Debug)]
+struct Outstanding {
+    message_id: u32,
+    kind: RequestKind,
+    datagrams: Vec<Vec<u8>>,
+    sends: u32,
+    deadline: Instant,
+}
+
+/// What the caller must do after a timeout.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TimeoutAction {
+    /// Nothing was due.
+    Nothing,
+    /// Resend these datagrams.
+    Retransmit(Vec<Vec<u8>>),
+    /// Every try was used: the peer is gone.
+    GaveUp(RequestKind),
+}
+
+/// How a received response relates to our outstanding request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ResponseMatch {
+    /// It answers the outstanding request of this kind.
+    Expected(RequestKind),
+    /// A late or duplicate response: drop it.
+    Unexpected,
+}
+
+/// How a received request relates to the peer's message IDs.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RequestMatch {
+    /// The next request: process it.
+    New,
+    /// A retransmission of the last one: resend these cached datagrams.
+    Retransmitted(Vec<Vec<u8>>),
+    /// Out of window: drop it.
+    Invalid,
+}
+
+/// The task manager's message-ID state for one IKE SA.
+#[derive(Debug)]
+pub struct TaskManager {
+    retransmit: Retransmit,
+    next_request_id: u32,
+    outstanding: Option<Outstanding>,
+    /// The message ID we expect for the peer's next request.
+    peer_next_id: u32,
+    last_response: Option<(u32, Vec<Vec<u8>>)>,
+}
+
+impl TaskManager {
+    pub fn new(retransmit: Retransmit) -> Self {
+        Self { retransmit, next_request_id: 0, outstanding: None, peer_next_id: 0, last_response: None }
+    }
+
+    /// Whether a request of ours is in flight (the window is one).
+    pub fn busy(&self) -> bool {
+        self.outstanding.is_some()
+    }
+
+    /// The kind of the request in flight.
+    pub fn outstanding_kind(&self) -> Option<RequestKind> {
+        self.outstanding.as_ref().map(|o| o.kind)
+    }
+
+    /// The message ID our next request will carry.
+    pub fn next_request_id(&self) -> u32 {
+        self.next_request_id
+    }
+
+    /// Records a request just sent (its datagrams as sent, for retransmission).
+    pub fn sent_request(&mut self, now: Instant, kind: RequestKind, datagrams: Vec<Vec<u8>>) {
+        let message_id = self.next_request_id;
+        self.next_request_id = self.next_request_id.wrapping_add(1);
+        self.outstanding =
+            Some(Outstanding { message_id, kind, datagrams, sends: 1, deadline: now + self.timeout(1) });
+    }
+
+    /// Replaces the datagrams of the request in flight with a new first attempt of the same
+    /// message ID (IKE_SA_INIT retried with a cookie or another key exchange group).
+    pub fn resend_as_new(&mut self, now: Instant, datagrams: Vec<Vec<u8>>) {
+        if let Some(o) = &mut self.outstanding {
+            o.datagrams = datagrams;
+            o.sends = 1;
+            o.deadline = now + self.retransmit.initial;
+        }
+    }
+
+    /// Timeout for the n-th send (1-based), growing by `factor` up to `max_timeout`.
+    fn timeout(&self, sends: u32) -> Duration {
+        let r = &self.retransmit;
+        let exp = i32::try_from(sends.saturating_sub(1)).unwrap_or(i32::MAX);
+        let secs = r.initial.as_secs_f64() * r.factor.powi(exp);
+        Duration::from_secs_f64(secs.min(r.max_timeout.as_secs_f64()))
+    }
+
+    /// Matches a response's message ID; a match ends the outstanding request.
+    pub fn match_response(&mut self, message_id: u32) -> ResponseMatch {
+        match &self.outstanding {
+            Some(o) if o.message_id == message_id => {
+                let kind = o.kind;
+                self.outstanding = None;
+                ResponseMatch::Expected(kind)
+            }
+            _ => ResponseMatch::Unexpected,
+        }
+    }
+
+    /// Looks at the outstanding request's ID without ending it (IKE_SA_INIT retries, EAP
+    /// rounds that keep one task going).
+    pub fn outstanding_id(&self) -> Option<u32> {
+        self.outstanding.as_ref().map(|o| o.message_id)
+    }
+
+    /// Matches a request's message ID against the peer's window.
+    pub fn match_request(&mut self, message_id: u32) -> RequestMatch {
+        if message_id == self.peer_next_id {
+            return RequestMatch::New;
+        }
+        match &self.last_response {
+            Some((id, d)) if *id == message_id => RequestMatch::Retransmitted(d.clone()),
+            _ => RequestMatch::Invalid,
+        }
+    }
+
+    /// Records our response to the peer's request `message_id` (cached for its retransmits).
+    pub fn sent_response(&mut self, message_id: u32, datagrams: Vec<Vec<u8>>) {
+        self.peer_next_id = message_id.wrapping_add(1);
+        self.last_response = Some((message_id, datagrams));
+    }
+
+    /// The instant the outstanding request must be retransmitted.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.outstanding.as_ref().map(|o| o.deadline)
+    }
+
+    /// Handles the retransmission timer.
+    pub fn on_timeout(&mut self, now: Instant) -> TimeoutAction {
+        let tries = self.retransmit.tries;
+        let Some(o) = self.outstanding.as_mut() else { return TimeoutAction::Nothing };
+        if now < o.deadline {
+            return TimeoutAction::Nothing;
+        }
+        if o.sends >= tries {
+            let kind = o.kind;
+            self.outstanding = None;
+            return TimeoutAction::GaveUp(kind);
+        }
+        o.sends += 1;
+        let sends = o.sends;
+        let datagrams = o.datagrams.clone();
+        let t = self.timeout(sends);
+        if let Some(o) = self.outstanding.as_mut() {
+            o.deadline = now + t;
+        }
+        TimeoutAction::Retransmit(datagrams)
+    }
+
+    /// Drops the outstanding request (the SA is going away).
+    pub fn abandon(&mut self) {
+        self.outstanding = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch() -> Instant {
+        crate::ike::test_clock::epoch()
+    }
+
+    #[test]
+    fn backoff_grows_and_gives_up() {
+        let r = Retransmit { initial: Duration::from_secs(1), factor: 2.0, max_timeout: Duration::from_secs(3), tries: 3 };
+        let mut tm = TaskManager::new(r);
+        let t0 = epoch();
+        tm.sent_request(t0, RequestKind::IkeSaInit, vec![vec![1]]);
+        assert_eq!(tm.deadline(), Some(t0 + Duration::from_secs(1)));
+        assert_eq!(tm.on_timeout(t0), TimeoutAction::Nothing);
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(tm.on_timeout(t1), TimeoutAction::Retransmit(vec![vec![1]]));
+        assert_eq!(tm.deadline(), Some(t1 + Duration::from_secs(2)));
+        let t2 = t1 + Duration::from_secs(2);
+        assert_eq!(tm.on_timeout(t2), TimeoutAction::Retransmit(vec![vec![1]]));
+        assert_eq!(tm.deadline(), Some(t2 + Duration::from_secs(3)), "capped at max_timeout");
+        let t3 = t2 + Duration::from_secs(3);
+        assert_eq!(tm.on_timeout(t3), TimeoutAction::GaveUp(RequestKind::IkeSaInit));
+        assert!(!tm.busy());
+    }
+
+    #[test]
+    fn responses_and_requests_match_message_ids() {
+        let mut tm = TaskManager::new(Retransmit::default());
+        tm.sent_request(epoch(), RequestKind::IkeSaInit, vec![]);
+        assert_eq!(tm.match_response(5), ResponseMatch::Unexpected);
+        assert_eq!(tm.match_response(0), ResponseMatch::Expected(RequestKind::IkeSaInit));
+        assert_eq!(tm.match_response(0), ResponseMatch::Unexpected, "a duplicate response is dropped");
+        assert_eq!(tm.next_request_id(), 1);
+
+        assert_eq!(tm.match_request(0), RequestMatch::New);
+        tm.sent_response(0, vec![vec![9]]);
+        assert_eq!(tm.match_request(0), RequestMatch::Retransmitted(vec![vec![9]]));
+        assert_eq!(tm.match_request(1), RequestMatch::New);
+        assert_eq!(tm.match_request(7), RequestMatch::Invalid);
+    }
+}
