@@ -13,6 +13,7 @@ pub mod mschap_peer;
 pub mod natd;
 pub mod params;
 pub mod protect;
+pub mod responder;
 pub mod task_manager;
 
 #[cfg(test)]

@@ -1,0 +1,659 @@
+//! The responder role: a small road-warrior server for tests, the demo and benchmarks. It
+//! answers IKE_SA_INIT (with optional COOKIE and INVALID_KE_PAYLOAD), IKE_AUTH with PSK or
+//! certificates (and checks the client's), hands out addresses and DNS from a pool through
+//! CP, creates one CHILD SA per client, and answers INFORMATIONAL requests. Sans-IO, like
+//! the initiator: datagrams in, datagrams and events out.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Instant;
+
+use log::{debug, info, warn};
+
+use crate::crypto::cert::{verify_chain, Certificate};
+use crate::crypto::dh::new_key_exchange;
+use crate::crypto::proposal::{choose, ProposalSpec, Selected};
+use crate::crypto::sign::PrivateKey;
+use crate::crypto::Secret;
+use crate::identity::Identity;
+use crate::ike::child::{ts_contains, ts_host, ChildSa};
+use crate::ike::init::{hash_algorithms_data, parse_hash_algorithms, NONCE_LEN};
+use crate::ike::keys::{id_body, shared_key_auth, signed_octets, Role, SaKeys};
+use crate::ike::natd::{self, NatState};
+use crate::ike::protect::{self, Opened, Reassembly};
+use crate::ike::task_manager::{RequestMatch, TaskManager};
+use crate::config::Retransmit;
+use crate::rng::Rng;
+use crate::wire::message::write_message;
+use crate::wire::{
+    flags, AuthMethod, CertEncoding, CfgAttr, CfgAttribute, CfgType, ExchangeType, HashAlgorithm, Header,
+    Id, Message, Notify, NotifyType, Payload, PayloadType, ProtocolId, TrafficSelector,
+};
+
+/// How the responder authenticates itself and its clients.
+#[derive(Debug)]
+pub enum ResponderAuth {
+    /// One PSK shared with every client.
+    Psk(Secret),
+    /// We sign with our certificate; clients sign with theirs, checked against `ca`.
+    Certificate { chain: Vec<Certificate>, key: PrivateKey },
+}
+
+/// The responder's configuration.
+#[derive(Debug)]
+pub struct ResponderConfig {
+    pub id: Identity,
+    pub auth: ResponderAuth,
+    /// Trust anchors for client certificates.
+    pub ca: Vec<Certificate>,
+    pub ike: Vec<ProposalSpec>,
+    pub esp: Vec<ProposalSpec>,
+    /// First address of the IPv4 / IPv6 pools and how many addresses each has.
+    pub pool4: Option<(Ipv4Addr, u32)>,
+    pub pool6: Option<(Ipv6Addr, u32)>,
+    pub dns: Vec<IpAddr>,
+    /// What clients may reach (TSr is narrowed to these).
+    pub subnets: Vec<TrafficSelector>,
+    pub mobike: bool,
+    /// Demand a COOKIE in IKE_SA_INIT (RFC 7296 §2.6), as under load.
+    pub require_cookie: bool,
+    pub retransmit: Retransmit,
+    pub fragment_size: usize,
+    pub unix_time: Option<u64>,
+}
+
+/// What the responder reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResponderEvent {
+    /// A client authenticated and has its CHILD SA.
+    Established { spi_r: u64, peer: SocketAddr, client_id: String, virtual_ips: Vec<IpAddr> },
+    /// An IKE SA ended (deleted by the client, or failed authentication).
+    Closed { spi_r: u64, reason: String },
+}
+
+/// A datagram the responder sends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    pub remote: SocketAddr,
+    /// The IKE message, without a non-ESP marker (the caller frames it for its port).
+    pub message: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SaPhase {
+    AwaitAuth,
+    Established,
+}
+
+/// One client's IKE SA.
+struct ResponderSa {
+    phase: SaPhase,
+    spi_i: u64,
+    spi_r: u64,
+    peer: SocketAddr,
+    keys: SaKeys,
+    ike: Selected,
+    ni: Vec<u8>,
+    nr: Vec<u8>,
+    init_request: Vec<u8>,
+    init_response: Vec<u8>,
+    peer_hashes: Vec<HashAlgorithm>,
+    fragmentation: bool,
+    nat: NatState,
+    tm: TaskManager,
+    reassembly: Reassembly,
+    child: Option<ChildSa>,
+    leases: Vec<IpAddr>,
+}
+
+/// The responder.
+pub struct Responder {
+    cfg: ResponderConfig,
+    rng: Box<dyn Rng>,
+    sas: HashMap<u64, ResponderSa>,
+    /// (peer, SPIi) of IKE SAs past IKE_SA_INIT, to answer retransmitted IKE_SA_INIT requests.
+    half_open: HashMap<(SocketAddr, u64), u64>,
+    cookie_secret: [u8; 32],
+    next_lease: u32,
+    outbox: VecDeque<Outgoing>,
+    events: VecDeque<ResponderEvent>,
+    dropped: u64,
+}
+
+/// Most IKE SAs one responder keeps (tests and demos; a bound against floods).
+const MAX_SAS: usize = 4096;
+
+fn notify<'a>(kind: NotifyType, data: &'a [u8]) -> Payload<'a> {
+    Payload::Notify(Notify { protocol: ProtocolId::NONE, spi: &[], kind, data })
+}
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Responder {
+    pub fn new(cfg: ResponderConfig, mut rng: Box<dyn Rng>) -> Self {
+        let mut cookie_secret = [0u8; 32];
+        rng.fill(&mut cookie_secret);
+        Self {
+            cfg,
+            rng,
+            sas: HashMap::new(),
+            half_open: HashMap::new(),
+            cookie_secret,
+            next_lease: 0,
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            dropped: 0,
+        }
+    }
+
+    /// An IKE message (no marker) arrived from `remote` at our `local` address.
+    pub fn handle_message(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+        let msg = match Message::parse(data) {
+            Ok(m) => m,
+            Err(e) => {
+                debug!("responder: malformed message from {remote}: {e}");
+                self.dropped += 1;
+                return;
+            }
+        };
+        let h = msg.header;
+        if h.is_response() || !h.is_initiator() {
+            self.dropped += 1;
+            return;
+        }
+        if h.exchange == ExchangeType::IKE_SA_INIT && h.spi_r == 0 {
+            return self.handle_init(local, remote, &msg);
+        }
+        let Some(mut sa) = self.sas.remove(&h.spi_r) else {
+            self.dropped += 1;
+            return;
+        };
+        if sa.spi_i != h.spi_i {
+            self.dropped += 1;
+            self.sas.insert(h.spi_r, sa);
+            return;
+        }
+        let keep = self.handle_sa_request(now, &mut sa, remote, &msg);
+        if keep {
+            self.sas.insert(h.spi_r, sa);
+        } else {
+            self.half_open.remove(&(sa.peer, sa.spi_i));
+        }
+    }
+
+    pub fn poll_outgoing(&mut self) -> Option<Outgoing> {
+        self.outbox.pop_front()
+    }
+    pub fn poll_event(&mut self) -> Option<ResponderEvent> {
+        self.events.pop_front()
+    }
+    /// The responder only answers, so it has no timers yet.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+    pub fn sa_count(&self) -> usize {
+        self.sas.len()
+    }
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+    /// The CHILD SA of the IKE SA `spi_r` (the responder's view: inbound = from the client).
+    pub fn child(&self, spi_r: u64) -> Option<&ChildSa> {
+        self.sas.get(&spi_r).and_then(|s| s.child.as_ref())
+    }
+
+    fn cookie_for(&self, remote: SocketAddr, spi_i: u64, ni: &[u8]) -> Vec<u8> {
+        let prf = crate::crypto::prf::Prf::new(crate::wire::PrfId::HMAC_SHA2_256);
+        let remote_s = remote.to_string();
+        match prf {
+            Ok(p) => p.compute(&self.cookie_secret, &[ni, remote_s.as_bytes(), &spi_i.to_be_bytes()]).as_bytes().to_vec(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn send_plain(&mut self, remote: SocketAddr, header: Header, payloads: &[Payload<'_>]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(512);
+        write_message(&header, payloads, &mut out);
+        self.outbox.push_back(Outgoing { remote, message: out.clone() });
+        out
+    }
+
+    fn handle_init(&mut self, local: SocketAddr, remote: SocketAddr, msg: &Message<'_>) {
+        let h = msg.header;
+        if let Some(spi_r) = self.half_open.get(&(remote, h.spi_i)) {
+            // A retransmitted IKE_SA_INIT: resend our response.
+            if let Some(sa) = self.sas.get(spi_r) {
+                if sa.init_request == msg.raw {
+                    let m = sa.init_response.clone();
+                    self.outbox.push_back(Outgoing { remote, message: m });
+                }
+            }
+            return;
+        }
+        if self.sas.len() >= MAX_SAS {
+            self.dropped += 1;
+            return;
+        }
+        let mut sa_p = None;
+        let mut ke = None;
+        let mut ni = None;
+        let mut cookie = None;
+        let mut src = Vec::new();
+        let mut dst = Vec::new();
+        let mut frag = false;
+        let mut hashes = Vec::new();
+        for p in &msg.payloads {
+            match p {
+                Payload::Sa(s) => sa_p = Some(s),
+                Payload::Ke { group, data } => ke = Some((*group, *data)),
+                Payload::Nonce(n) => ni = Some(*n),
+                Payload::Notify(n) => match n.kind {
+                    NotifyType::COOKIE => cookie = Some(n.data),
+                    NotifyType::NAT_DETECTION_SOURCE_IP => src.push(n.data),
+                    NotifyType::NAT_DETECTION_DESTINATION_IP => dst.push(n.data),
+                    NotifyType::IKEV2_FRAGMENTATION_SUPPORTED => frag = true,
+                    NotifyType::SIGNATURE_HASH_ALGORITHMS => hashes = parse_hash_algorithms(n.data),
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+        let reply_header = |spi_r: u64| Header {
+            spi_i: h.spi_i,
+            spi_r,
+            next_payload: PayloadType::NONE,
+            version: 0x20,
+            exchange: ExchangeType::IKE_SA_INIT,
+            flags: flags::RESPONSE,
+            message_id: 0,
+            length: 0,
+        };
+        let (Some(sa_p), Some((group, ke_data)), Some(ni)) = (sa_p, ke, ni) else {
+            self.send_plain(remote, reply_header(0), &[notify(NotifyType::INVALID_SYNTAX, &[])]);
+            return;
+        };
+        if self.cfg.require_cookie {
+            let expected = self.cookie_for(remote, h.spi_i, ni);
+            if cookie.is_none_or(|c| !ct_eq(c, &expected)) {
+                debug!("responder: asking {remote} for a cookie");
+                self.send_plain(remote, reply_header(0), &[notify(NotifyType::COOKIE, &expected)]);
+                return;
+            }
+        }
+        let Some((selected, number, _)) = choose(&self.cfg.ike, sa_p) else {
+            self.send_plain(remote, reply_header(0), &[notify(NotifyType::NO_PROPOSAL_CHOSEN, &[])]);
+            return;
+        };
+        let Some(want) = selected.dh else { return };
+        if want != group {
+            let g = want.0.to_be_bytes();
+            self.send_plain(remote, reply_header(0), &[notify(NotifyType::INVALID_KE_PAYLOAD, &g)]);
+            return;
+        }
+        let Ok(our_ke) = new_key_exchange(group, self.rng.as_mut()) else { return };
+        let Ok(g_ir) = our_ke.shared_secret(ke_data) else {
+            self.send_plain(remote, reply_header(0), &[notify(NotifyType::INVALID_SYNTAX, &[])]);
+            return;
+        };
+        let mut spi_r = 0;
+        while spi_r == 0 || self.sas.contains_key(&spi_r) {
+            spi_r = self.rng.next_u64();
+        }
+        let mut nr = vec![0u8; NONCE_LEN];
+        self.rng.fill(&mut nr);
+        let Ok(keys) = SaKeys::derive(Role::Responder, &selected, ni, &nr, g_ir.as_bytes(), h.spi_i, spi_r) else {
+            return;
+        };
+        let nat = NatState::evaluate(h.spi_i, spi_r, local, remote, &src, &dst);
+        let nat = NatState {
+            // Our view: "local" is us, and the peer claims its own address in SOURCE.
+            supported: nat.supported,
+            local_behind_nat: !dst.iter().any(|d| *d == natd::hash(h.spi_i, 0, local)),
+            remote_behind_nat: !src.iter().any(|d| *d == natd::hash(h.spi_i, 0, remote)),
+        };
+        let src_hash = natd::hash(h.spi_i, spi_r, local);
+        let dst_hash = natd::hash(h.spi_i, spi_r, remote);
+        let hash_data = hash_algorithms_data();
+        let ke_pub = our_ke.public_key().to_vec();
+        let certreq: Vec<u8> = self.cfg.ca.iter().flat_map(|c| c.spki_sha1()).collect();
+        let mut p = vec![
+            Payload::Sa(vec![selected.to_wire(number, &[])]),
+            Payload::Ke { group, data: &ke_pub },
+            Payload::Nonce(&nr),
+            notify(NotifyType::NAT_DETECTION_SOURCE_IP, &src_hash),
+            notify(NotifyType::NAT_DETECTION_DESTINATION_IP, &dst_hash),
+        ];
+        if !certreq.is_empty() {
+            p.push(Payload::CertReq { encoding: CertEncoding::X509_SIGNATURE, data: &certreq });
+        }
+        if frag {
+            p.push(notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, &[]));
+        }
+        p.push(notify(NotifyType::SIGNATURE_HASH_ALGORITHMS, &hash_data));
+        let init_response = self.send_plain(remote, reply_header(spi_r), &p);
+        debug!("responder: IKE_SA_INIT from {remote}: {} spi_r {spi_r:016x}", selected.name());
+        self.half_open.insert((remote, h.spi_i), spi_r);
+        self.sas.insert(
+            spi_r,
+            ResponderSa {
+                phase: SaPhase::AwaitAuth,
+                spi_i: h.spi_i,
+                spi_r,
+                peer: remote,
+                keys,
+                ike: selected,
+                ni: ni.to_vec(),
+                nr,
+                init_request: msg.raw.to_vec(),
+                init_response,
+                peer_hashes: hashes,
+                fragmentation: frag,
+                nat,
+                tm: TaskManager::new(self.cfg.retransmit),
+                reassembly: Reassembly::default(),
+                child: None,
+                leases: Vec::new(),
+            },
+        );
+    }
+
+    /// Handles a request on an existing IKE SA; returns whether the SA stays.
+    fn handle_sa_request(&mut self, now: Instant, sa: &mut ResponderSa, remote: SocketAddr, msg: &Message<'_>) -> bool {
+        let _ = now;
+        let h = msg.header;
+        match sa.tm.match_request(h.message_id) {
+            RequestMatch::New => {}
+            RequestMatch::Retransmitted(d) => {
+                self.outbox.extend(d.into_iter().map(|message| Outgoing { remote, message }));
+                return true;
+            }
+            RequestMatch::Invalid => {
+                self.dropped += 1;
+                return true;
+            }
+        }
+        let opened: Option<Opened> = if msg.fragment().is_some() {
+            match sa.reassembly.add(&sa.keys.inbound, msg) {
+                Ok(o) => o,
+                Err(e) => {
+                    debug!("responder: bad fragment: {e}");
+                    self.dropped += 1;
+                    return true;
+                }
+            }
+        } else {
+            match protect::open(&sa.keys.inbound, msg) {
+                Ok(o) => Some(o),
+                Err(e) => {
+                    debug!("responder: cannot open message: {e}");
+                    self.dropped += 1;
+                    return true;
+                }
+            }
+        };
+        let Some(opened) = opened else { return true };
+        let Ok(payloads) = opened.payloads() else {
+            self.dropped += 1;
+            return true;
+        };
+        // A NAT may have moved the client; answer where the request came from.
+        sa.peer = remote;
+        match (h.exchange, sa.phase) {
+            (ExchangeType::IKE_AUTH, SaPhase::AwaitAuth) => self.handle_auth(sa, h.message_id, &payloads),
+            (ExchangeType::INFORMATIONAL, SaPhase::Established) => {
+                let delete_ike =
+                    payloads.iter().any(|p| matches!(p, Payload::Delete(d) if d.protocol == ProtocolId::IKE));
+                self.respond(sa, ExchangeType::INFORMATIONAL, h.message_id, &[]);
+                if delete_ike {
+                    info!("responder: client deleted IKE SA {:016x}", sa.spi_r);
+                    self.release(sa);
+                    self.events.push_back(ResponderEvent::Closed { spi_r: sa.spi_r, reason: "deleted".into() });
+                    return false;
+                }
+                true
+            }
+            _ => {
+                self.respond(sa, h.exchange, h.message_id, &[notify(NotifyType::INVALID_SYNTAX, &[])]);
+                true
+            }
+        }
+    }
+
+    fn respond(&mut self, sa: &mut ResponderSa, exchange: ExchangeType, message_id: u32, payloads: &[Payload<'_>]) {
+        let header = Header {
+            spi_i: sa.spi_i,
+            spi_r: sa.spi_r,
+            next_payload: PayloadType::NONE,
+            version: 0x20,
+            exchange,
+            flags: flags::RESPONSE,
+            message_id,
+            length: 0,
+        };
+        let frag = sa.fragmentation.then_some(self.cfg.fragment_size);
+        let datagrams = protect::seal(&sa.keys.outbound, self.rng.as_mut(), &header, payloads, frag);
+        self.outbox.extend(datagrams.iter().cloned().map(|message| Outgoing { remote: sa.peer, message }));
+        sa.tm.sent_response(message_id, datagrams);
+    }
+
+    /// IKE_AUTH: checks the client, then answers with our AUTH, CP, SA and selectors.
+    /// Returns whether the SA stays.
+    fn handle_auth(&mut self, sa: &mut ResponderSa, message_id: u32, p: &[Payload<'_>]) -> bool {
+        let mut idi = None;
+        let mut auth = None;
+        let mut certs = Vec::new();
+        let mut esp = None;
+        let mut tsi = None;
+        let mut tsr = None;
+        let mut cp_req = false;
+        let mut mobike = false;
+        for pl in p {
+            match pl {
+                Payload::IdI(id) => idi = Some(*id),
+                Payload::Auth { method, data } => auth = Some((*method, *data)),
+                Payload::Cert { encoding: CertEncoding::X509_SIGNATURE, data } => certs.push(*data),
+                Payload::Sa(s) => esp = Some(s),
+                Payload::TsI(t) => tsi = Some(t),
+                Payload::TsR(t) => tsr = Some(t),
+                Payload::Cp { cfg_type: CfgType::CFG_REQUEST, .. } => cp_req = true,
+                Payload::Notify(n) if n.kind == NotifyType::MOBIKE_SUPPORTED => mobike = true,
+                _ => {}
+            }
+        }
+        let (Some(idi), Some((method, auth_data))) = (idi, auth) else {
+            return self.auth_failed(sa, message_id, "IDi or AUTH missing (EAP is not offered)");
+        };
+        let client = match Identity::from_wire(idi.id_type, idi.data) {
+            Ok(c) => c,
+            Err(_) => return self.auth_failed(sa, message_id, "bad IDi"),
+        };
+        let octets = signed_octets(sa.keys.prf, &sa.init_request, &sa.nr, sa.keys.sk_p_theirs.as_bytes(), &id_body(idi.id_type, idi.data));
+        let verified = match (&self.cfg.auth, method) {
+            (ResponderAuth::Psk(psk), AuthMethod::SHARED_KEY_MIC) => {
+                ct_eq(shared_key_auth(sa.keys.prf, psk.as_bytes(), &octets).as_bytes(), auth_data)
+            }
+            (ResponderAuth::Certificate { .. }, m) if m != AuthMethod::SHARED_KEY_MIC => {
+                self.verify_client_cert(&client, &certs, m, auth_data, &octets)
+            }
+            _ => false,
+        };
+        if !verified {
+            return self.auth_failed(sa, message_id, "client AUTH does not verify");
+        }
+        // Our own AUTH.
+        let id_data = self.cfg.id.to_wire();
+        let id_type = self.cfg.id.id_type();
+        let our_octets = signed_octets(sa.keys.prf, &sa.init_response, &sa.ni, sa.keys.sk_p_ours.as_bytes(), &id_body(id_type, &id_data));
+        let (our_method, our_auth) = match &self.cfg.auth {
+            ResponderAuth::Psk(psk) => {
+                (AuthMethod::SHARED_KEY_MIC, shared_key_auth(sa.keys.prf, psk.as_bytes(), &our_octets).as_bytes().to_vec())
+            }
+            ResponderAuth::Certificate { key, .. } => match key.sign_auth(&our_octets, &sa.peer_hashes, self.rng.as_mut()) {
+                Ok(a) => a,
+                Err(e) => {
+                    warn!("responder: cannot sign: {e}");
+                    return self.auth_failed(sa, message_id, "responder cannot sign");
+                }
+            },
+        };
+        let our_certs: Vec<Vec<u8>> = match &self.cfg.auth {
+            ResponderAuth::Certificate { chain, .. } => chain.iter().map(|c| c.der().to_vec()).collect(),
+            ResponderAuth::Psk(_) => Vec::new(),
+        };
+        // The CHILD SA.
+        let child_parts = esp.zip(tsi).zip(tsr).and_then(|((esp, tsi), tsr)| {
+            let (selected, _, spi) = choose(&self.cfg.esp, esp)?;
+            let spi_out = u32::from_be_bytes(<[u8; 4]>::try_from(spi.as_slice()).ok()?);
+            Some((selected, spi_out, tsi.clone(), tsr.clone()))
+        });
+        let leases = if cp_req { self.lease() } else { Vec::new() };
+        let mut out: Vec<Payload<'_>> = vec![Payload::IdR(Id { id_type, data: &id_data })];
+        for c in &our_certs {
+            out.push(Payload::Cert { encoding: CertEncoding::X509_SIGNATURE, data: c });
+        }
+        out.push(Payload::Auth { method: our_method, data: &our_auth });
+        sa.phase = SaPhase::Established;
+        sa.leases = leases.clone();
+        let Some((selected, spi_out, tsi_req, tsr_req)) = child_parts else {
+            out.push(notify(NotifyType::NO_PROPOSAL_CHOSEN, &[]));
+            self.respond(sa, ExchangeType::IKE_AUTH, message_id, &out);
+            return true;
+        };
+        let ts_i: Vec<TrafficSelector> = if leases.is_empty() {
+            tsi_req.clone()
+        } else {
+            leases.iter().map(|a| ts_host(*a)).filter(|t| tsi_req.iter().any(|r| ts_contains(r, t))).collect()
+        };
+        let ts_r: Vec<TrafficSelector> = self
+            .cfg
+            .subnets
+            .iter()
+            .filter(|s| tsr_req.iter().any(|r| ts_contains(r, s)))
+            .copied()
+            .chain(tsr_req.iter().filter(|r| self.cfg.subnets.iter().any(|s| ts_contains(s, r))).copied())
+            .collect();
+        if ts_i.is_empty() || ts_r.is_empty() {
+            out.push(notify(NotifyType::TS_UNACCEPTABLE, &[]));
+            self.respond(sa, ExchangeType::IKE_AUTH, message_id, &out);
+            return true;
+        }
+        let mut spi_in = 0u32;
+        while spi_in < 256 {
+            spi_in = u32::try_from(self.rng.next_u64() >> 32).unwrap_or(0);
+        }
+        let child = ChildSa::derive(
+            Role::Responder,
+            sa.keys.prf,
+            sa.keys.sk_d.as_bytes(),
+            None,
+            &sa.ni,
+            &sa.nr,
+            selected,
+            spi_in,
+            spi_out,
+            ts_r.clone(),
+            ts_i.clone(),
+        );
+        let Ok(child) = child else {
+            out.push(notify(NotifyType::NO_PROPOSAL_CHOSEN, &[]));
+            self.respond(sa, ExchangeType::IKE_AUTH, message_id, &out);
+            return true;
+        };
+        let addr_bytes: Vec<Vec<u8>> = leases
+            .iter()
+            .map(|a| match a {
+                IpAddr::V4(v4) => v4.octets().to_vec(),
+                IpAddr::V6(v6) => {
+                    let mut v = v6.octets().to_vec();
+                    v.push(128);
+                    v
+                }
+            })
+            .collect();
+        let dns_bytes: Vec<(bool, Vec<u8>)> = self
+            .cfg
+            .dns
+            .iter()
+            .map(|a| match a {
+                IpAddr::V4(v4) => (false, v4.octets().to_vec()),
+                IpAddr::V6(v6) => (true, v6.octets().to_vec()),
+            })
+            .collect();
+        let mut attrs = Vec::new();
+        for (a, b) in leases.iter().zip(&addr_bytes) {
+            let kind = if a.is_ipv6() { CfgAttr::INTERNAL_IP6_ADDRESS } else { CfgAttr::INTERNAL_IP4_ADDRESS };
+            attrs.push(CfgAttribute { kind, value: b });
+        }
+        for (v6, b) in &dns_bytes {
+            let kind = if *v6 { CfgAttr::INTERNAL_IP6_DNS } else { CfgAttr::INTERNAL_IP4_DNS };
+            attrs.push(CfgAttribute { kind, value: b });
+        }
+        let spi_bytes = spi_in.to_be_bytes();
+        if cp_req {
+            out.push(Payload::Cp { cfg_type: CfgType::CFG_REPLY, attrs });
+        }
+        out.push(Payload::Sa(vec![selected.to_wire(1, &spi_bytes)]));
+        out.push(Payload::TsI(ts_i));
+        out.push(Payload::TsR(ts_r));
+        if mobike && self.cfg.mobike {
+            out.push(notify(NotifyType::MOBIKE_SUPPORTED, &[]));
+        }
+        self.respond(sa, ExchangeType::IKE_AUTH, message_id, &out);
+        info!("responder: {client} established, CHILD SA {} in {spi_in:08x}", selected.name());
+        sa.child = Some(child);
+        self.events.push_back(ResponderEvent::Established {
+            spi_r: sa.spi_r,
+            peer: sa.peer,
+            client_id: client.to_string(),
+            virtual_ips: leases,
+        });
+        true
+    }
+
+    fn verify_client_cert(&self, client: &Identity, certs: &[&[u8]], method: AuthMethod, data: &[u8], octets: &[u8]) -> bool {
+        let Some((end, rest)) = certs.split_first() else { return false };
+        let Ok(end) = Certificate::from_der(end) else { return false };
+        let inter: Vec<Certificate> = rest.iter().filter_map(|d| Certificate::from_der(d).ok()).collect();
+        verify_chain(&end, &inter, &self.cfg.ca, self.cfg.unix_time).is_ok()
+            && end.matches_identity(client)
+            && end.public_key().is_ok_and(|k| k.verify_auth(method, data, octets).is_ok())
+    }
+
+    fn auth_failed(&mut self, sa: &mut ResponderSa, message_id: u32, why: &str) -> bool {
+        warn!("responder: IKE_AUTH from {} failed: {why}", sa.peer);
+        self.respond(sa, ExchangeType::IKE_AUTH, message_id, &[notify(NotifyType::AUTHENTICATION_FAILED, &[])]);
+        self.events.push_back(ResponderEvent::Closed { spi_r: sa.spi_r, reason: why.to_string() });
+        false
+    }
+
+    /// Hands out the next addresses of the pools.
+    fn lease(&mut self) -> Vec<IpAddr> {
+        let n = self.next_lease;
+        self.next_lease = self.next_lease.wrapping_add(1);
+        let mut v = Vec::new();
+        if let Some((base, size)) = self.cfg.pool4 {
+            if size > 0 {
+                v.push(IpAddr::V4(Ipv4Addr::from(u32::from(base).wrapping_add(n % size))));
+            }
+        }
+        if let Some((base, size)) = self.cfg.pool6 {
+            if size > 0 {
+                v.push(IpAddr::V6(Ipv6Addr::from(u128::from(base).wrapping_add(u128::from(n % size)))));
+            }
+        }
+        v
+    }
+
+    fn release(&mut self, sa: &ResponderSa) {
+        let _ = &sa.leases;
+    }
+}
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Responder").field("sas", &self.sas.len()).finish_non_exhaustive()
+    }
+}
+
