@@ -415,3 +415,6 @@ fn write_body(payload: &Payload<'_>, out: &mut Vec<u8>) {
         Payload::Sk(_) | Payload::Skf(_) => {}
     }
 }
+
+#[cfg(test)]
+mod tests;
