@@ -20,8 +20,9 @@ pub const MAX_PAYLOADS: usize = 128;
 pub const GENERIC_HEADER_LEN: usize = 4;
 /// The critical bit of the generic payload header's flags byte.
 pub const CRITICAL: u8 = 0x80;
-/// Smallest and largest nonce (RFC 7296 §3.9).
+/// Smallest nonce (RFC 7296 §3.9).
 pub const NONCE_MIN: usize = 16;
+/// Largest nonce (RFC 7296 §3.9).
 pub const NONCE_MAX: usize = 256;
 /// SKF's fragment number and total, between the generic header and the body.
 pub const SKF_FIELDS_LEN: usize = 4;
