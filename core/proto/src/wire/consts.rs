@@ -25,6 +25,7 @@ macro_rules! wire_enum {
         impl From<$repr> for $name { fn from(v: $repr) -> Self { Self(v) } }
     };
 }
+#[allow(unused_imports)] // kept for sibling modules that declare their own registries
 pub(crate) use wire_enum;
 
 wire_enum! {

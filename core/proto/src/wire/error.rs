@@ -6,7 +6,11 @@ use super::consts::PayloadType;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
     #[error("{what}: truncated (need {need} bytes, have {have})")]
-    Truncated { what: &'static str, need: usize, have: usize },
+    Truncated {
+        what: &'static str,
+        need: usize,
+        have: usize,
+    },
     #[error("{what}: bad length {len}")]
     BadLength { what: &'static str, len: usize },
     #[error("unsupported IKE major version {0}")]

@@ -9,6 +9,7 @@ pub mod header;
 pub mod message;
 pub mod natt;
 pub mod payload;
+mod reader;
 pub mod sa;
 
 pub use consts::*;
