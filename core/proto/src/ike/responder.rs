@@ -12,7 +12,7 @@ use log::{debug, info, warn};
 
 use crate::crypto::cert::{verify_chain, Certificate};
 use crate::crypto::dh::new_key_exchange;
-use crate::crypto::proposal::{choose, ProposalSpec, Selected};
+use crate::crypto::proposal::{choose, ProposalSpec};
 use crate::crypto::sign::PrivateKey;
 use crate::crypto::Secret;
 use crate::identity::Identity;
@@ -92,14 +92,14 @@ struct ResponderSa {
     spi_r: u64,
     peer: SocketAddr,
     keys: SaKeys,
-    ike: Selected,
     ni: Vec<u8>,
     nr: Vec<u8>,
     init_request: Vec<u8>,
     init_response: Vec<u8>,
     peer_hashes: Vec<HashAlgorithm>,
     fragmentation: bool,
-    nat: NatState,
+    /// NAT detection as we saw it (ESP goes in UDP when any side is behind one).
+    pub(crate) nat: NatState,
     tm: TaskManager,
     reassembly: Reassembly,
     child: Option<ChildSa>,
@@ -159,8 +159,20 @@ impl Responder {
             }
         };
         let h = msg.header;
-        if h.is_response() || !h.is_initiator() {
+        if !h.is_initiator() {
             self.dropped += 1;
+            return;
+        }
+        if h.is_response() {
+            // An answer to one of our requests: it only has to be authentic and expected.
+            let ok = self.sas.get_mut(&h.spi_r).is_some_and(|sa| {
+                sa.tm.outstanding_id() == Some(h.message_id)
+                    && protect::open(&sa.keys.inbound, &msg).is_ok()
+                    && sa.tm.match_response(h.message_id) != crate::ike::task_manager::ResponseMatch::Unexpected
+            });
+            if !ok {
+                self.dropped += 1;
+            }
             return;
         }
         if h.exchange == ExchangeType::IKE_SA_INIT && h.spi_r == 0 {
@@ -183,6 +195,46 @@ impl Responder {
         }
     }
 
+    /// Sends a liveness check (an empty INFORMATIONAL request) on IKE SA `spi_r`.
+    pub fn send_liveness_check(&mut self, now: Instant, spi_r: u64) -> bool {
+        self.send_request(now, spi_r, ExchangeType::INFORMATIONAL, &[])
+    }
+
+    /// Deletes IKE SA `spi_r` (an INFORMATIONAL request with a DELETE; the SA is gone at once).
+    pub fn delete_ike_sa(&mut self, now: Instant, spi_r: u64) -> bool {
+        let d = [Payload::Delete(crate::wire::Delete { protocol: ProtocolId::IKE, spi_size: 0, spis: &[] })];
+        let sent = self.send_request(now, spi_r, ExchangeType::INFORMATIONAL, &d);
+        if let Some(sa) = self.sas.remove(&spi_r) {
+            self.half_open.remove(&(sa.peer, sa.spi_i));
+            self.events.push_back(ResponderEvent::Closed { spi_r, reason: "deleted by us".into() });
+        }
+        sent
+    }
+
+    /// Sends a request of ours on an established IKE SA.
+    fn send_request(&mut self, now: Instant, spi_r: u64, exchange: ExchangeType, payloads: &[Payload<'_>]) -> bool {
+        let Some(sa) = self.sas.get_mut(&spi_r) else { return false };
+        if sa.phase != SaPhase::Established || sa.tm.busy() {
+            return false;
+        }
+        let header = Header {
+            spi_i: sa.spi_i,
+            spi_r: sa.spi_r,
+            next_payload: PayloadType::NONE,
+            version: 0x20,
+            exchange,
+            flags: 0,
+            message_id: sa.tm.next_request_id(),
+            length: 0,
+        };
+        let frag = sa.fragmentation.then_some(self.cfg.fragment_size);
+        let datagrams = protect::seal(&sa.keys.outbound, self.rng.as_mut(), &header, payloads, frag);
+        let peer = sa.peer;
+        self.outbox.extend(datagrams.iter().cloned().map(|message| Outgoing { remote: peer, message }));
+        sa.tm.sent_request(now, crate::ike::task_manager::RequestKind::Informational, datagrams);
+        true
+    }
+
     pub fn poll_outgoing(&mut self) -> Option<Outgoing> {
         self.outbox.pop_front()
     }
@@ -198,6 +250,10 @@ impl Responder {
     }
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+    /// Whether the client of IKE SA `spi_r` is behind a NAT as NAT detection showed.
+    pub fn client_behind_nat(&self, spi_r: u64) -> Option<bool> {
+        self.sas.get(&spi_r).map(|s| s.nat.remote_behind_nat)
     }
     /// The CHILD SA of the IKE SA `spi_r` (the responder's view: inbound = from the client).
     pub fn child(&self, spi_r: u64) -> Option<&ChildSa> {
@@ -306,10 +362,9 @@ impl Responder {
         let Ok(keys) = SaKeys::derive(Role::Responder, &selected, ni, &nr, g_ir.as_bytes(), h.spi_i, spi_r) else {
             return;
         };
-        let nat = NatState::evaluate(h.spi_i, spi_r, local, remote, &src, &dst);
+        // The request's hashes use SPIr = 0; SOURCE is the client's claim about itself.
         let nat = NatState {
-            // Our view: "local" is us, and the peer claims its own address in SOURCE.
-            supported: nat.supported,
+            supported: !src.is_empty() && !dst.is_empty(),
             local_behind_nat: !dst.iter().any(|d| *d == natd::hash(h.spi_i, 0, local)),
             remote_behind_nat: !src.iter().any(|d| *d == natd::hash(h.spi_i, 0, remote)),
         };
@@ -343,7 +398,6 @@ impl Responder {
                 spi_r,
                 peer: remote,
                 keys,
-                ike: selected,
                 ni: ni.to_vec(),
                 nr,
                 init_request: msg.raw.to_vec(),
