@@ -371,7 +371,10 @@ impl SkCipher {
         match &self.mode {
             Mode::Aead { alg, salt, .. } => {
                 let nonce = aead_nonce(salt, iv)?;
-                alg.decrypt(&nonce, aad, &mut buf, icv)?;
+                if let Err(e) = alg.decrypt(&nonce, aad, &mut buf, icv) {
+                    buf.zeroize();
+                    return Err(e);
+                }
             }
             Mode::Cbc {
                 key,
