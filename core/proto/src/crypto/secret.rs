@@ -35,3 +35,26 @@ impl std::fmt::Debug for Secret {
         write!(f, "Secret({} bytes)", self.0.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_only_the_length() {
+        let s = Secret::new(vec![0xde, 0xad, 0xbe, 0xef]);
+        let dbg = format!("{s:?}");
+        assert_eq!(dbg, "Secret(4 bytes)");
+        assert!(!dbg.contains("222") && !dbg.contains("dead"));
+        assert_eq!(format!("{:#?}", s), "Secret(4 bytes)");
+    }
+
+    #[test]
+    fn accessors() {
+        let s = Secret::from_slice(b"abc");
+        assert_eq!(s.as_bytes(), b"abc");
+        assert_eq!(s.len(), 3);
+        assert!(!s.is_empty());
+        assert!(Secret::default().is_empty());
+    }
+}
