@@ -243,7 +243,7 @@ fn attr_text(attr: &Attr) -> Option<&str> {
 }
 
 fn tag_number(tag: Tag) -> u32 {
-    u32::from(tag.number().value())
+    tag.number().value()
 }
 
 /// A DER TLV of `tag` around `content`.

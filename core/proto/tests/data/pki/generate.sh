@@ -103,3 +103,7 @@ done
 # A bundle of several certificates in one PEM file, and one DER file.
 cat inter2-ca.crt inter1-ca.crt >chain.pem
 openssl x509 -in root-ca.crt -outform der -out root-ca.der
+
+# The SHA-1 of root-ca's subjectPublicKeyInfo, computed by openssl (what CERTREQ carries).
+openssl x509 -in root-ca.crt -pubkey -noout | openssl pkey -pubin -outform der |
+	openssl dgst -sha1 -r | cut -d' ' -f1 >root-ca.spki.sha1
