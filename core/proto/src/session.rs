@@ -51,8 +51,10 @@ pub struct ConnectedInfo {
     /// Inbound and outbound ESP SPIs.
     pub esp_spi_in: u32,
     pub esp_spi_out: u32,
-    /// Whether a NAT was detected (ESP then goes in UDP on port 4500).
+    /// Whether NAT detection showed a NAT between us and the server.
     pub nat_detected: bool,
+    /// ESP travels in UDP on the NAT-T port (always for Roam: phones cannot send raw ESP).
+    pub udp_encapsulation: bool,
 }
 
 /// Why the session ended.
@@ -267,6 +269,7 @@ impl Session {
             esp_spi_in: child.map(|c| c.spi_in).unwrap_or(0),
             esp_spi_out: child.map(|c| c.spi_out).unwrap_or(0),
             nat_detected: ike.peer().nat.any(),
+            udp_encapsulation: self.natt,
         }
     }
 }

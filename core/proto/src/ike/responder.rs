@@ -390,6 +390,8 @@ impl Responder {
         let init_response = self.send_plain(remote, reply_header(spi_r), &p);
         debug!("responder: IKE_SA_INIT from {remote}: {} spi_r {spi_r:016x}", selected.name());
         self.half_open.insert((remote, h.spi_i), spi_r);
+        let mut tm = TaskManager::new(self.cfg.retransmit);
+        tm.sent_response(0, vec![init_response.clone()]);
         self.sas.insert(
             spi_r,
             ResponderSa {
@@ -405,7 +407,7 @@ impl Responder {
                 peer_hashes: hashes,
                 fragmentation: frag,
                 nat,
-                tm: TaskManager::new(self.cfg.retransmit),
+                tm,
                 reassembly: Reassembly::default(),
                 child: None,
                 leases: Vec::new(),

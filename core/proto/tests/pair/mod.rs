@@ -114,6 +114,7 @@ pub struct Pair {
 
 impl Pair {
     pub fn new(client: ClientConfig, server: ResponderConfig, seed: u64) -> Self {
+        let _ = env_logger::builder().is_test(true).try_init();
         let session = Session::new(client, Box::new(SeededRng::new(seed))).expect("client config");
         let responder = Responder::new(server, Box::new(SeededRng::new(seed ^ 0x5eed)));
         Self {
@@ -140,7 +141,7 @@ impl Pair {
         }
         while let Some(o) = self.server.poll_outgoing() {
             // The responder answers on the port it was reached on: NAT-T framing there.
-            let framed = if o.remote.port() == 500 && !self.client_uses_natt() {
+            let framed = if !self.client_uses_natt() {
                 o.message
             } else {
                 let mut v = NON_ESP_MARKER.to_vec();
