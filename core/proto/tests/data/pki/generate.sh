@@ -19,7 +19,8 @@
 #   forged         ECDSA P-256 end entity issued by fake-root: names root-ca as issuer but
 #                  its signature does not verify with root-ca's key
 #   noca-child     ECDSA P-256 end entity issued by client-rsa (not a CA)
-# chain.pem = inter2-ca + inter1-ca (one PEM bundle); root-ca.der = root-ca in DER.
+# chain.pem = inter2-ca + inter1-ca (one PEM bundle); root-ca.der = root-ca in DER;
+# root-ca.spki.sha1 = SHA-1 of its subjectPublicKeyInfo, computed by openssl.
 # Keys: *.key as `pki --gen` writes them (RSA: PKCS#1, ECDSA: SEC1, Ed25519: PKCS#8);
 # client-rsa.pk8.key and client-p256.pk8.key and client-p384.pk8.key are PKCS#8 conversions.
 set -eu
