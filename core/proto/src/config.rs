@@ -16,7 +16,10 @@ pub enum ClientAuth {
     /// The server signs with its certificate; we answer EAP-MSCHAPv2 with these.
     EapMschapv2 { username: String, password: Secret },
     /// We sign with our certificate (chain: ours first, then intermediates).
-    Certificate { chain: Vec<Certificate>, key: PrivateKey },
+    Certificate {
+        chain: Vec<Certificate>,
+        key: PrivateKey,
+    },
 }
 
 /// Retransmission of requests: timeouts grow by `factor` from `initial`, `tries` sends in all.
@@ -31,7 +34,12 @@ pub struct Retransmit {
 impl Default for Retransmit {
     fn default() -> Self {
         // strongSwan-like: 4 s, x1.8, five sends.
-        Self { initial: Duration::from_secs(4), factor: 1.8, max_timeout: Duration::from_secs(30), tries: 5 }
+        Self {
+            initial: Duration::from_secs(4),
+            factor: 1.8,
+            max_timeout: Duration::from_secs(30),
+            tries: 5,
+        }
     }
 }
 

@@ -29,7 +29,10 @@ impl SeededRng {
     pub fn new(seed: u64) -> Self {
         let mut s = [0u8; 32];
         s[..8].copy_from_slice(&seed.to_le_bytes());
-        Self { seed: s, counter: 0 }
+        Self {
+            seed: s,
+            counter: 0,
+        }
     }
 }
 

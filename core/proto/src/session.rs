@@ -99,7 +99,10 @@ pub enum Event {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("crypto.{key}: {source}")]
-    Proposal { key: &'static str, source: crate::crypto::proposal::ProposalError },
+    Proposal {
+        key: &'static str,
+        source: crate::crypto::proposal::ProposalError,
+    },
     #[error("{0}")]
     Invalid(String),
 }
@@ -150,7 +153,13 @@ impl Session {
     }
 
     /// A datagram arrived from `remote` on the socket bound to `local`.
-    pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) {
         let _ = local;
         if remote.ip() != self.server.ip() {
             self.dropped += 1;
@@ -233,7 +242,11 @@ impl Session {
             } else {
                 msg
             };
-            self.transmits.push_back(Transmit { local: self.local, remote, payload });
+            self.transmits.push_back(Transmit {
+                local: self.local,
+                remote,
+                payload,
+            });
         }
         while let Some(e) = self.ike.poll_event() {
             match e {
@@ -276,6 +289,9 @@ impl Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("state", &self.state).field("ike", &self.ike).finish_non_exhaustive()
+        f.debug_struct("Session")
+            .field("state", &self.state)
+            .field("ike", &self.ike)
+            .finish_non_exhaustive()
     }
 }

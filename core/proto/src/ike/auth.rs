@@ -21,8 +21,8 @@ use crate::ike::task_manager::RequestKind;
 use crate::session::DisconnectReason;
 use crate::wire::eap::EapMessage;
 use crate::wire::{
-    AuthMethod, CertEncoding, CfgAttr, CfgAttribute, CfgType, ExchangeType, Id, Notify, NotifyType, Payload,
-    ProtocolId, TrafficSelector,
+    AuthMethod, CertEncoding, CfgAttr, CfgAttribute, CfgType, ExchangeType, Id, Notify, NotifyType,
+    Payload, ProtocolId, TrafficSelector,
 };
 
 /// Most IKE_AUTH rounds we go through (EAP-MSCHAPv2 takes five).
@@ -45,7 +45,12 @@ pub struct AuthState {
 }
 
 fn notify<'a>(kind: NotifyType, data: &'a [u8]) -> Payload<'a> {
-    Payload::Notify(Notify { protocol: ProtocolId::NONE, spi: &[], kind, data })
+    Payload::Notify(Notify {
+        protocol: ProtocolId::NONE,
+        spi: &[],
+        kind,
+        data,
+    })
 }
 
 /// Constant-time equality of two MACs.
@@ -62,28 +67,50 @@ impl Initiator {
         }
         self.auth.spi_in = spi;
         let cfg = &self.params.config;
-        self.auth.ts_i = [cfg.request_ipv4.then(|| ts_any(false)), cfg.request_ipv6.then(|| ts_any(true))]
-            .into_iter()
-            .flatten()
-            .collect();
-        self.auth.ts_r = if cfg.remote_ts.is_empty() { vec![ts_any(false), ts_any(true)] } else { cfg.remote_ts.clone() };
+        self.auth.ts_i = [
+            cfg.request_ipv4.then(|| ts_any(false)),
+            cfg.request_ipv6.then(|| ts_any(true)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        self.auth.ts_r = if cfg.remote_ts.is_empty() {
+            vec![ts_any(false), ts_any(true)]
+        } else {
+            cfg.remote_ts.clone()
+        };
         if self.auth.ts_i.is_empty() {
             self.auth.ts_i = vec![ts_any(false), ts_any(true)];
         }
 
-        let Some(keys) = self.keys.as_ref() else { return };
+        let Some(keys) = self.keys.as_ref() else {
+            return;
+        };
         let local_id = &self.params.local_id;
         let idi_data = local_id.to_wire();
         let idi_type = local_id.id_type();
-        let octets = signed_octets(keys.prf, &self.init_request, &self.nr, keys.sk_p_ours.as_bytes(), &id_body(idi_type, &idi_data));
+        let octets = signed_octets(
+            keys.prf,
+            &self.init_request,
+            &self.nr,
+            keys.sk_p_ours.as_bytes(),
+            &id_body(idi_type, &idi_data),
+        );
         let auth: Option<(AuthMethod, Vec<u8>)> = match &cfg.auth {
-            ClientAuth::Psk(psk) => {
-                Some((AuthMethod::SHARED_KEY_MIC, shared_key_auth(keys.prf, psk.as_bytes(), &octets).as_bytes().to_vec()))
-            }
+            ClientAuth::Psk(psk) => Some((
+                AuthMethod::SHARED_KEY_MIC,
+                shared_key_auth(keys.prf, psk.as_bytes(), &octets)
+                    .as_bytes()
+                    .to_vec(),
+            )),
             ClientAuth::Certificate { key, .. } => {
                 match key.sign_auth(&octets, &self.peer.hash_algorithms, self.rng.as_mut()) {
                     Ok(a) => Some(a),
-                    Err(e) => return self.fail(DisconnectReason::AuthenticationFailed(format!("signing: {e}"))),
+                    Err(e) => {
+                        return self.fail(DisconnectReason::AuthenticationFailed(format!(
+                            "signing: {e}"
+                        )))
+                    }
                 }
             }
             ClientAuth::EapMschapv2 { username, password } => {
@@ -93,39 +120,77 @@ impl Initiator {
         };
         let cfg = &self.params.config;
         let certs: Vec<Vec<u8>> = match &cfg.auth {
-            ClientAuth::Certificate { chain, .. } => chain.iter().map(|c| c.der().to_vec()).collect(),
+            ClientAuth::Certificate { chain, .. } => {
+                chain.iter().map(|c| c.der().to_vec()).collect()
+            }
             _ => Vec::new(),
         };
         let (request_ipv4, request_ipv6, mobike) = (cfg.request_ipv4, cfg.request_ipv6, cfg.mobike);
         let certreq: Vec<u8> = cfg.ca.iter().flat_map(|c| c.spki_sha1()).collect();
-        let idr = cfg.server_id.as_ref().map(|id| (id.id_type(), id.to_wire()));
+        let idr = cfg
+            .server_id
+            .as_ref()
+            .map(|id| (id.id_type(), id.to_wire()));
         let esp = self.params.esp_wire(spi);
         let mut attrs = Vec::new();
         if request_ipv4 {
-            attrs.push(CfgAttribute { kind: CfgAttr::INTERNAL_IP4_ADDRESS, value: &[] });
-            attrs.push(CfgAttribute { kind: CfgAttr::INTERNAL_IP4_DNS, value: &[] });
+            attrs.push(CfgAttribute {
+                kind: CfgAttr::INTERNAL_IP4_ADDRESS,
+                value: &[],
+            });
+            attrs.push(CfgAttribute {
+                kind: CfgAttr::INTERNAL_IP4_DNS,
+                value: &[],
+            });
         }
         if request_ipv6 {
-            attrs.push(CfgAttribute { kind: CfgAttr::INTERNAL_IP6_ADDRESS, value: &[] });
-            attrs.push(CfgAttribute { kind: CfgAttr::INTERNAL_IP6_DNS, value: &[] });
+            attrs.push(CfgAttribute {
+                kind: CfgAttr::INTERNAL_IP6_ADDRESS,
+                value: &[],
+            });
+            attrs.push(CfgAttribute {
+                kind: CfgAttr::INTERNAL_IP6_DNS,
+                value: &[],
+            });
         }
-        attrs.push(CfgAttribute { kind: CfgAttr::INTERNAL_DNS_DOMAIN, value: &[] });
+        attrs.push(CfgAttribute {
+            kind: CfgAttr::INTERNAL_DNS_DOMAIN,
+            value: &[],
+        });
 
         let mut p: Vec<Payload<'_>> = Vec::with_capacity(16);
-        p.push(Payload::IdI(Id { id_type: idi_type, data: &idi_data }));
+        p.push(Payload::IdI(Id {
+            id_type: idi_type,
+            data: &idi_data,
+        }));
         for c in &certs {
-            p.push(Payload::Cert { encoding: CertEncoding::X509_SIGNATURE, data: c });
+            p.push(Payload::Cert {
+                encoding: CertEncoding::X509_SIGNATURE,
+                data: c,
+            });
         }
         if !certreq.is_empty() {
-            p.push(Payload::CertReq { encoding: CertEncoding::X509_SIGNATURE, data: &certreq });
+            p.push(Payload::CertReq {
+                encoding: CertEncoding::X509_SIGNATURE,
+                data: &certreq,
+            });
         }
         if let Some((t, d)) = &idr {
-            p.push(Payload::IdR(Id { id_type: *t, data: d }));
+            p.push(Payload::IdR(Id {
+                id_type: *t,
+                data: d,
+            }));
         }
         if let Some((method, data)) = &auth {
-            p.push(Payload::Auth { method: *method, data });
+            p.push(Payload::Auth {
+                method: *method,
+                data,
+            });
         }
-        p.push(Payload::Cp { cfg_type: CfgType::CFG_REQUEST, attrs });
+        p.push(Payload::Cp {
+            cfg_type: CfgType::CFG_REQUEST,
+            attrs,
+        });
         p.push(Payload::Sa(esp));
         p.push(Payload::TsI(self.auth.ts_i.clone()));
         p.push(Payload::TsR(self.auth.ts_r.clone()));
@@ -146,7 +211,9 @@ impl Initiator {
         for pl in p {
             if let Payload::Notify(n) = pl {
                 if n.kind == NotifyType::AUTHENTICATION_FAILED {
-                    return self.fail(DisconnectReason::AuthenticationFailed("the server rejected our credentials".into()));
+                    return self.fail(DisconnectReason::AuthenticationFailed(
+                        "the server rejected our credentials".into(),
+                    ));
                 }
             }
         }
@@ -157,7 +224,10 @@ impl Initiator {
         for pl in p {
             match pl {
                 Payload::IdR(id) => idr = Some(*id),
-                Payload::Cert { encoding: CertEncoding::X509_SIGNATURE, data } => certs.push(*data),
+                Payload::Cert {
+                    encoding: CertEncoding::X509_SIGNATURE,
+                    data,
+                } => certs.push(*data),
                 Payload::Auth { method, data } => auth = Some((*method, *data)),
                 Payload::Eap(e) => eap = Some(*e),
                 _ => {}
@@ -176,9 +246,12 @@ impl Initiator {
         if let Some(e) = eap {
             return self.continue_eap(now, e);
         }
-        let done = self.auth.server_authenticated && (self.auth.eap.is_none() || self.auth.msk.is_some());
+        let done =
+            self.auth.server_authenticated && (self.auth.eap.is_none() || self.auth.msk.is_some());
         if !done {
-            return self.fail(DisconnectReason::AuthenticationFailed("the server did not authenticate itself".into()));
+            return self.fail(DisconnectReason::AuthenticationFailed(
+                "the server did not authenticate itself".into(),
+            ));
         }
         info!("IKE SA {:016x}_{:016x} established", self.spi_i, self.spi_r);
         self.phase = Phase::Established;
@@ -202,15 +275,34 @@ impl Initiator {
     }
 
     /// Verifies the responder's AUTH: with the MSK after EAP, the PSK, or its certificate.
-    fn verify_server_auth(&mut self, method: AuthMethod, data: &[u8], certs: &[&[u8]]) -> Result<(), DisconnectReason> {
-        let Some(keys) = self.keys.as_ref() else { return Err(DisconnectReason::Closed) };
+    fn verify_server_auth(
+        &mut self,
+        method: AuthMethod,
+        data: &[u8],
+        certs: &[&[u8]],
+    ) -> Result<(), DisconnectReason> {
+        let Some(keys) = self.keys.as_ref() else {
+            return Err(DisconnectReason::Closed);
+        };
         if self.auth.idr_body.is_empty() {
             return Err(DisconnectReason::ProtocolError("AUTH without IDr".into()));
         }
-        let octets = signed_octets(keys.prf, &self.init_response, &self.ni, keys.sk_p_theirs.as_bytes(), &self.auth.idr_body);
-        let bad = |what: &str| DisconnectReason::AuthenticationFailed(format!("server AUTH: {what}"));
+        let octets = signed_octets(
+            keys.prf,
+            &self.init_response,
+            &self.ni,
+            keys.sk_p_theirs.as_bytes(),
+            &self.auth.idr_body,
+        );
+        let bad =
+            |what: &str| DisconnectReason::AuthenticationFailed(format!("server AUTH: {what}"));
         if let Some(msk) = &self.auth.msk {
-            if method != AuthMethod::SHARED_KEY_MIC || !ct_eq(shared_key_auth(keys.prf, msk.as_bytes(), &octets).as_bytes(), data) {
+            if method != AuthMethod::SHARED_KEY_MIC
+                || !ct_eq(
+                    shared_key_auth(keys.prf, msk.as_bytes(), &octets).as_bytes(),
+                    data,
+                )
+            {
                 return Err(bad("EAP MSK AUTH does not verify"));
             }
             self.auth.server_authenticated = true;
@@ -220,15 +312,23 @@ impl Initiator {
             let ClientAuth::Psk(psk) = &self.params.config.auth else {
                 return Err(bad("a shared key where a signature was expected"));
             };
-            if !ct_eq(shared_key_auth(keys.prf, psk.as_bytes(), &octets).as_bytes(), data) {
+            if !ct_eq(
+                shared_key_auth(keys.prf, psk.as_bytes(), &octets).as_bytes(),
+                data,
+            ) {
                 return Err(bad("PSK AUTH does not verify"));
             }
             self.auth.server_authenticated = true;
             return Ok(());
         }
-        let Some((end, rest)) = certs.split_first() else { return Err(bad("signature without certificate")) };
+        let Some((end, rest)) = certs.split_first() else {
+            return Err(bad("signature without certificate"));
+        };
         let end = Certificate::from_der(end).map_err(|e| bad(&e.to_string()))?;
-        let inter = rest.iter().filter_map(|d| Certificate::from_der(d).ok()).collect::<Vec<_>>();
+        let inter = rest
+            .iter()
+            .filter_map(|d| Certificate::from_der(d).ok())
+            .collect::<Vec<_>>();
         let cfg = &self.params.config;
         verify_chain(&end, &inter, &cfg.ca, cfg.unix_time).map_err(|e| bad(&e.to_string()))?;
         let idr = Identity::from_wire(
@@ -245,7 +345,8 @@ impl Initiator {
             }
         }
         let key = end.public_key().map_err(|e| bad(&e.to_string()))?;
-        key.verify_auth(method, data, &octets).map_err(|e| bad(&e.to_string()))?;
+        key.verify_auth(method, data, &octets)
+            .map_err(|e| bad(&e.to_string()))?;
         debug!("server signature verified ({method})");
         self.auth.server_authenticated = true;
         Ok(())
@@ -255,31 +356,53 @@ impl Initiator {
     fn continue_eap(&mut self, now: Instant, data: &[u8]) {
         self.auth.rounds += 1;
         if self.auth.rounds > MAX_AUTH_ROUNDS {
-            return self.fail(DisconnectReason::ProtocolError("too many IKE_AUTH rounds".into()));
+            return self.fail(DisconnectReason::ProtocolError(
+                "too many IKE_AUTH rounds".into(),
+            ));
         }
         if !self.auth.server_authenticated {
-            return self.fail(DisconnectReason::AuthenticationFailed("EAP before the server authenticated".into()));
+            return self.fail(DisconnectReason::AuthenticationFailed(
+                "EAP before the server authenticated".into(),
+            ));
         }
         let msg = match EapMessage::parse(data) {
             Ok(m) => m,
             Err(e) => return self.fail(DisconnectReason::ProtocolError(format!("EAP: {e}"))),
         };
         let Some(client) = self.auth.eap.as_mut() else {
-            return self.fail(DisconnectReason::AuthenticationFailed("server started EAP, profile has none".into()));
+            return self.fail(DisconnectReason::AuthenticationFailed(
+                "server started EAP, profile has none".into(),
+            ));
         };
         match client.handle(&msg, self.rng.as_mut()) {
             EapStep::Respond(reply) => {
-                self.send_request(now, RequestKind::IkeAuth, ExchangeType::IKE_AUTH, &[Payload::Eap(&reply)]);
+                self.send_request(
+                    now,
+                    RequestKind::IkeAuth,
+                    ExchangeType::IKE_AUTH,
+                    &[Payload::Eap(&reply)],
+                );
             }
             EapStep::Success(msk) => {
-                let Some(keys) = self.keys.as_ref() else { return };
+                let Some(keys) = self.keys.as_ref() else {
+                    return;
+                };
                 let local_id = &self.params.local_id;
                 let body = id_body(local_id.id_type(), &local_id.to_wire());
-                let octets = signed_octets(keys.prf, &self.init_request, &self.nr, keys.sk_p_ours.as_bytes(), &body);
+                let octets = signed_octets(
+                    keys.prf,
+                    &self.init_request,
+                    &self.nr,
+                    keys.sk_p_ours.as_bytes(),
+                    &body,
+                );
                 let mac = shared_key_auth(keys.prf, msk.as_bytes(), &octets);
                 self.auth.msk = Some(msk);
                 self.auth.server_authenticated = false;
-                let p = [Payload::Auth { method: AuthMethod::SHARED_KEY_MIC, data: mac.as_bytes() }];
+                let p = [Payload::Auth {
+                    method: AuthMethod::SHARED_KEY_MIC,
+                    data: mac.as_bytes(),
+                }];
                 self.send_request(now, RequestKind::IkeAuth, ExchangeType::IKE_AUTH, &p);
             }
             EapStep::Failure(why) => self.fail(DisconnectReason::AuthenticationFailed(why)),
@@ -294,16 +417,22 @@ impl Initiator {
                     NotifyType::MOBIKE_SUPPORTED => self.peer.mobike = true,
                     NotifyType::ADDITIONAL_IP4_ADDRESS => {
                         if let Ok(b) = <[u8; 4]>::try_from(n.data) {
-                            self.peer.additional_addresses.push(IpAddr::V4(Ipv4Addr::from(b)));
+                            self.peer
+                                .additional_addresses
+                                .push(IpAddr::V4(Ipv4Addr::from(b)));
                         }
                     }
                     NotifyType::ADDITIONAL_IP6_ADDRESS => {
                         if let Ok(b) = <[u8; 16]>::try_from(n.data) {
-                            self.peer.additional_addresses.push(IpAddr::V6(Ipv6Addr::from(b)));
+                            self.peer
+                                .additional_addresses
+                                .push(IpAddr::V6(Ipv6Addr::from(b)));
                         }
                     }
                     k if k.is_error() => {
-                        return self.fail(DisconnectReason::NegotiationFailed(format!("CHILD SA: {k}")));
+                        return self.fail(DisconnectReason::NegotiationFailed(format!(
+                            "CHILD SA: {k}"
+                        )));
                     }
                     _ => {}
                 }
@@ -314,7 +443,10 @@ impl Initiator {
         let mut ts_r = None;
         for pl in p {
             match pl {
-                Payload::Cp { cfg_type: CfgType::CFG_REPLY, attrs } => self.assigned = parse_cp_reply(attrs),
+                Payload::Cp {
+                    cfg_type: CfgType::CFG_REPLY,
+                    attrs,
+                } => self.assigned = parse_cp_reply(attrs),
                 Payload::Sa(s) => sa = Some(s),
                 Payload::TsI(t) => ts_i = Some(t.clone()),
                 Payload::TsR(t) => ts_r = Some(t.clone()),
@@ -322,26 +454,36 @@ impl Initiator {
             }
         }
         let (Some(sa), Some(ts_i), Some(ts_r)) = (sa, ts_i, ts_r) else {
-            return self.fail(DisconnectReason::NegotiationFailed("no CHILD SA in the IKE_AUTH response".into()));
+            return self.fail(DisconnectReason::NegotiationFailed(
+                "no CHILD SA in the IKE_AUTH response".into(),
+            ));
         };
         let offered = self.params.esp_wire(self.auth.spi_in);
         let Some(selected) = (match sa.as_slice() {
             [one] => accept_response(&offered, one),
             _ => None,
         }) else {
-            return self.fail(DisconnectReason::NegotiationFailed("responder chose an ESP proposal we did not offer".into()));
+            return self.fail(DisconnectReason::NegotiationFailed(
+                "responder chose an ESP proposal we did not offer".into(),
+            ));
         };
         let chosen_spi = sa.first().map(|s| s.spi.clone()).unwrap_or_default();
         let Ok(spi_out) = <[u8; 4]>::try_from(chosen_spi.as_slice()).map(u32::from_be_bytes) else {
-            return self.fail(DisconnectReason::ProtocolError("ESP SPI is not 4 bytes".into()));
+            return self.fail(DisconnectReason::ProtocolError(
+                "ESP SPI is not 4 bytes".into(),
+            ));
         };
         let narrowed = |got: &[TrafficSelector], asked: &[TrafficSelector]| {
             !got.is_empty() && got.iter().all(|g| asked.iter().any(|a| ts_contains(a, g)))
         };
         if !narrowed(&ts_i, &self.auth.ts_i) || !narrowed(&ts_r, &self.auth.ts_r) {
-            return self.fail(DisconnectReason::NegotiationFailed("traffic selectors outside what we asked".into()));
+            return self.fail(DisconnectReason::NegotiationFailed(
+                "traffic selectors outside what we asked".into(),
+            ));
         }
-        let Some(keys) = self.keys.as_ref() else { return };
+        let Some(keys) = self.keys.as_ref() else {
+            return;
+        };
         let child = ChildSa::derive(
             Role::Initiator,
             keys.prf,
@@ -357,13 +499,20 @@ impl Initiator {
         );
         match child {
             Ok(c) => {
-                info!("CHILD SA {} in {:08x} out {:08x} established", c.selected.name(), c.spi_in, c.spi_out);
+                info!(
+                    "CHILD SA {} in {:08x} out {:08x} established",
+                    c.selected.name(),
+                    c.spi_in,
+                    c.spi_out
+                );
                 self.child = Some(c);
                 self.emit(IkeEvent::ChildEstablished);
             }
             Err(e) => {
                 warn!("CHILD SA keys: {e}");
-                self.fail(DisconnectReason::NegotiationFailed(format!("CHILD SA keys: {e}")));
+                self.fail(DisconnectReason::NegotiationFailed(format!(
+                    "CHILD SA keys: {e}"
+                )));
             }
         }
     }
@@ -378,13 +527,21 @@ pub fn parse_cp_reply(attrs: &[CfgAttribute<'_>]) -> AssignedConfig {
                 let mut b = [0u8; 4];
                 b.copy_from_slice(a.value);
                 let ip = IpAddr::V4(Ipv4Addr::from(b));
-                if a.kind == CfgAttr::INTERNAL_IP4_ADDRESS { c.addresses.push(ip) } else { c.dns.push(ip) }
+                if a.kind == CfgAttr::INTERNAL_IP4_ADDRESS {
+                    c.addresses.push(ip)
+                } else {
+                    c.dns.push(ip)
+                }
             }
             (CfgAttr::INTERNAL_IP6_ADDRESS, 17) | (CfgAttr::INTERNAL_IP6_DNS, 16) => {
                 let mut b = [0u8; 16];
                 b.copy_from_slice(&a.value[..16]);
                 let ip = IpAddr::V6(Ipv6Addr::from(b));
-                if a.kind == CfgAttr::INTERNAL_IP6_ADDRESS { c.addresses.push(ip) } else { c.dns.push(ip) }
+                if a.kind == CfgAttr::INTERNAL_IP6_ADDRESS {
+                    c.addresses.push(ip)
+                } else {
+                    c.dns.push(ip)
+                }
             }
             (CfgAttr::INTERNAL_DNS_DOMAIN, n) if n > 0 => {
                 if let Ok(s) = std::str::from_utf8(a.value) {
@@ -396,4 +553,3 @@ pub fn parse_cp_reply(attrs: &[CfgAttribute<'_>]) -> AssignedConfig {
     }
     c
 }
-

@@ -48,10 +48,30 @@ impl ChildSa {
         let integ_len = SkCipher::integ_key_len(selected.integ)?;
         let k = derive_child_keys(prf, sk_d, g_ir, ni, nr, encr_len, integ_len)?;
         let (encr_out, integ_out, encr_in, integ_in) = match role {
-            Role::Initiator => (k.encr_i.clone(), k.integ_i.clone(), k.encr_r.clone(), k.integ_r.clone()),
-            Role::Responder => (k.encr_r.clone(), k.integ_r.clone(), k.encr_i.clone(), k.integ_i.clone()),
+            Role::Initiator => (
+                k.encr_i.clone(),
+                k.integ_i.clone(),
+                k.encr_r.clone(),
+                k.integ_r.clone(),
+            ),
+            Role::Responder => (
+                k.encr_r.clone(),
+                k.integ_r.clone(),
+                k.encr_i.clone(),
+                k.integ_i.clone(),
+            ),
         };
-        Ok(Self { selected, spi_in, spi_out, encr_in, integ_in, encr_out, integ_out, ts_local, ts_remote })
+        Ok(Self {
+            selected,
+            spi_in,
+            spi_out,
+            encr_in,
+            integ_in,
+            encr_out,
+            integ_out,
+            ts_local,
+            ts_remote,
+        })
     }
 }
 
@@ -78,7 +98,13 @@ pub fn ts_any(v6: bool) -> TrafficSelector {
 
 /// The selector of one host address, all protocols and ports.
 pub fn ts_host(addr: IpAddr) -> TrafficSelector {
-    TrafficSelector { ip_protocol: 0, start_port: 0, end_port: 65535, start_addr: addr, end_addr: addr }
+    TrafficSelector {
+        ip_protocol: 0,
+        start_port: 0,
+        end_port: 65535,
+        start_addr: addr,
+        end_addr: addr,
+    }
 }
 
 /// The selector of a CIDR prefix (`prefix` bits), all protocols and ports.
@@ -86,16 +112,36 @@ pub fn ts_prefix(addr: IpAddr, prefix: u8) -> TrafficSelector {
     let (start, end) = match addr {
         IpAddr::V4(a) => {
             let bits = u32::from(a);
-            let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix.min(32))) };
-            (IpAddr::V4((bits & mask).into()), IpAddr::V4((bits | !mask).into()))
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix.min(32)))
+            };
+            (
+                IpAddr::V4((bits & mask).into()),
+                IpAddr::V4((bits | !mask).into()),
+            )
         }
         IpAddr::V6(a) => {
             let bits = u128::from(a);
-            let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix.min(128))) };
-            (IpAddr::V6((bits & mask).into()), IpAddr::V6((bits | !mask).into()))
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(prefix.min(128)))
+            };
+            (
+                IpAddr::V6((bits & mask).into()),
+                IpAddr::V6((bits | !mask).into()),
+            )
         }
     };
-    TrafficSelector { ip_protocol: 0, start_port: 0, end_port: 65535, start_addr: start, end_addr: end }
+    TrafficSelector {
+        ip_protocol: 0,
+        start_port: 0,
+        end_port: 65535,
+        start_addr: start,
+        end_addr: end,
+    }
 }
 
 /// Whether `inner` lies within `outer` (same family, address, port and protocol ranges).
@@ -120,7 +166,9 @@ fn addr_le(a: &IpAddr, b: &IpAddr) -> bool {
 /// Formats a selector like strongSwan: `198.18.0.1/32`, `0.0.0.0/0`, or a range.
 pub fn ts_to_string(ts: &TrafficSelector) -> String {
     let prefix = match (ts.start_addr, ts.end_addr) {
-        (IpAddr::V4(s), IpAddr::V4(e)) => prefix_len(u128::from(u32::from(s)), u128::from(u32::from(e)), 32),
+        (IpAddr::V4(s), IpAddr::V4(e)) => {
+            prefix_len(u128::from(u32::from(s)), u128::from(u32::from(e)), 32)
+        }
         (IpAddr::V6(s), IpAddr::V6(e)) => prefix_len(u128::from(s), u128::from(e), 128),
         _ => None,
     };
@@ -133,7 +181,11 @@ pub fn ts_to_string(ts: &TrafficSelector) -> String {
 fn prefix_len(start: u128, end: u128, bits: u32) -> Option<u32> {
     let host = start ^ end;
     let host_bits = 128 - host.leading_zeros();
-    let full = if host_bits == 128 { u128::MAX } else { (1u128 << host_bits) - 1 };
+    let full = if host_bits == 128 {
+        u128::MAX
+    } else {
+        (1u128 << host_bits) - 1
+    };
     (host == full && start & full == 0 && host_bits <= bits).then_some(bits - host_bits)
 }
 

@@ -3,7 +3,7 @@
 
 use log::debug;
 
-use crate::ike::mschap_peer;
+use crate::crypto::mschapv2;
 use crate::crypto::Secret;
 use crate::rng::Rng;
 use crate::wire::eap::EapMessage;
@@ -23,14 +23,20 @@ pub enum EapStep {
 /// An EAP-MSCHAPv2 client.
 pub struct EapClient {
     username: String,
-    password: Secret,
-    peer: mschap_peer::Peer,
+    peer: mschapv2::Peer,
     msk: Option<Secret>,
 }
 
 impl EapClient {
     pub fn new(username: String, password: Secret) -> Self {
-        Self { username, password, peer: mschap_peer::Peer::default(), msk: None }
+        let password =
+            zeroize::Zeroizing::new(String::from_utf8_lossy(password.as_bytes()).into_owned());
+        let peer = mschapv2::Peer::new(&username, &password);
+        Self {
+            username,
+            peer,
+            msk: None,
+        }
     }
 
     /// Handles one EAP packet from the server.
@@ -49,24 +55,25 @@ impl EapClient {
     fn request(&mut self, msg: &EapMessage<'_>, rng: &mut dyn Rng) -> EapStep {
         let reply = |eap_type: EapType, data: &[u8]| {
             let mut out = Vec::with_capacity(5 + data.len());
-            EapMessage { code: EapCode::RESPONSE, identifier: msg.identifier, eap_type: Some(eap_type), data }
-                .write(&mut out);
+            EapMessage {
+                code: EapCode::RESPONSE,
+                identifier: msg.identifier,
+                eap_type: Some(eap_type),
+                data,
+            }
+            .write(&mut out);
             EapStep::Respond(out)
         };
         match msg.eap_type {
             Some(EapType::IDENTITY) => reply(EapType::IDENTITY, self.username.as_bytes()),
             Some(EapType::NOTIFICATION) => reply(EapType::NOTIFICATION, &[]),
-            Some(EapType::MSCHAPV2) => {
-                let password = String::from_utf8_lossy(self.password.as_bytes()).into_owned();
-                match self.peer.handle(msg.data, &self.username, &password, rng) {
-                    Ok(mschap_peer::PeerStep::Reply(data)) => reply(EapType::MSCHAPV2, &data),
-                    Ok(mschap_peer::PeerStep::Done { reply: data, msk }) => {
-                        self.msk = Some(msk);
-                        reply(EapType::MSCHAPV2, &data)
-                    }
-                    Err(e) => EapStep::Failure(format!("EAP-MSCHAPv2: {e}")),
+            Some(EapType::MSCHAPV2) => match self.peer.handle(msg.data, rng) {
+                Ok(data) => {
+                    self.msk = self.peer.msk().cloned();
+                    reply(EapType::MSCHAPV2, &data)
                 }
-            }
+                Err(e) => EapStep::Failure(format!("EAP-MSCHAPv2: {e}")),
+            },
             Some(other) => {
                 debug!("server proposes EAP method {other}: answering Nak with MSCHAPv2");
                 reply(EapType::NAK, &[EapType::MSCHAPV2.0])
@@ -78,6 +85,8 @@ impl EapClient {
 
 impl std::fmt::Debug for EapClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EapClient").field("username", &self.username).finish_non_exhaustive()
+        f.debug_struct("EapClient")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
     }
 }

@@ -42,7 +42,11 @@ impl Initiator {
                 match d.protocol {
                     ProtocolId::IKE => delete_ike = true,
                     ProtocolId::ESP if d.spi_size == 4 => {
-                        deleted_esp.extend(d.spis.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])));
+                        deleted_esp.extend(
+                            d.spis
+                                .chunks_exact(4)
+                                .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])),
+                        );
                     }
                     _ => {}
                 }
@@ -63,7 +67,11 @@ impl Initiator {
             Some(spi_in) => {
                 info!("server deleted CHILD SA {spi_in:08x}");
                 let spi = spi_in.to_be_bytes();
-                let d = [Payload::Delete(Delete { protocol: ProtocolId::ESP, spi_size: 4, spis: &spi })];
+                let d = [Payload::Delete(Delete {
+                    protocol: ProtocolId::ESP,
+                    spi_size: 4,
+                    spis: &spi,
+                })];
                 self.send_response(ExchangeType::INFORMATIONAL, message_id, &d);
                 self.child = None;
                 // Without its only CHILD SA the tunnel carries nothing: end the IKE SA too.
@@ -80,7 +88,11 @@ impl Initiator {
 
     /// Sends the DELETE of the IKE SA (which takes its CHILD SAs with it).
     pub(super) fn send_delete(&mut self, now: Instant) {
-        let d = [Payload::Delete(Delete { protocol: ProtocolId::IKE, spi_size: 0, spis: &[] })];
+        let d = [Payload::Delete(Delete {
+            protocol: ProtocolId::IKE,
+            spi_size: 0,
+            spis: &[],
+        })];
         self.send_request(now, RequestKind::Delete, ExchangeType::INFORMATIONAL, &d);
     }
 }

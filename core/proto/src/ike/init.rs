@@ -14,8 +14,8 @@ use crate::ike::natd::{self, NatState};
 use crate::session::DisconnectReason;
 use crate::wire::message::write_message;
 use crate::wire::{
-    flags, DhGroup, ExchangeType, HashAlgorithm, Header, Message, Notify, NotifyType, Payload, PayloadType,
-    ProtocolId,
+    flags, DhGroup, ExchangeType, HashAlgorithm, Header, Message, Notify, NotifyType, Payload,
+    PayloadType, ProtocolId,
 };
 
 /// Nonce length we send (RFC 7296 §2.10: at least half the PRF key size, 16..=256).
@@ -25,16 +25,26 @@ const MAX_INIT_RETRIES: u32 = 4;
 
 /// The SIGNATURE_HASH_ALGORITHMS data: our hashes as 16-bit numbers.
 pub fn hash_algorithms_data() -> Vec<u8> {
-    crate::crypto::cert::supported_hashes().iter().flat_map(|h| h.0.to_be_bytes()).collect()
+    crate::crypto::cert::supported_hashes()
+        .iter()
+        .flat_map(|h| h.0.to_be_bytes())
+        .collect()
 }
 
 /// Reads the peer's SIGNATURE_HASH_ALGORITHMS data.
 pub fn parse_hash_algorithms(data: &[u8]) -> Vec<HashAlgorithm> {
-    data.chunks_exact(2).map(|c| HashAlgorithm(u16::from_be_bytes([c[0], c[1]]))).collect()
+    data.chunks_exact(2)
+        .map(|c| HashAlgorithm(u16::from_be_bytes([c[0], c[1]])))
+        .collect()
 }
 
 fn notify<'a>(kind: NotifyType, data: &'a [u8]) -> Payload<'a> {
-    Payload::Notify(Notify { protocol: ProtocolId::NONE, spi: &[], kind, data })
+    Payload::Notify(Notify {
+        protocol: ProtocolId::NONE,
+        spi: &[],
+        kind,
+        data,
+    })
 }
 
 impl Initiator {
@@ -44,13 +54,21 @@ impl Initiator {
             Some(ke) => ke.group(),
             None => match self.params.first_group() {
                 Some(g) => g,
-                None => return self.fail(DisconnectReason::NegotiationFailed("no key exchange group".into())),
+                None => {
+                    return self.fail(DisconnectReason::NegotiationFailed(
+                        "no key exchange group".into(),
+                    ))
+                }
             },
         };
         if self.ke.as_ref().map(|k| k.group()) != Some(group) || self.ke.is_none() {
             match new_key_exchange(group, self.rng.as_mut()) {
                 Ok(k) => self.ke = Some(k),
-                Err(e) => return self.fail(DisconnectReason::NegotiationFailed(format!("key exchange {group}: {e}"))),
+                Err(e) => {
+                    return self.fail(DisconnectReason::NegotiationFailed(format!(
+                        "key exchange {group}: {e}"
+                    )))
+                }
             }
         }
         if self.ni.is_empty() {
@@ -72,7 +90,10 @@ impl Initiator {
             payloads.push(notify(NotifyType::COOKIE, c));
         }
         payloads.push(Payload::Sa(sa));
-        payloads.push(Payload::Ke { group, data: &ke_pub });
+        payloads.push(Payload::Ke {
+            group,
+            data: &ke_pub,
+        });
         payloads.push(Payload::Nonce(&self.ni));
         payloads.push(notify(NotifyType::NAT_DETECTION_SOURCE_IP, &src_hash));
         payloads.push(notify(NotifyType::NAT_DETECTION_DESTINATION_IP, &dst_hash));
@@ -105,14 +126,18 @@ impl Initiator {
                     NotifyType::COOKIE => return self.retry_with_cookie(now, n.data),
                     NotifyType::INVALID_KE_PAYLOAD => return self.retry_with_group(now, n.data),
                     k if k.is_error() => {
-                        return self.fail(DisconnectReason::NegotiationFailed(format!("IKE_SA_INIT: {k}")));
+                        return self.fail(DisconnectReason::NegotiationFailed(format!(
+                            "IKE_SA_INIT: {k}"
+                        )));
                     }
                     _ => {}
                 }
             }
         }
         if msg.header.spi_r == 0 {
-            return self.fail(DisconnectReason::ProtocolError("IKE_SA_INIT response without SPIr".into()));
+            return self.fail(DisconnectReason::ProtocolError(
+                "IKE_SA_INIT response without SPIr".into(),
+            ));
         }
         let mut sa = None;
         let mut ke = None;
@@ -138,7 +163,9 @@ impl Initiator {
             }
         }
         let (Some(sa), Some((group, ke_data)), Some(nonce)) = (sa, ke, nonce) else {
-            return self.fail(DisconnectReason::ProtocolError("IKE_SA_INIT response misses SA, KE or Nonce".into()));
+            return self.fail(DisconnectReason::ProtocolError(
+                "IKE_SA_INIT response misses SA, KE or Nonce".into(),
+            ));
         };
         let offered = self.params.ike_wire();
         let selected = match sa.as_slice() {
@@ -146,27 +173,44 @@ impl Initiator {
             _ => None,
         };
         let Some(selected) = selected else {
-            return self.fail(DisconnectReason::NegotiationFailed("responder chose a proposal we did not offer".into()));
+            return self.fail(DisconnectReason::NegotiationFailed(
+                "responder chose a proposal we did not offer".into(),
+            ));
         };
         let Some(ours) = self.ke.as_ref() else { return };
         if selected.dh != Some(group) || group != ours.group() {
-            return self.fail(DisconnectReason::ProtocolError("KE group does not match the chosen proposal".into()));
+            return self.fail(DisconnectReason::ProtocolError(
+                "KE group does not match the chosen proposal".into(),
+            ));
         }
         if !(16..=256).contains(&nonce.len()) {
             return self.fail(DisconnectReason::ProtocolError("bad nonce length".into()));
         }
         let g_ir = match ours.shared_secret(ke_data) {
             Ok(s) => s,
-            Err(e) => return self.fail(DisconnectReason::ProtocolError(format!("key exchange: {e}"))),
+            Err(e) => {
+                return self.fail(DisconnectReason::ProtocolError(format!(
+                    "key exchange: {e}"
+                )))
+            }
         };
         self.spi_r = msg.header.spi_r;
         self.nr = nonce.to_vec();
-        let keys = SaKeys::derive(Role::Initiator, &selected, &self.ni, &self.nr, g_ir.as_bytes(), self.spi_i, self.spi_r);
+        let keys = SaKeys::derive(
+            Role::Initiator,
+            &selected,
+            &self.ni,
+            &self.nr,
+            g_ir.as_bytes(),
+            self.spi_i,
+            self.spi_r,
+        );
         let keys = match keys {
             Ok(k) => k,
             Err(e) => return self.fail(DisconnectReason::NegotiationFailed(format!("keys: {e}"))),
         };
-        self.peer.nat = NatState::evaluate(self.spi_i, self.spi_r, self.local, self.remote, &src, &dst);
+        self.peer.nat =
+            NatState::evaluate(self.spi_i, self.spi_r, self.local, self.remote, &src, &dst);
         info!(
             "IKE_SA_INIT done: {} spi {:016x}_{:016x}, nat local={} remote={}",
             selected.name(),
@@ -188,7 +232,9 @@ impl Initiator {
     fn retry_with_cookie(&mut self, now: Instant, cookie: &[u8]) {
         self.init_retries += 1;
         if self.init_retries > MAX_INIT_RETRIES || cookie.is_empty() || cookie.len() > 64 {
-            return self.fail(DisconnectReason::NegotiationFailed("COOKIE retries exhausted".into()));
+            return self.fail(DisconnectReason::NegotiationFailed(
+                "COOKIE retries exhausted".into(),
+            ));
         }
         debug!("responder asked for a COOKIE ({} bytes)", cookie.len());
         self.cookie = Some(cookie.to_vec());
@@ -199,7 +245,11 @@ impl Initiator {
         self.init_retries += 1;
         let wanted = match data {
             [a, b] => DhGroup(u16::from_be_bytes([*a, *b])),
-            _ => return self.fail(DisconnectReason::ProtocolError("malformed INVALID_KE_PAYLOAD".into())),
+            _ => {
+                return self.fail(DisconnectReason::ProtocolError(
+                    "malformed INVALID_KE_PAYLOAD".into(),
+                ))
+            }
         };
         let current = self.ke.as_ref().map(|k| k.group());
         if self.init_retries > MAX_INIT_RETRIES
@@ -207,7 +257,9 @@ impl Initiator {
             || !self.params.offers_group(wanted)
             || !dh::is_supported(wanted)
         {
-            return self.fail(DisconnectReason::NegotiationFailed(format!("responder wants group {wanted}")));
+            return self.fail(DisconnectReason::NegotiationFailed(format!(
+                "responder wants group {wanted}"
+            )));
         }
         debug!("responder wants key exchange group {wanted}");
         match new_key_exchange(wanted, self.rng.as_mut()) {
@@ -218,4 +270,3 @@ impl Initiator {
         self.send_init_request(now);
     }
 }
-

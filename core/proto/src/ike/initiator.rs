@@ -16,7 +16,9 @@ use crate::ike::keys::SaKeys;
 use crate::ike::natd::NatState;
 use crate::ike::params::IkeParams;
 use crate::ike::protect::{self, Opened, Reassembly};
-use crate::ike::task_manager::{RequestKind, RequestMatch, ResponseMatch, TaskManager, TimeoutAction};
+use crate::ike::task_manager::{
+    RequestKind, RequestMatch, ResponseMatch, TaskManager, TimeoutAction,
+};
 use crate::rng::Rng;
 use crate::session::DisconnectReason;
 use crate::wire::{flags, ExchangeType, HashAlgorithm, Header, Message, Payload, PayloadType};
@@ -176,7 +178,10 @@ impl Initiator {
         let h = msg.header;
         let spi_r_ok = self.phase == Phase::Init || h.spi_r == self.spi_r;
         if h.spi_i != self.spi_i || !spi_r_ok {
-            debug!("dropping IKE message for unknown SPIs {:016x}_{:016x}", h.spi_i, h.spi_r);
+            debug!(
+                "dropping IKE message for unknown SPIs {:016x}_{:016x}",
+                h.spi_i, h.spi_r
+            );
             self.drops.unknown_spi += 1;
             return;
         }
@@ -199,14 +204,18 @@ impl Initiator {
             return;
         }
         if h.exchange == ExchangeType::IKE_SA_INIT {
-            if self.phase == Phase::Init && self.tm.outstanding_kind() == Some(RequestKind::IkeSaInit) {
+            if self.phase == Phase::Init
+                && self.tm.outstanding_kind() == Some(RequestKind::IkeSaInit)
+            {
                 self.process_init_response(now, msg);
             } else {
                 self.drops.unexpected += 1;
             }
             return;
         }
-        let Some(opened) = self.open(msg, true) else { return };
+        let Some(opened) = self.open(msg, true) else {
+            return;
+        };
         let kind = match self.tm.match_response(h.message_id) {
             ResponseMatch::Expected(k) => k,
             ResponseMatch::Unexpected => return,
@@ -215,7 +224,10 @@ impl Initiator {
             Ok(p) => p,
             Err(e) => {
                 warn!("malformed payloads in {} response: {e}", h.exchange);
-                self.fail(DisconnectReason::ProtocolError(format!("malformed {} response", h.exchange)));
+                self.fail(DisconnectReason::ProtocolError(format!(
+                    "malformed {} response",
+                    h.exchange
+                )));
                 return;
             }
         };
@@ -229,7 +241,10 @@ impl Initiator {
     }
 
     fn handle_request(&mut self, now: Instant, msg: &Message<'_>) {
-        if !matches!(self.phase, Phase::Established | Phase::Deleting | Phase::Auth) {
+        if !matches!(
+            self.phase,
+            Phase::Established | Phase::Deleting | Phase::Auth
+        ) {
             self.drops.unexpected += 1;
             return;
         }
@@ -237,7 +252,10 @@ impl Initiator {
         match self.tm.match_request(h.message_id) {
             RequestMatch::New => {}
             RequestMatch::Retransmitted(d) => {
-                debug!("peer retransmitted request {}: resending our response", h.message_id);
+                debug!(
+                    "peer retransmitted request {}: resending our response",
+                    h.message_id
+                );
                 self.outbox.extend(d);
                 return;
             }
@@ -246,7 +264,9 @@ impl Initiator {
                 return;
             }
         }
-        let Some(opened) = self.open(msg, false) else { return };
+        let Some(opened) = self.open(msg, false) else {
+            return;
+        };
         let payloads = match opened.payloads() {
             Ok(p) => p,
             Err(e) => {
@@ -265,7 +285,11 @@ impl Initiator {
             return None;
         };
         let result = if msg.fragment().is_some() {
-            let r = if response { &mut self.reassembly_responses } else { &mut self.reassembly_requests };
+            let r = if response {
+                &mut self.reassembly_responses
+            } else {
+                &mut self.reassembly_requests
+            };
             r.add(&keys.inbound, msg)
         } else {
             protect::open(&keys.inbound, msg).map(Some)
@@ -294,7 +318,10 @@ impl Initiator {
     }
 
     fn seal(&mut self, header: &Header, payloads: &[Payload<'_>]) -> Vec<Vec<u8>> {
-        let frag = self.peer.fragmentation.then_some(self.params.config.fragment_size);
+        let frag = self
+            .peer
+            .fragmentation
+            .then_some(self.params.config.fragment_size);
         match self.keys.as_ref() {
             Some(k) => protect::seal(&k.outbound, self.rng.as_mut(), header, payloads, frag),
             None => Vec::new(),
@@ -302,7 +329,13 @@ impl Initiator {
     }
 
     /// Seals and sends a request of ours, tracked for retransmission.
-    pub(super) fn send_request(&mut self, now: Instant, kind: RequestKind, exchange: ExchangeType, payloads: &[Payload<'_>]) {
+    pub(super) fn send_request(
+        &mut self,
+        now: Instant,
+        kind: RequestKind,
+        exchange: ExchangeType,
+        payloads: &[Payload<'_>],
+    ) {
         let header = self.header(exchange, false, self.tm.next_request_id());
         let datagrams = self.seal(&header, payloads);
         self.outbox.extend(datagrams.iter().cloned());
@@ -310,7 +343,12 @@ impl Initiator {
     }
 
     /// Seals and sends our response to the peer's request `message_id`.
-    pub(super) fn send_response(&mut self, exchange: ExchangeType, message_id: u32, payloads: &[Payload<'_>]) {
+    pub(super) fn send_response(
+        &mut self,
+        exchange: ExchangeType,
+        message_id: u32,
+        payloads: &[Payload<'_>],
+    ) {
         let header = self.header(exchange, true, message_id);
         let datagrams = self.seal(&header, payloads);
         self.outbox.extend(datagrams.iter().cloned());
@@ -323,7 +361,8 @@ impl Initiator {
         if self.tm.busy() {
             self.tm.resend_as_new(now, vec![bytes]);
         } else {
-            self.tm.sent_request(now, RequestKind::IkeSaInit, vec![bytes]);
+            self.tm
+                .sent_request(now, RequestKind::IkeSaInit, vec![bytes]);
         }
     }
 
@@ -370,7 +409,10 @@ impl Initiator {
         if self.phase == Phase::Dead {
             return;
         }
-        info!("IKE SA {:016x}_{:016x} down: {reason}", self.spi_i, self.spi_r);
+        info!(
+            "IKE SA {:016x}_{:016x} down: {reason}",
+            self.spi_i, self.spi_r
+        );
         self.phase = Phase::Dead;
         self.tm.abandon();
         self.reassembly_requests.clear();

@@ -41,7 +41,9 @@ impl SaKeys {
         spi_i: u64,
         spi_r: u64,
     ) -> Result<Self, CryptoError> {
-        let prf_id = selected.prf.ok_or_else(|| CryptoError::Unsupported("IKE proposal without PRF".into()))?;
+        let prf_id = selected
+            .prf
+            .ok_or_else(|| CryptoError::Unsupported("IKE proposal without PRF".into()))?;
         let prf = Prf::new(prf_id)?;
         let encr_len = SkCipher::encr_key_len(selected.encr, selected.key_bits)?;
         let integ_len = SkCipher::integ_key_len(selected.integ)?;
@@ -50,9 +52,26 @@ impl SaKeys {
     }
 
     /// Arranges derived keys by direction for `role`.
-    pub fn arrange(role: Role, selected: &Selected, prf: Prf, k: IkeKeys) -> Result<Self, CryptoError> {
-        let cipher_i = SkCipher::new(selected.encr, selected.key_bits, selected.integ, k.sk_ei.as_bytes(), k.sk_ai.as_bytes())?;
-        let cipher_r = SkCipher::new(selected.encr, selected.key_bits, selected.integ, k.sk_er.as_bytes(), k.sk_ar.as_bytes())?;
+    pub fn arrange(
+        role: Role,
+        selected: &Selected,
+        prf: Prf,
+        k: IkeKeys,
+    ) -> Result<Self, CryptoError> {
+        let cipher_i = SkCipher::new(
+            selected.encr,
+            selected.key_bits,
+            selected.integ,
+            k.sk_ei.as_bytes(),
+            k.sk_ai.as_bytes(),
+        )?;
+        let cipher_r = SkCipher::new(
+            selected.encr,
+            selected.key_bits,
+            selected.integ,
+            k.sk_er.as_bytes(),
+            k.sk_ar.as_bytes(),
+        )?;
         Ok(match role {
             Role::Initiator => Self {
                 prf,
@@ -79,7 +98,13 @@ const KEY_PAD: &[u8] = b"Key Pad for IKEv2";
 
 /// The octets an end signs or MACs: its IKE_SA_INIT message, the other end's nonce, and
 /// prf(SK_p, its ID payload body).
-pub fn signed_octets(prf: Prf, init_message: &[u8], peer_nonce: &[u8], sk_p: &[u8], id_body: &[u8]) -> Vec<u8> {
+pub fn signed_octets(
+    prf: Prf,
+    init_message: &[u8],
+    peer_nonce: &[u8],
+    sk_p: &[u8],
+    id_body: &[u8],
+) -> Vec<u8> {
     let maced_id = prf.compute(sk_p, &[id_body]);
     let mut out = Vec::with_capacity(init_message.len() + peer_nonce.len() + maced_id.len());
     out.extend_from_slice(init_message);

@@ -9,7 +9,6 @@ pub mod info;
 pub mod init;
 pub mod initiator;
 pub mod keys;
-pub mod mschap_peer;
 pub mod natd;
 pub mod params;
 pub mod protect;

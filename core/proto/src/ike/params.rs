@@ -44,21 +44,34 @@ impl IkeParams {
         let local_id = match (&config.local_id, &config.auth) {
             (Some(id), _) => id.clone(),
             (None, ClientAuth::Certificate { chain, .. }) => {
-                let cert = chain.first().ok_or_else(|| ConfigError::Invalid("auth.certificate: empty".into()))?;
+                let cert = chain
+                    .first()
+                    .ok_or_else(|| ConfigError::Invalid("auth.certificate: empty".into()))?;
                 Identity::Dn(cert.subject_der())
             }
             (None, ClientAuth::EapMschapv2 { username, .. }) => Identity::parse(username)
                 .map_err(|e| ConfigError::Invalid(format!("auth.username: {e}")))?,
             (None, ClientAuth::Psk(_)) => {
-                return Err(ConfigError::Invalid("auth.local_id: required for PSK".into()));
+                return Err(ConfigError::Invalid(
+                    "auth.local_id: required for PSK".into(),
+                ));
             }
         };
-        Ok(Self { config, ike, esp, local_id })
+        Ok(Self {
+            config,
+            ike,
+            esp,
+            local_id,
+        })
     }
 
     /// Our IKE proposals on the wire (numbered from 1, no SPI).
     pub fn ike_wire(&self) -> Vec<Proposal> {
-        self.ike.iter().enumerate().map(|(i, p)| p.to_wire(wire_number(i), &[])).collect()
+        self.ike
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p.to_wire(wire_number(i), &[]))
+            .collect()
     }
 
     /// Our ESP proposals on the wire with our inbound SPI. Key exchange groups are left out:

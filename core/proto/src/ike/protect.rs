@@ -6,7 +6,9 @@ use crate::crypto::sk::SkCipher;
 use crate::crypto::CryptoError;
 use crate::rng::Rng;
 use crate::wire::message::{write_sk_prefix, write_skf_prefix};
-use crate::wire::{parse_payloads, write_payloads, Header, Message, Payload, PayloadType, WireError, HEADER_LEN};
+use crate::wire::{
+    parse_payloads, write_payloads, Header, Message, Payload, PayloadType, WireError, HEADER_LEN,
+};
 
 /// Why a protected message was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -69,9 +71,20 @@ fn seal_fragments(
     let mut out = Vec::with_capacity(usize::from(total));
     for (i, part) in plain.chunks(chunk).enumerate() {
         let number = u16::try_from(i + 1).unwrap_or(u16::MAX);
-        let inner = if number == 1 { first } else { PayloadType::NONE };
+        let inner = if number == 1 {
+            first
+        } else {
+            PayloadType::NONE
+        };
         let mut dgram = Vec::with_capacity(max);
-        write_skf_prefix(header, inner, number, total, cipher.sealed_len(part.len()), &mut dgram);
+        write_skf_prefix(
+            header,
+            inner,
+            number,
+            total,
+            cipher.sealed_len(part.len()),
+            &mut dgram,
+        );
         let aad = dgram.clone();
         cipher.seal(rng, &aad, part, &mut dgram);
         out.push(dgram);
@@ -96,9 +109,15 @@ impl Opened {
 /// Opens an SK message.
 pub fn open(cipher: &SkCipher, msg: &Message<'_>) -> Result<Opened, ProtectError> {
     let sk = msg.encrypted().ok_or(ProtectError::NotEncrypted)?;
-    let aad = msg.raw.get(..sk.aad_len).ok_or(ProtectError::Fragment("aad"))?;
+    let aad = msg
+        .raw
+        .get(..sk.aad_len)
+        .ok_or(ProtectError::Fragment("aad"))?;
     let plain = cipher.open(aad, sk.body)?;
-    Ok(Opened { first: sk.first_inner, plain })
+    Ok(Opened {
+        first: sk.first_inner,
+        plain,
+    })
 }
 
 /// Collects the SKF fragments of one message (identified by its message ID) until complete.
@@ -113,19 +132,32 @@ pub struct Reassembly {
 
 impl Default for Reassembly {
     fn default() -> Self {
-        Self { message_id: None, total: 0, first: PayloadType::NONE, parts: Vec::new(), bytes: 0 }
+        Self {
+            message_id: None,
+            total: 0,
+            first: PayloadType::NONE,
+            parts: Vec::new(),
+            bytes: 0,
+        }
     }
 }
 
 impl Reassembly {
     /// Adds a fragment (checked and decrypted here). Returns the whole message once every
     /// fragment has arrived. Fragments of another message ID replace an older, incomplete set.
-    pub fn add(&mut self, cipher: &SkCipher, msg: &Message<'_>) -> Result<Option<Opened>, ProtectError> {
+    pub fn add(
+        &mut self,
+        cipher: &SkCipher,
+        msg: &Message<'_>,
+    ) -> Result<Option<Opened>, ProtectError> {
         let f = msg.fragment().ok_or(ProtectError::NotEncrypted)?;
         if f.total == 0 || f.total > MAX_FRAGMENTS || f.number == 0 || f.number > f.total {
             return Err(ProtectError::Fragment("number out of range"));
         }
-        let aad = msg.raw.get(..f.aad_len).ok_or(ProtectError::Fragment("aad"))?;
+        let aad = msg
+            .raw
+            .get(..f.aad_len)
+            .ok_or(ProtectError::Fragment("aad"))?;
         let plain = cipher.open(aad, f.body)?;
         let id = msg.header.message_id;
         if self.message_id != Some(id) || self.total != f.total {
@@ -144,7 +176,10 @@ impl Reassembly {
         if f.number == 1 {
             self.first = f.first_inner;
         }
-        let slot = self.parts.get_mut(idx).ok_or(ProtectError::Fragment("index"))?;
+        let slot = self
+            .parts
+            .get_mut(idx)
+            .ok_or(ProtectError::Fragment("index"))?;
         if slot.is_none() {
             self.bytes += plain.len();
             if self.bytes > MAX_REASSEMBLED {
@@ -160,7 +195,10 @@ impl Reassembly {
             }
             let first = self.first;
             *self = Reassembly::default();
-            return Ok(Some(Opened { first, plain: whole }));
+            return Ok(Some(Opened {
+                first,
+                plain: whole,
+            }));
         }
         Ok(None)
     }

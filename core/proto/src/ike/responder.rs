@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use log::{debug, info, warn};
 
+use crate::config::Retransmit;
 use crate::crypto::cert::{verify_chain, Certificate};
 use crate::crypto::dh::new_key_exchange;
 use crate::crypto::proposal::{choose, ProposalSpec};
@@ -22,12 +23,11 @@ use crate::ike::keys::{id_body, shared_key_auth, signed_octets, Role, SaKeys};
 use crate::ike::natd::{self, NatState};
 use crate::ike::protect::{self, Opened, Reassembly};
 use crate::ike::task_manager::{RequestMatch, TaskManager};
-use crate::config::Retransmit;
 use crate::rng::Rng;
 use crate::wire::message::write_message;
 use crate::wire::{
-    flags, AuthMethod, CertEncoding, CfgAttr, CfgAttribute, CfgType, ExchangeType, HashAlgorithm, Header,
-    Id, Message, Notify, NotifyType, Payload, PayloadType, ProtocolId, TrafficSelector,
+    flags, AuthMethod, CertEncoding, CfgAttr, CfgAttribute, CfgType, ExchangeType, HashAlgorithm,
+    Header, Id, Message, Notify, NotifyType, Payload, PayloadType, ProtocolId, TrafficSelector,
 };
 
 /// How the responder authenticates itself and its clients.
@@ -36,7 +36,10 @@ pub enum ResponderAuth {
     /// One PSK shared with every client.
     Psk(Secret),
     /// We sign with our certificate; clients sign with theirs, checked against `ca`.
-    Certificate { chain: Vec<Certificate>, key: PrivateKey },
+    Certificate {
+        chain: Vec<Certificate>,
+        key: PrivateKey,
+    },
 }
 
 /// The responder's configuration.
@@ -66,7 +69,12 @@ pub struct ResponderConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ResponderEvent {
     /// A client authenticated and has its CHILD SA.
-    Established { spi_r: u64, peer: SocketAddr, client_id: String, virtual_ips: Vec<IpAddr> },
+    Established {
+        spi_r: u64,
+        peer: SocketAddr,
+        client_id: String,
+        virtual_ips: Vec<IpAddr>,
+    },
     /// An IKE SA ended (deleted by the client, or failed authentication).
     Closed { spi_r: u64, reason: String },
 }
@@ -124,7 +132,12 @@ pub struct Responder {
 const MAX_SAS: usize = 4096;
 
 fn notify<'a>(kind: NotifyType, data: &'a [u8]) -> Payload<'a> {
-    Payload::Notify(Notify { protocol: ProtocolId::NONE, spi: &[], kind, data })
+    Payload::Notify(Notify {
+        protocol: ProtocolId::NONE,
+        spi: &[],
+        kind,
+        data,
+    })
 }
 
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
@@ -149,7 +162,13 @@ impl Responder {
     }
 
     /// An IKE message (no marker) arrived from `remote` at our `local` address.
-    pub fn handle_message(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+    pub fn handle_message(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) {
         let msg = match Message::parse(data) {
             Ok(m) => m,
             Err(e) => {
@@ -168,7 +187,8 @@ impl Responder {
             let ok = self.sas.get_mut(&h.spi_r).is_some_and(|sa| {
                 sa.tm.outstanding_id() == Some(h.message_id)
                     && protect::open(&sa.keys.inbound, &msg).is_ok()
-                    && sa.tm.match_response(h.message_id) != crate::ike::task_manager::ResponseMatch::Unexpected
+                    && sa.tm.match_response(h.message_id)
+                        != crate::ike::task_manager::ResponseMatch::Unexpected
             });
             if !ok {
                 self.dropped += 1;
@@ -202,18 +222,33 @@ impl Responder {
 
     /// Deletes IKE SA `spi_r` (an INFORMATIONAL request with a DELETE; the SA is gone at once).
     pub fn delete_ike_sa(&mut self, now: Instant, spi_r: u64) -> bool {
-        let d = [Payload::Delete(crate::wire::Delete { protocol: ProtocolId::IKE, spi_size: 0, spis: &[] })];
+        let d = [Payload::Delete(crate::wire::Delete {
+            protocol: ProtocolId::IKE,
+            spi_size: 0,
+            spis: &[],
+        })];
         let sent = self.send_request(now, spi_r, ExchangeType::INFORMATIONAL, &d);
         if let Some(sa) = self.sas.remove(&spi_r) {
             self.half_open.remove(&(sa.peer, sa.spi_i));
-            self.events.push_back(ResponderEvent::Closed { spi_r, reason: "deleted by us".into() });
+            self.events.push_back(ResponderEvent::Closed {
+                spi_r,
+                reason: "deleted by us".into(),
+            });
         }
         sent
     }
 
     /// Sends a request of ours on an established IKE SA.
-    fn send_request(&mut self, now: Instant, spi_r: u64, exchange: ExchangeType, payloads: &[Payload<'_>]) -> bool {
-        let Some(sa) = self.sas.get_mut(&spi_r) else { return false };
+    fn send_request(
+        &mut self,
+        now: Instant,
+        spi_r: u64,
+        exchange: ExchangeType,
+        payloads: &[Payload<'_>],
+    ) -> bool {
+        let Some(sa) = self.sas.get_mut(&spi_r) else {
+            return false;
+        };
         if sa.phase != SaPhase::Established || sa.tm.busy() {
             return false;
         }
@@ -228,10 +263,24 @@ impl Responder {
             length: 0,
         };
         let frag = sa.fragmentation.then_some(self.cfg.fragment_size);
-        let datagrams = protect::seal(&sa.keys.outbound, self.rng.as_mut(), &header, payloads, frag);
+        let datagrams = protect::seal(
+            &sa.keys.outbound,
+            self.rng.as_mut(),
+            &header,
+            payloads,
+            frag,
+        );
         let peer = sa.peer;
-        self.outbox.extend(datagrams.iter().cloned().map(|message| Outgoing { remote: peer, message }));
-        sa.tm.sent_request(now, crate::ike::task_manager::RequestKind::Informational, datagrams);
+        self.outbox
+            .extend(datagrams.iter().cloned().map(|message| Outgoing {
+                remote: peer,
+                message,
+            }));
+        sa.tm.sent_request(
+            now,
+            crate::ike::task_manager::RequestKind::Informational,
+            datagrams,
+        );
         true
     }
 
@@ -264,15 +313,29 @@ impl Responder {
         let prf = crate::crypto::prf::Prf::new(crate::wire::PrfId::HMAC_SHA2_256);
         let remote_s = remote.to_string();
         match prf {
-            Ok(p) => p.compute(&self.cookie_secret, &[ni, remote_s.as_bytes(), &spi_i.to_be_bytes()]).as_bytes().to_vec(),
+            Ok(p) => p
+                .compute(
+                    &self.cookie_secret,
+                    &[ni, remote_s.as_bytes(), &spi_i.to_be_bytes()],
+                )
+                .as_bytes()
+                .to_vec(),
             Err(_) => Vec::new(),
         }
     }
 
-    fn send_plain(&mut self, remote: SocketAddr, header: Header, payloads: &[Payload<'_>]) -> Vec<u8> {
+    fn send_plain(
+        &mut self,
+        remote: SocketAddr,
+        header: Header,
+        payloads: &[Payload<'_>],
+    ) -> Vec<u8> {
         let mut out = Vec::with_capacity(512);
         write_message(&header, payloads, &mut out);
-        self.outbox.push_back(Outgoing { remote, message: out.clone() });
+        self.outbox.push_back(Outgoing {
+            remote,
+            message: out.clone(),
+        });
         out
     }
 
@@ -327,30 +390,52 @@ impl Responder {
             length: 0,
         };
         let (Some(sa_p), Some((group, ke_data)), Some(ni)) = (sa_p, ke, ni) else {
-            self.send_plain(remote, reply_header(0), &[notify(NotifyType::INVALID_SYNTAX, &[])]);
+            self.send_plain(
+                remote,
+                reply_header(0),
+                &[notify(NotifyType::INVALID_SYNTAX, &[])],
+            );
             return;
         };
         if self.cfg.require_cookie {
             let expected = self.cookie_for(remote, h.spi_i, ni);
             if cookie.is_none_or(|c| !ct_eq(c, &expected)) {
                 debug!("responder: asking {remote} for a cookie");
-                self.send_plain(remote, reply_header(0), &[notify(NotifyType::COOKIE, &expected)]);
+                self.send_plain(
+                    remote,
+                    reply_header(0),
+                    &[notify(NotifyType::COOKIE, &expected)],
+                );
                 return;
             }
         }
         let Some((selected, number, _)) = choose(&self.cfg.ike, sa_p) else {
-            self.send_plain(remote, reply_header(0), &[notify(NotifyType::NO_PROPOSAL_CHOSEN, &[])]);
+            self.send_plain(
+                remote,
+                reply_header(0),
+                &[notify(NotifyType::NO_PROPOSAL_CHOSEN, &[])],
+            );
             return;
         };
         let Some(want) = selected.dh else { return };
         if want != group {
             let g = want.0.to_be_bytes();
-            self.send_plain(remote, reply_header(0), &[notify(NotifyType::INVALID_KE_PAYLOAD, &g)]);
+            self.send_plain(
+                remote,
+                reply_header(0),
+                &[notify(NotifyType::INVALID_KE_PAYLOAD, &g)],
+            );
             return;
         }
-        let Ok(our_ke) = new_key_exchange(group, self.rng.as_mut()) else { return };
+        let Ok(our_ke) = new_key_exchange(group, self.rng.as_mut()) else {
+            return;
+        };
         let Ok(g_ir) = our_ke.shared_secret(ke_data) else {
-            self.send_plain(remote, reply_header(0), &[notify(NotifyType::INVALID_SYNTAX, &[])]);
+            self.send_plain(
+                remote,
+                reply_header(0),
+                &[notify(NotifyType::INVALID_SYNTAX, &[])],
+            );
             return;
         };
         let mut spi_r = 0;
@@ -359,7 +444,15 @@ impl Responder {
         }
         let mut nr = vec![0u8; NONCE_LEN];
         self.rng.fill(&mut nr);
-        let Ok(keys) = SaKeys::derive(Role::Responder, &selected, ni, &nr, g_ir.as_bytes(), h.spi_i, spi_r) else {
+        let Ok(keys) = SaKeys::derive(
+            Role::Responder,
+            &selected,
+            ni,
+            &nr,
+            g_ir.as_bytes(),
+            h.spi_i,
+            spi_r,
+        ) else {
             return;
         };
         // The request's hashes use SPIr = 0; SOURCE is the client's claim about itself.
@@ -375,20 +468,29 @@ impl Responder {
         let certreq: Vec<u8> = self.cfg.ca.iter().flat_map(|c| c.spki_sha1()).collect();
         let mut p = vec![
             Payload::Sa(vec![selected.to_wire(number, &[])]),
-            Payload::Ke { group, data: &ke_pub },
+            Payload::Ke {
+                group,
+                data: &ke_pub,
+            },
             Payload::Nonce(&nr),
             notify(NotifyType::NAT_DETECTION_SOURCE_IP, &src_hash),
             notify(NotifyType::NAT_DETECTION_DESTINATION_IP, &dst_hash),
         ];
         if !certreq.is_empty() {
-            p.push(Payload::CertReq { encoding: CertEncoding::X509_SIGNATURE, data: &certreq });
+            p.push(Payload::CertReq {
+                encoding: CertEncoding::X509_SIGNATURE,
+                data: &certreq,
+            });
         }
         if frag {
             p.push(notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, &[]));
         }
         p.push(notify(NotifyType::SIGNATURE_HASH_ALGORITHMS, &hash_data));
         let init_response = self.send_plain(remote, reply_header(spi_r), &p);
-        debug!("responder: IKE_SA_INIT from {remote}: {} spi_r {spi_r:016x}", selected.name());
+        debug!(
+            "responder: IKE_SA_INIT from {remote}: {} spi_r {spi_r:016x}",
+            selected.name()
+        );
         self.half_open.insert((remote, h.spi_i), spi_r);
         let mut tm = TaskManager::new(self.cfg.retransmit);
         tm.sent_response(0, vec![init_response.clone()]);
@@ -416,13 +518,20 @@ impl Responder {
     }
 
     /// Handles a request on an existing IKE SA; returns whether the SA stays.
-    fn handle_sa_request(&mut self, now: Instant, sa: &mut ResponderSa, remote: SocketAddr, msg: &Message<'_>) -> bool {
+    fn handle_sa_request(
+        &mut self,
+        now: Instant,
+        sa: &mut ResponderSa,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+    ) -> bool {
         let _ = now;
         let h = msg.header;
         match sa.tm.match_request(h.message_id) {
             RequestMatch::New => {}
             RequestMatch::Retransmitted(d) => {
-                self.outbox.extend(d.into_iter().map(|message| Outgoing { remote, message }));
+                self.outbox
+                    .extend(d.into_iter().map(|message| Outgoing { remote, message }));
                 return true;
             }
             RequestMatch::Invalid => {
@@ -457,27 +566,44 @@ impl Responder {
         // A NAT may have moved the client; answer where the request came from.
         sa.peer = remote;
         match (h.exchange, sa.phase) {
-            (ExchangeType::IKE_AUTH, SaPhase::AwaitAuth) => self.handle_auth(sa, h.message_id, &payloads),
+            (ExchangeType::IKE_AUTH, SaPhase::AwaitAuth) => {
+                self.handle_auth(sa, h.message_id, &payloads)
+            }
             (ExchangeType::INFORMATIONAL, SaPhase::Established) => {
-                let delete_ike =
-                    payloads.iter().any(|p| matches!(p, Payload::Delete(d) if d.protocol == ProtocolId::IKE));
+                let delete_ike = payloads
+                    .iter()
+                    .any(|p| matches!(p, Payload::Delete(d) if d.protocol == ProtocolId::IKE));
                 self.respond(sa, ExchangeType::INFORMATIONAL, h.message_id, &[]);
                 if delete_ike {
                     info!("responder: client deleted IKE SA {:016x}", sa.spi_r);
                     self.release(sa);
-                    self.events.push_back(ResponderEvent::Closed { spi_r: sa.spi_r, reason: "deleted".into() });
+                    self.events.push_back(ResponderEvent::Closed {
+                        spi_r: sa.spi_r,
+                        reason: "deleted".into(),
+                    });
                     return false;
                 }
                 true
             }
             _ => {
-                self.respond(sa, h.exchange, h.message_id, &[notify(NotifyType::INVALID_SYNTAX, &[])]);
+                self.respond(
+                    sa,
+                    h.exchange,
+                    h.message_id,
+                    &[notify(NotifyType::INVALID_SYNTAX, &[])],
+                );
                 true
             }
         }
     }
 
-    fn respond(&mut self, sa: &mut ResponderSa, exchange: ExchangeType, message_id: u32, payloads: &[Payload<'_>]) {
+    fn respond(
+        &mut self,
+        sa: &mut ResponderSa,
+        exchange: ExchangeType,
+        message_id: u32,
+        payloads: &[Payload<'_>],
+    ) {
         let header = Header {
             spi_i: sa.spi_i,
             spi_r: sa.spi_r,
@@ -489,8 +615,18 @@ impl Responder {
             length: 0,
         };
         let frag = sa.fragmentation.then_some(self.cfg.fragment_size);
-        let datagrams = protect::seal(&sa.keys.outbound, self.rng.as_mut(), &header, payloads, frag);
-        self.outbox.extend(datagrams.iter().cloned().map(|message| Outgoing { remote: sa.peer, message }));
+        let datagrams = protect::seal(
+            &sa.keys.outbound,
+            self.rng.as_mut(),
+            &header,
+            payloads,
+            frag,
+        );
+        self.outbox
+            .extend(datagrams.iter().cloned().map(|message| Outgoing {
+                remote: sa.peer,
+                message,
+            }));
         sa.tm.sent_response(message_id, datagrams);
     }
 
@@ -509,11 +645,17 @@ impl Responder {
             match pl {
                 Payload::IdI(id) => idi = Some(*id),
                 Payload::Auth { method, data } => auth = Some((*method, *data)),
-                Payload::Cert { encoding: CertEncoding::X509_SIGNATURE, data } => certs.push(*data),
+                Payload::Cert {
+                    encoding: CertEncoding::X509_SIGNATURE,
+                    data,
+                } => certs.push(*data),
                 Payload::Sa(s) => esp = Some(s),
                 Payload::TsI(t) => tsi = Some(t),
                 Payload::TsR(t) => tsr = Some(t),
-                Payload::Cp { cfg_type: CfgType::CFG_REQUEST, .. } => cp_req = true,
+                Payload::Cp {
+                    cfg_type: CfgType::CFG_REQUEST,
+                    ..
+                } => cp_req = true,
                 Payload::Notify(n) if n.kind == NotifyType::MOBIKE_SUPPORTED => mobike = true,
                 _ => {}
             }
@@ -525,11 +667,18 @@ impl Responder {
             Ok(c) => c,
             Err(_) => return self.auth_failed(sa, message_id, "bad IDi"),
         };
-        let octets = signed_octets(sa.keys.prf, &sa.init_request, &sa.nr, sa.keys.sk_p_theirs.as_bytes(), &id_body(idi.id_type, idi.data));
+        let octets = signed_octets(
+            sa.keys.prf,
+            &sa.init_request,
+            &sa.nr,
+            sa.keys.sk_p_theirs.as_bytes(),
+            &id_body(idi.id_type, idi.data),
+        );
         let verified = match (&self.cfg.auth, method) {
-            (ResponderAuth::Psk(psk), AuthMethod::SHARED_KEY_MIC) => {
-                ct_eq(shared_key_auth(sa.keys.prf, psk.as_bytes(), &octets).as_bytes(), auth_data)
-            }
+            (ResponderAuth::Psk(psk), AuthMethod::SHARED_KEY_MIC) => ct_eq(
+                shared_key_auth(sa.keys.prf, psk.as_bytes(), &octets).as_bytes(),
+                auth_data,
+            ),
             (ResponderAuth::Certificate { .. }, m) if m != AuthMethod::SHARED_KEY_MIC => {
                 self.verify_client_cert(&client, &certs, m, auth_data, &octets)
             }
@@ -541,21 +690,34 @@ impl Responder {
         // Our own AUTH.
         let id_data = self.cfg.id.to_wire();
         let id_type = self.cfg.id.id_type();
-        let our_octets = signed_octets(sa.keys.prf, &sa.init_response, &sa.ni, sa.keys.sk_p_ours.as_bytes(), &id_body(id_type, &id_data));
+        let our_octets = signed_octets(
+            sa.keys.prf,
+            &sa.init_response,
+            &sa.ni,
+            sa.keys.sk_p_ours.as_bytes(),
+            &id_body(id_type, &id_data),
+        );
         let (our_method, our_auth) = match &self.cfg.auth {
-            ResponderAuth::Psk(psk) => {
-                (AuthMethod::SHARED_KEY_MIC, shared_key_auth(sa.keys.prf, psk.as_bytes(), &our_octets).as_bytes().to_vec())
-            }
-            ResponderAuth::Certificate { key, .. } => match key.sign_auth(&our_octets, &sa.peer_hashes, self.rng.as_mut()) {
-                Ok(a) => a,
-                Err(e) => {
-                    warn!("responder: cannot sign: {e}");
-                    return self.auth_failed(sa, message_id, "responder cannot sign");
+            ResponderAuth::Psk(psk) => (
+                AuthMethod::SHARED_KEY_MIC,
+                shared_key_auth(sa.keys.prf, psk.as_bytes(), &our_octets)
+                    .as_bytes()
+                    .to_vec(),
+            ),
+            ResponderAuth::Certificate { key, .. } => {
+                match key.sign_auth(&our_octets, &sa.peer_hashes, self.rng.as_mut()) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        warn!("responder: cannot sign: {e}");
+                        return self.auth_failed(sa, message_id, "responder cannot sign");
+                    }
                 }
-            },
+            }
         };
         let our_certs: Vec<Vec<u8>> = match &self.cfg.auth {
-            ResponderAuth::Certificate { chain, .. } => chain.iter().map(|c| c.der().to_vec()).collect(),
+            ResponderAuth::Certificate { chain, .. } => {
+                chain.iter().map(|c| c.der().to_vec()).collect()
+            }
             ResponderAuth::Psk(_) => Vec::new(),
         };
         // The CHILD SA.
@@ -565,11 +727,20 @@ impl Responder {
             Some((selected, spi_out, tsi.clone(), tsr.clone()))
         });
         let leases = if cp_req { self.lease() } else { Vec::new() };
-        let mut out: Vec<Payload<'_>> = vec![Payload::IdR(Id { id_type, data: &id_data })];
+        let mut out: Vec<Payload<'_>> = vec![Payload::IdR(Id {
+            id_type,
+            data: &id_data,
+        })];
         for c in &our_certs {
-            out.push(Payload::Cert { encoding: CertEncoding::X509_SIGNATURE, data: c });
+            out.push(Payload::Cert {
+                encoding: CertEncoding::X509_SIGNATURE,
+                data: c,
+            });
         }
-        out.push(Payload::Auth { method: our_method, data: &our_auth });
+        out.push(Payload::Auth {
+            method: our_method,
+            data: &our_auth,
+        });
         sa.phase = SaPhase::Established;
         sa.leases = leases.clone();
         let Some((selected, spi_out, tsi_req, tsr_req)) = child_parts else {
@@ -580,7 +751,11 @@ impl Responder {
         let ts_i: Vec<TrafficSelector> = if leases.is_empty() {
             tsi_req.clone()
         } else {
-            leases.iter().map(|a| ts_host(*a)).filter(|t| tsi_req.iter().any(|r| ts_contains(r, t))).collect()
+            leases
+                .iter()
+                .map(|a| ts_host(*a))
+                .filter(|t| tsi_req.iter().any(|r| ts_contains(r, t)))
+                .collect()
         };
         let ts_r: Vec<TrafficSelector> = self
             .cfg
@@ -588,7 +763,12 @@ impl Responder {
             .iter()
             .filter(|s| tsr_req.iter().any(|r| ts_contains(r, s)))
             .copied()
-            .chain(tsr_req.iter().filter(|r| self.cfg.subnets.iter().any(|s| ts_contains(s, r))).copied())
+            .chain(
+                tsr_req
+                    .iter()
+                    .filter(|r| self.cfg.subnets.iter().any(|s| ts_contains(s, r)))
+                    .copied(),
+            )
             .collect();
         if ts_i.is_empty() || ts_r.is_empty() {
             out.push(notify(NotifyType::TS_UNACCEPTABLE, &[]));
@@ -639,16 +819,27 @@ impl Responder {
             .collect();
         let mut attrs = Vec::new();
         for (a, b) in leases.iter().zip(&addr_bytes) {
-            let kind = if a.is_ipv6() { CfgAttr::INTERNAL_IP6_ADDRESS } else { CfgAttr::INTERNAL_IP4_ADDRESS };
+            let kind = if a.is_ipv6() {
+                CfgAttr::INTERNAL_IP6_ADDRESS
+            } else {
+                CfgAttr::INTERNAL_IP4_ADDRESS
+            };
             attrs.push(CfgAttribute { kind, value: b });
         }
         for (v6, b) in &dns_bytes {
-            let kind = if *v6 { CfgAttr::INTERNAL_IP6_DNS } else { CfgAttr::INTERNAL_IP4_DNS };
+            let kind = if *v6 {
+                CfgAttr::INTERNAL_IP6_DNS
+            } else {
+                CfgAttr::INTERNAL_IP4_DNS
+            };
             attrs.push(CfgAttribute { kind, value: b });
         }
         let spi_bytes = spi_in.to_be_bytes();
         if cp_req {
-            out.push(Payload::Cp { cfg_type: CfgType::CFG_REPLY, attrs });
+            out.push(Payload::Cp {
+                cfg_type: CfgType::CFG_REPLY,
+                attrs,
+            });
         }
         out.push(Payload::Sa(vec![selected.to_wire(1, &spi_bytes)]));
         out.push(Payload::TsI(ts_i));
@@ -657,7 +848,10 @@ impl Responder {
             out.push(notify(NotifyType::MOBIKE_SUPPORTED, &[]));
         }
         self.respond(sa, ExchangeType::IKE_AUTH, message_id, &out);
-        info!("responder: {client} established, CHILD SA {} in {spi_in:08x}", selected.name());
+        info!(
+            "responder: {client} established, CHILD SA {} in {spi_in:08x}",
+            selected.name()
+        );
         sa.child = Some(child);
         self.events.push_back(ResponderEvent::Established {
             spi_r: sa.spi_r,
@@ -668,19 +862,43 @@ impl Responder {
         true
     }
 
-    fn verify_client_cert(&self, client: &Identity, certs: &[&[u8]], method: AuthMethod, data: &[u8], octets: &[u8]) -> bool {
-        let Some((end, rest)) = certs.split_first() else { return false };
-        let Ok(end) = Certificate::from_der(end) else { return false };
-        let inter: Vec<Certificate> = rest.iter().filter_map(|d| Certificate::from_der(d).ok()).collect();
+    fn verify_client_cert(
+        &self,
+        client: &Identity,
+        certs: &[&[u8]],
+        method: AuthMethod,
+        data: &[u8],
+        octets: &[u8],
+    ) -> bool {
+        let Some((end, rest)) = certs.split_first() else {
+            return false;
+        };
+        let Ok(end) = Certificate::from_der(end) else {
+            return false;
+        };
+        let inter: Vec<Certificate> = rest
+            .iter()
+            .filter_map(|d| Certificate::from_der(d).ok())
+            .collect();
         verify_chain(&end, &inter, &self.cfg.ca, self.cfg.unix_time).is_ok()
             && end.matches_identity(client)
-            && end.public_key().is_ok_and(|k| k.verify_auth(method, data, octets).is_ok())
+            && end
+                .public_key()
+                .is_ok_and(|k| k.verify_auth(method, data, octets).is_ok())
     }
 
     fn auth_failed(&mut self, sa: &mut ResponderSa, message_id: u32, why: &str) -> bool {
         warn!("responder: IKE_AUTH from {} failed: {why}", sa.peer);
-        self.respond(sa, ExchangeType::IKE_AUTH, message_id, &[notify(NotifyType::AUTHENTICATION_FAILED, &[])]);
-        self.events.push_back(ResponderEvent::Closed { spi_r: sa.spi_r, reason: why.to_string() });
+        self.respond(
+            sa,
+            ExchangeType::IKE_AUTH,
+            message_id,
+            &[notify(NotifyType::AUTHENTICATION_FAILED, &[])],
+        );
+        self.events.push_back(ResponderEvent::Closed {
+            spi_r: sa.spi_r,
+            reason: why.to_string(),
+        });
         false
     }
 
@@ -691,12 +909,16 @@ impl Responder {
         let mut v = Vec::new();
         if let Some((base, size)) = self.cfg.pool4 {
             if size > 0 {
-                v.push(IpAddr::V4(Ipv4Addr::from(u32::from(base).wrapping_add(n % size))));
+                v.push(IpAddr::V4(Ipv4Addr::from(
+                    u32::from(base).wrapping_add(n % size),
+                )));
             }
         }
         if let Some((base, size)) = self.cfg.pool6 {
             if size > 0 {
-                v.push(IpAddr::V6(Ipv6Addr::from(u128::from(base).wrapping_add(u128::from(n % size)))));
+                v.push(IpAddr::V6(Ipv6Addr::from(
+                    u128::from(base).wrapping_add(u128::from(n % size)),
+                )));
             }
         }
         v
@@ -709,7 +931,8 @@ impl Responder {
 
 impl std::fmt::Debug for Responder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Responder").field("sas", &self.sas.len()).finish_non_exhaustive()
+        f.debug_struct("Responder")
+            .field("sas", &self.sas.len())
+            .finish_non_exhaustive()
     }
 }
-

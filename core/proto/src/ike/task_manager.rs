@@ -70,7 +70,13 @@ pub struct TaskManager {
 
 impl TaskManager {
     pub fn new(retransmit: Retransmit) -> Self {
-        Self { retransmit, next_request_id: 0, outstanding: None, peer_next_id: 0, last_response: None }
+        Self {
+            retransmit,
+            next_request_id: 0,
+            outstanding: None,
+            peer_next_id: 0,
+            last_response: None,
+        }
     }
 
     /// Whether a request of ours is in flight (the window is one).
@@ -92,8 +98,13 @@ impl TaskManager {
     pub fn sent_request(&mut self, now: Instant, kind: RequestKind, datagrams: Vec<Vec<u8>>) {
         let message_id = self.next_request_id;
         self.next_request_id = self.next_request_id.wrapping_add(1);
-        self.outstanding =
-            Some(Outstanding { message_id, kind, datagrams, sends: 1, deadline: now + self.timeout(1) });
+        self.outstanding = Some(Outstanding {
+            message_id,
+            kind,
+            datagrams,
+            sends: 1,
+            deadline: now + self.timeout(1),
+        });
     }
 
     /// Replaces the datagrams of the request in flight with a new first attempt of the same
@@ -157,7 +168,9 @@ impl TaskManager {
     /// Handles the retransmission timer.
     pub fn on_timeout(&mut self, now: Instant) -> TimeoutAction {
         let tries = self.retransmit.tries;
-        let Some(o) = self.outstanding.as_mut() else { return TimeoutAction::Nothing };
+        let Some(o) = self.outstanding.as_mut() else {
+            return TimeoutAction::Nothing;
+        };
         if now < o.deadline {
             return TimeoutAction::Nothing;
         }
@@ -192,7 +205,12 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_gives_up() {
-        let r = Retransmit { initial: Duration::from_secs(1), factor: 2.0, max_timeout: Duration::from_secs(3), tries: 3 };
+        let r = Retransmit {
+            initial: Duration::from_secs(1),
+            factor: 2.0,
+            max_timeout: Duration::from_secs(3),
+            tries: 3,
+        };
         let mut tm = TaskManager::new(r);
         let t0 = epoch();
         tm.sent_request(t0, RequestKind::IkeSaInit, vec![vec![1]]);
@@ -203,9 +221,16 @@ mod tests {
         assert_eq!(tm.deadline(), Some(t1 + Duration::from_secs(2)));
         let t2 = t1 + Duration::from_secs(2);
         assert_eq!(tm.on_timeout(t2), TimeoutAction::Retransmit(vec![vec![1]]));
-        assert_eq!(tm.deadline(), Some(t2 + Duration::from_secs(3)), "capped at max_timeout");
+        assert_eq!(
+            tm.deadline(),
+            Some(t2 + Duration::from_secs(3)),
+            "capped at max_timeout"
+        );
         let t3 = t2 + Duration::from_secs(3);
-        assert_eq!(tm.on_timeout(t3), TimeoutAction::GaveUp(RequestKind::IkeSaInit));
+        assert_eq!(
+            tm.on_timeout(t3),
+            TimeoutAction::GaveUp(RequestKind::IkeSaInit)
+        );
         assert!(!tm.busy());
     }
 
@@ -214,13 +239,23 @@ mod tests {
         let mut tm = TaskManager::new(Retransmit::default());
         tm.sent_request(epoch(), RequestKind::IkeSaInit, vec![]);
         assert_eq!(tm.match_response(5), ResponseMatch::Unexpected);
-        assert_eq!(tm.match_response(0), ResponseMatch::Expected(RequestKind::IkeSaInit));
-        assert_eq!(tm.match_response(0), ResponseMatch::Unexpected, "a duplicate response is dropped");
+        assert_eq!(
+            tm.match_response(0),
+            ResponseMatch::Expected(RequestKind::IkeSaInit)
+        );
+        assert_eq!(
+            tm.match_response(0),
+            ResponseMatch::Unexpected,
+            "a duplicate response is dropped"
+        );
         assert_eq!(tm.next_request_id(), 1);
 
         assert_eq!(tm.match_request(0), RequestMatch::New);
         tm.sent_response(0, vec![vec![9]]);
-        assert_eq!(tm.match_request(0), RequestMatch::Retransmitted(vec![vec![9]]));
+        assert_eq!(
+            tm.match_request(0),
+            RequestMatch::Retransmitted(vec![vec![9]])
+        );
         assert_eq!(tm.match_request(1), RequestMatch::New);
         assert_eq!(tm.match_request(7), RequestMatch::Invalid);
     }

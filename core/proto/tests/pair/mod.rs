@@ -66,15 +66,24 @@ pub fn responder_config(auth: ResponderAuth, ike: &[&str]) -> ResponderConfig {
         id: Identity::parse("vpn.example.org").unwrap(),
         auth,
         ca: Vec::new(),
-        ike: ike.iter().map(|s| ProposalSpec::parse_ike(s, &[]).unwrap()).collect(),
+        ike: ike
+            .iter()
+            .map(|s| ProposalSpec::parse_ike(s, &[]).unwrap())
+            .collect(),
         esp: ["aes256gcm16", "aes256-sha256", "chacha20poly1305"]
             .iter()
             .map(|s| ProposalSpec::parse_esp(s, &[]).unwrap())
             .collect(),
         pool4: Some(("198.18.0.1".parse().unwrap(), 254)),
         pool6: Some(("2001:db8:ffff::1".parse().unwrap(), 1000)),
-        dns: vec!["203.0.113.53".parse().unwrap(), "2001:db8:203::53".parse().unwrap()],
-        subnets: vec![roam_proto::ike::child::ts_any(false), roam_proto::ike::child::ts_any(true)],
+        dns: vec![
+            "203.0.113.53".parse().unwrap(),
+            "2001:db8:203::53".parse().unwrap(),
+        ],
+        subnets: vec![
+            roam_proto::ike::child::ts_any(false),
+            roam_proto::ike::child::ts_any(true),
+        ],
         mobike: true,
         require_cookie: false,
         retransmit: Retransmit::default(),
@@ -136,8 +145,13 @@ impl Pair {
 
     fn collect(&mut self) {
         while let Some(t) = self.client.poll_transmit() {
-            let Transmit { local, remote, payload } = t;
-            self.in_flight.push_back((Dir::ToServer, local, remote, payload));
+            let Transmit {
+                local,
+                remote,
+                payload,
+            } = t;
+            self.in_flight
+                .push_back((Dir::ToServer, local, remote, payload));
         }
         while let Some(o) = self.server.poll_outgoing() {
             // The responder answers on the port it was reached on: NAT-T framing there.
@@ -148,7 +162,8 @@ impl Pair {
                 v.extend_from_slice(&o.message);
                 v
             };
-            self.in_flight.push_back((Dir::ToClient, server_addr(), o.remote, framed));
+            self.in_flight
+                .push_back((Dir::ToClient, server_addr(), o.remote, framed));
         }
         while let Some(e) = self.client.poll_event() {
             self.client_events.push(e);
@@ -189,11 +204,16 @@ impl Pair {
                             self.server.handle_message(self.now, server_local, from, m);
                         }
                     } else {
-                        self.server.handle_message(self.now, server_local, from, &data);
+                        self.server
+                            .handle_message(self.now, server_local, from, &data);
                     }
                 }
                 Dir::ToClient => {
-                    let src = if self.client_uses_natt() { SocketAddr::new(from.ip(), 4500) } else { from };
+                    let src = if self.client_uses_natt() {
+                        SocketAddr::new(from.ip(), 4500)
+                    } else {
+                        from
+                    };
                     self.client.handle_datagram(self.now, to, src, &data);
                 }
             }
