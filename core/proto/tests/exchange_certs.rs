@@ -128,3 +128,69 @@ fn server_certificate_must_chain_to_our_ca() {
         p.client_events
     );
 }
+
+fn eap_client(user: &str, password: &str) -> roam_proto::config::ClientConfig {
+    let mut c = psk_client("unused", &["aes256gcm16-prfsha384-ecp384"], &[]);
+    c.auth = ClientAuth::EapMschapv2 {
+        username: user.into(),
+        password: roam_proto::crypto::Secret::from_slice(password.as_bytes()),
+    };
+    c.local_id = None; // the username
+    c.ca = certs("root-ca.crt");
+    c
+}
+
+fn eap_server() -> ResponderConfig {
+    let mut s = cert_server();
+    s.eap_users = vec![(
+        "alice".into(),
+        roam_proto::crypto::Secret::from_slice(b"wonderland"),
+    )];
+    s
+}
+
+#[test]
+fn eap_mschapv2_after_the_server_certificate() {
+    let mut p = Pair::new(eap_client("alice", "wonderland"), eap_server(), 220);
+    p.connect();
+    let info = p
+        .connected()
+        .unwrap_or_else(|| panic!("{:?}", p.client_events));
+    assert!(!info.virtual_ips.is_empty());
+    // IKE_SA_INIT, then IKE_AUTH: IDi; EAP identity; MSCHAPv2 response; success ack; AUTH.
+    assert_eq!(p.sent[0], 6, "six requests from the client");
+    let id = p.server_events.iter().find_map(|e| match e {
+        ResponderEvent::Established { client_id, .. } => Some(client_id.clone()),
+        _ => None,
+    });
+    assert_eq!(id.as_deref(), Some("alice"));
+}
+
+#[test]
+fn eap_wrong_password_fails_cleanly() {
+    let mut p = Pair::new(eap_client("alice", "looking-glass"), eap_server(), 221);
+    p.connect();
+    assert!(
+        matches!(
+            p.disconnect_reason(),
+            Some(DisconnectReason::AuthenticationFailed(_))
+        ),
+        "{:?}",
+        p.client_events
+    );
+    assert_eq!(p.server.sa_count(), 0);
+}
+
+#[test]
+fn eap_unknown_user_fails_cleanly() {
+    let mut p = Pair::new(eap_client("mallory", "wonderland"), eap_server(), 222);
+    p.connect();
+    assert!(
+        matches!(
+            p.disconnect_reason(),
+            Some(DisconnectReason::AuthenticationFailed(_))
+        ),
+        "{:?}",
+        p.client_events
+    );
+}

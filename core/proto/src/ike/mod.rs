@@ -13,6 +13,7 @@ pub mod natd;
 pub mod params;
 pub mod protect;
 pub mod responder;
+mod responder_auth;
 pub mod task_manager;
 
 #[cfg(test)]

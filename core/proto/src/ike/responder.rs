@@ -8,26 +8,26 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
-use log::{debug, info, warn};
+use log::{debug, info};
 
 use crate::config::Retransmit;
-use crate::crypto::cert::{verify_chain, Certificate};
+use crate::crypto::cert::Certificate;
 use crate::crypto::dh::new_key_exchange;
 use crate::crypto::proposal::{choose, ProposalSpec};
 use crate::crypto::sign::PrivateKey;
 use crate::crypto::Secret;
 use crate::identity::Identity;
-use crate::ike::child::{ts_contains, ts_host, ChildSa};
+use crate::ike::child::ChildSa;
 use crate::ike::init::{hash_algorithms_data, parse_hash_algorithms, NONCE_LEN};
-use crate::ike::keys::{id_body, shared_key_auth, signed_octets, Role, SaKeys};
+use crate::ike::keys::{Role, SaKeys};
 use crate::ike::natd::{self, NatState};
 use crate::ike::protect::{self, Opened, Reassembly};
 use crate::ike::task_manager::{RequestMatch, TaskManager};
 use crate::rng::Rng;
 use crate::wire::message::write_message;
 use crate::wire::{
-    flags, AuthMethod, CertEncoding, CfgAttr, CfgAttribute, CfgType, ExchangeType, HashAlgorithm,
-    Header, Id, Message, Notify, NotifyType, Payload, PayloadType, ProtocolId, TrafficSelector,
+    flags, CertEncoding, ExchangeType, HashAlgorithm, Header, Message, Notify, NotifyType, Payload,
+    PayloadType, ProtocolId, TrafficSelector,
 };
 
 /// How the responder authenticates itself and its clients.
@@ -49,6 +49,9 @@ pub struct ResponderConfig {
     pub auth: ResponderAuth,
     /// Trust anchors for client certificates.
     pub ca: Vec<Certificate>,
+    /// EAP-MSCHAPv2 users (name, password): clients that send no AUTH are asked for EAP
+    /// (our side then signs with its certificate).
+    pub eap_users: Vec<(String, Secret)>,
     pub ike: Vec<ProposalSpec>,
     pub esp: Vec<ProposalSpec>,
     /// First address of the IPv4 / IPv6 pools and how many addresses each has.
@@ -88,50 +91,51 @@ pub struct Outgoing {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SaPhase {
+pub(super) enum SaPhase {
     AwaitAuth,
     Established,
 }
 
 /// One client's IKE SA.
-struct ResponderSa {
-    phase: SaPhase,
-    spi_i: u64,
-    spi_r: u64,
-    peer: SocketAddr,
-    keys: SaKeys,
-    ni: Vec<u8>,
-    nr: Vec<u8>,
-    init_request: Vec<u8>,
-    init_response: Vec<u8>,
-    peer_hashes: Vec<HashAlgorithm>,
-    fragmentation: bool,
+pub(super) struct ResponderSa {
+    pub(super) phase: SaPhase,
+    pub(super) spi_i: u64,
+    pub(super) spi_r: u64,
+    pub(super) peer: SocketAddr,
+    pub(super) keys: SaKeys,
+    pub(super) ni: Vec<u8>,
+    pub(super) nr: Vec<u8>,
+    pub(super) init_request: Vec<u8>,
+    pub(super) init_response: Vec<u8>,
+    pub(super) peer_hashes: Vec<HashAlgorithm>,
+    pub(super) fragmentation: bool,
     /// NAT detection as we saw it (ESP goes in UDP when any side is behind one).
     pub(crate) nat: NatState,
-    tm: TaskManager,
-    reassembly: Reassembly,
-    child: Option<ChildSa>,
-    leases: Vec<IpAddr>,
+    pub(super) tm: TaskManager,
+    pub(super) reassembly: Reassembly,
+    pub(super) child: Option<ChildSa>,
+    pub(super) leases: Vec<IpAddr>,
+    pub(super) eap: Option<super::responder_auth::EapServer>,
 }
 
 /// The responder.
 pub struct Responder {
-    cfg: ResponderConfig,
-    rng: Box<dyn Rng>,
+    pub(super) cfg: ResponderConfig,
+    pub(super) rng: Box<dyn Rng>,
     sas: HashMap<u64, ResponderSa>,
     /// (peer, SPIi) of IKE SAs past IKE_SA_INIT, to answer retransmitted IKE_SA_INIT requests.
     half_open: HashMap<(SocketAddr, u64), u64>,
     cookie_secret: [u8; 32],
     next_lease: u32,
     outbox: VecDeque<Outgoing>,
-    events: VecDeque<ResponderEvent>,
+    pub(super) events: VecDeque<ResponderEvent>,
     dropped: u64,
 }
 
 /// Most IKE SAs one responder keeps (tests and demos; a bound against floods).
 const MAX_SAS: usize = 4096;
 
-fn notify<'a>(kind: NotifyType, data: &'a [u8]) -> Payload<'a> {
+pub(super) fn notify<'a>(kind: NotifyType, data: &'a [u8]) -> Payload<'a> {
     Payload::Notify(Notify {
         protocol: ProtocolId::NONE,
         spi: &[],
@@ -140,7 +144,7 @@ fn notify<'a>(kind: NotifyType, data: &'a [u8]) -> Payload<'a> {
     })
 }
 
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -513,6 +517,7 @@ impl Responder {
                 reassembly: Reassembly::default(),
                 child: None,
                 leases: Vec::new(),
+                eap: None,
             },
         );
     }
@@ -597,7 +602,7 @@ impl Responder {
         }
     }
 
-    fn respond(
+    pub(super) fn respond(
         &mut self,
         sa: &mut ResponderSa,
         exchange: ExchangeType,
@@ -630,280 +635,8 @@ impl Responder {
         sa.tm.sent_response(message_id, datagrams);
     }
 
-    /// IKE_AUTH: checks the client, then answers with our AUTH, CP, SA and selectors.
-    /// Returns whether the SA stays.
-    fn handle_auth(&mut self, sa: &mut ResponderSa, message_id: u32, p: &[Payload<'_>]) -> bool {
-        let mut idi = None;
-        let mut auth = None;
-        let mut certs = Vec::new();
-        let mut esp = None;
-        let mut tsi = None;
-        let mut tsr = None;
-        let mut cp_req = false;
-        let mut mobike = false;
-        for pl in p {
-            match pl {
-                Payload::IdI(id) => idi = Some(*id),
-                Payload::Auth { method, data } => auth = Some((*method, *data)),
-                Payload::Cert {
-                    encoding: CertEncoding::X509_SIGNATURE,
-                    data,
-                } => certs.push(*data),
-                Payload::Sa(s) => esp = Some(s),
-                Payload::TsI(t) => tsi = Some(t),
-                Payload::TsR(t) => tsr = Some(t),
-                Payload::Cp {
-                    cfg_type: CfgType::CFG_REQUEST,
-                    ..
-                } => cp_req = true,
-                Payload::Notify(n) if n.kind == NotifyType::MOBIKE_SUPPORTED => mobike = true,
-                _ => {}
-            }
-        }
-        let (Some(idi), Some((method, auth_data))) = (idi, auth) else {
-            return self.auth_failed(sa, message_id, "IDi or AUTH missing (EAP is not offered)");
-        };
-        let client = match Identity::from_wire(idi.id_type, idi.data) {
-            Ok(c) => c,
-            Err(_) => return self.auth_failed(sa, message_id, "bad IDi"),
-        };
-        let octets = signed_octets(
-            sa.keys.prf,
-            &sa.init_request,
-            &sa.nr,
-            sa.keys.sk_p_theirs.as_bytes(),
-            &id_body(idi.id_type, idi.data),
-        );
-        let verified = match (&self.cfg.auth, method) {
-            (ResponderAuth::Psk(psk), AuthMethod::SHARED_KEY_MIC) => ct_eq(
-                shared_key_auth(sa.keys.prf, psk.as_bytes(), &octets).as_bytes(),
-                auth_data,
-            ),
-            (ResponderAuth::Certificate { .. }, m) if m != AuthMethod::SHARED_KEY_MIC => {
-                self.verify_client_cert(&client, &certs, m, auth_data, &octets)
-            }
-            _ => false,
-        };
-        if !verified {
-            return self.auth_failed(sa, message_id, "client AUTH does not verify");
-        }
-        // Our own AUTH.
-        let id_data = self.cfg.id.to_wire();
-        let id_type = self.cfg.id.id_type();
-        let our_octets = signed_octets(
-            sa.keys.prf,
-            &sa.init_response,
-            &sa.ni,
-            sa.keys.sk_p_ours.as_bytes(),
-            &id_body(id_type, &id_data),
-        );
-        let (our_method, our_auth) = match &self.cfg.auth {
-            ResponderAuth::Psk(psk) => (
-                AuthMethod::SHARED_KEY_MIC,
-                shared_key_auth(sa.keys.prf, psk.as_bytes(), &our_octets)
-                    .as_bytes()
-                    .to_vec(),
-            ),
-            ResponderAuth::Certificate { key, .. } => {
-                match key.sign_auth(&our_octets, &sa.peer_hashes, self.rng.as_mut()) {
-                    Ok(a) => a,
-                    Err(e) => {
-                        warn!("responder: cannot sign: {e}");
-                        return self.auth_failed(sa, message_id, "responder cannot sign");
-                    }
-                }
-            }
-        };
-        let our_certs: Vec<Vec<u8>> = match &self.cfg.auth {
-            ResponderAuth::Certificate { chain, .. } => {
-                chain.iter().map(|c| c.der().to_vec()).collect()
-            }
-            ResponderAuth::Psk(_) => Vec::new(),
-        };
-        // The CHILD SA.
-        let child_parts = esp.zip(tsi).zip(tsr).and_then(|((esp, tsi), tsr)| {
-            let (selected, _, spi) = choose(&self.cfg.esp, esp)?;
-            let spi_out = u32::from_be_bytes(<[u8; 4]>::try_from(spi.as_slice()).ok()?);
-            Some((selected, spi_out, tsi.clone(), tsr.clone()))
-        });
-        let leases = if cp_req { self.lease() } else { Vec::new() };
-        let mut out: Vec<Payload<'_>> = vec![Payload::IdR(Id {
-            id_type,
-            data: &id_data,
-        })];
-        for c in &our_certs {
-            out.push(Payload::Cert {
-                encoding: CertEncoding::X509_SIGNATURE,
-                data: c,
-            });
-        }
-        out.push(Payload::Auth {
-            method: our_method,
-            data: &our_auth,
-        });
-        sa.phase = SaPhase::Established;
-        sa.leases = leases.clone();
-        let Some((selected, spi_out, tsi_req, tsr_req)) = child_parts else {
-            out.push(notify(NotifyType::NO_PROPOSAL_CHOSEN, &[]));
-            self.respond(sa, ExchangeType::IKE_AUTH, message_id, &out);
-            return true;
-        };
-        let ts_i: Vec<TrafficSelector> = if leases.is_empty() {
-            tsi_req.clone()
-        } else {
-            leases
-                .iter()
-                .map(|a| ts_host(*a))
-                .filter(|t| tsi_req.iter().any(|r| ts_contains(r, t)))
-                .collect()
-        };
-        let ts_r: Vec<TrafficSelector> = self
-            .cfg
-            .subnets
-            .iter()
-            .filter(|s| tsr_req.iter().any(|r| ts_contains(r, s)))
-            .copied()
-            .chain(
-                tsr_req
-                    .iter()
-                    .filter(|r| self.cfg.subnets.iter().any(|s| ts_contains(s, r)))
-                    .copied(),
-            )
-            .collect();
-        if ts_i.is_empty() || ts_r.is_empty() {
-            out.push(notify(NotifyType::TS_UNACCEPTABLE, &[]));
-            self.respond(sa, ExchangeType::IKE_AUTH, message_id, &out);
-            return true;
-        }
-        let mut spi_in = 0u32;
-        while spi_in < 256 {
-            spi_in = u32::try_from(self.rng.next_u64() >> 32).unwrap_or(0);
-        }
-        let child = ChildSa::derive(
-            Role::Responder,
-            sa.keys.prf,
-            sa.keys.sk_d.as_bytes(),
-            None,
-            &sa.ni,
-            &sa.nr,
-            selected,
-            spi_in,
-            spi_out,
-            ts_r.clone(),
-            ts_i.clone(),
-        );
-        let Ok(child) = child else {
-            out.push(notify(NotifyType::NO_PROPOSAL_CHOSEN, &[]));
-            self.respond(sa, ExchangeType::IKE_AUTH, message_id, &out);
-            return true;
-        };
-        let addr_bytes: Vec<Vec<u8>> = leases
-            .iter()
-            .map(|a| match a {
-                IpAddr::V4(v4) => v4.octets().to_vec(),
-                IpAddr::V6(v6) => {
-                    let mut v = v6.octets().to_vec();
-                    v.push(128);
-                    v
-                }
-            })
-            .collect();
-        let dns_bytes: Vec<(bool, Vec<u8>)> = self
-            .cfg
-            .dns
-            .iter()
-            .map(|a| match a {
-                IpAddr::V4(v4) => (false, v4.octets().to_vec()),
-                IpAddr::V6(v6) => (true, v6.octets().to_vec()),
-            })
-            .collect();
-        let mut attrs = Vec::new();
-        for (a, b) in leases.iter().zip(&addr_bytes) {
-            let kind = if a.is_ipv6() {
-                CfgAttr::INTERNAL_IP6_ADDRESS
-            } else {
-                CfgAttr::INTERNAL_IP4_ADDRESS
-            };
-            attrs.push(CfgAttribute { kind, value: b });
-        }
-        for (v6, b) in &dns_bytes {
-            let kind = if *v6 {
-                CfgAttr::INTERNAL_IP6_DNS
-            } else {
-                CfgAttr::INTERNAL_IP4_DNS
-            };
-            attrs.push(CfgAttribute { kind, value: b });
-        }
-        let spi_bytes = spi_in.to_be_bytes();
-        if cp_req {
-            out.push(Payload::Cp {
-                cfg_type: CfgType::CFG_REPLY,
-                attrs,
-            });
-        }
-        out.push(Payload::Sa(vec![selected.to_wire(1, &spi_bytes)]));
-        out.push(Payload::TsI(ts_i));
-        out.push(Payload::TsR(ts_r));
-        if mobike && self.cfg.mobike {
-            out.push(notify(NotifyType::MOBIKE_SUPPORTED, &[]));
-        }
-        self.respond(sa, ExchangeType::IKE_AUTH, message_id, &out);
-        info!(
-            "responder: {client} established, CHILD SA {} in {spi_in:08x}",
-            selected.name()
-        );
-        sa.child = Some(child);
-        self.events.push_back(ResponderEvent::Established {
-            spi_r: sa.spi_r,
-            peer: sa.peer,
-            client_id: client.to_string(),
-            virtual_ips: leases,
-        });
-        true
-    }
-
-    fn verify_client_cert(
-        &self,
-        client: &Identity,
-        certs: &[&[u8]],
-        method: AuthMethod,
-        data: &[u8],
-        octets: &[u8],
-    ) -> bool {
-        let Some((end, rest)) = certs.split_first() else {
-            return false;
-        };
-        let Ok(end) = Certificate::from_der(end) else {
-            return false;
-        };
-        let inter: Vec<Certificate> = rest
-            .iter()
-            .filter_map(|d| Certificate::from_der(d).ok())
-            .collect();
-        verify_chain(&end, &inter, &self.cfg.ca, self.cfg.unix_time).is_ok()
-            && end.matches_identity(client)
-            && end
-                .public_key()
-                .is_ok_and(|k| k.verify_auth(method, data, octets).is_ok())
-    }
-
-    fn auth_failed(&mut self, sa: &mut ResponderSa, message_id: u32, why: &str) -> bool {
-        warn!("responder: IKE_AUTH from {} failed: {why}", sa.peer);
-        self.respond(
-            sa,
-            ExchangeType::IKE_AUTH,
-            message_id,
-            &[notify(NotifyType::AUTHENTICATION_FAILED, &[])],
-        );
-        self.events.push_back(ResponderEvent::Closed {
-            spi_r: sa.spi_r,
-            reason: why.to_string(),
-        });
-        false
-    }
-
     /// Hands out the next addresses of the pools.
-    fn lease(&mut self) -> Vec<IpAddr> {
+    pub(super) fn lease(&mut self) -> Vec<IpAddr> {
         let n = self.next_lease;
         self.next_lease = self.next_lease.wrapping_add(1);
         let mut v = Vec::new();

@@ -66,6 +66,7 @@ pub fn responder_config(auth: ResponderAuth, ike: &[&str]) -> ResponderConfig {
         id: Identity::parse("vpn.example.org").unwrap(),
         auth,
         ca: Vec::new(),
+        eap_users: Vec::new(),
         ike: ike
             .iter()
             .map(|s| ProposalSpec::parse_ike(s, &[]).unwrap())
