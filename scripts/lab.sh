@@ -11,7 +11,8 @@
 #   lab.sh status                   SAs of both daemons
 #   lab.sh swanctl server|client ARGS...   swanctl against one of the daemons
 #   lab.sh logs server|client [N]   last N lines of a charon log
-#   lab.sh env                      ROAM_LAB_*=... (shell-sourceable): addresses, IDs, secrets, files
+#   lab.sh env [--raw]              ROAM_LAB_*=... (shell-sourceable; --raw: unquoted): addresses,
+#                                   IDs, secrets, file paths
 #   lab.sh up-client MODE [SERVER]  strongSwan reference client in roam-c (psk|eap|cert|cert-<key>)
 #   lab.sh down-client              stop the reference client (frees UDP 500/4500 in roam-c)
 #   lab.sh profile MODE [opts]      write a roam client profile, print its path
@@ -71,6 +72,7 @@ CLIENT_PLUGINS="$BASE_PLUGINS resolve"
 fail() { echo "lab: error: $*" >&2; exit 1; }
 say() { echo "[lab] $*" >&2; }
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+usage() { sed -n "2,/^set -euo/p" "$SELF" | grep "^#" | sed "s/^# \{0,1\}//"; }
 require_root() { [ "$(id -u)" -eq 0 ] || fail "needs root"; }
 
 # wait_for SECONDS COMMAND...: poll every 0.1 s until COMMAND succeeds
@@ -570,7 +572,9 @@ do_status() {
 do_env() {
   local kt pki keys
   kt=$(active_key_type); pki=$LAB/pki/$kt; keys=$LAB/pki/keys
-  while read -r k v; do printf 'ROAM_LAB_%s=%q\n' "$k" "$v"; done <<EOF
+  local fmt='ROAM_LAB_%s=%q\n'
+  [ "${1:-}" = --raw ] && fmt='ROAM_LAB_%s=%s\n'   # KEY=VALUE, unquoted, one per line
+  while read -r k v; do printf "$fmt" "$k" "$v"; done <<EOF
 DIR $LAB
 SCRIPT $SELF
 CLIENT_NS $NS_C
@@ -822,12 +826,12 @@ case $cmd in
   status) do_status ;;
   swanctl) role=${1:?server or client}; shift; run_swanctl "$role" "$@" ;;
   logs) tail -n "${2:-60}" "$LAB/${1:?server or client}/charon.log" ;;
-  env) do_env ;;
+  env) do_env "$@" ;;
   up-client) do_up_client "$@" ;;
   down-client) do_down_client ;;
   profile) do_profile "$@" ;;
   selftest) do_selftest ;;
   handshake-times) do_handshake_times "$@" ;;
-  help|-h|--help) sed -n '2,26p' "$SELF" ;;
-  *) sed -n '2,26p' "$SELF" >&2; exit 2 ;;
+  help|-h|--help) usage ;;
+  *) usage >&2; exit 2 ;;
 esac
