@@ -7,3 +7,4 @@
 pub mod driver;
 pub mod profile;
 pub mod rng;
+mod socket;
