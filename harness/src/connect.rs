@@ -50,6 +50,15 @@ pub fn run(args: &Args) -> ExitCode {
     runtime.block_on(connect(session, server))
 }
 
+/// One state line on stdout, flushed. A closed stdout does not stop the session.
+fn print_line(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+        log::debug!("stdout is closed: {line}");
+    }
+}
+
 fn bad_profile(e: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: profile: {e}");
     ExitCode::from(EXIT_BAD_PROFILE)
@@ -82,7 +91,7 @@ async fn connect(session: Session, server: ServerAddress) -> ExitCode {
         Err(e) => return failed(e),
     };
     let mut lines = StatusLines::new(address);
-    println!("{}", lines.connecting());
+    print_line(&lines.connecting());
 
     let mut reason: Option<DisconnectReason> = None;
     let mut close_deadline: Option<tokio::time::Instant> = None;
@@ -91,7 +100,7 @@ async fn connect(session: Session, server: ServerAddress) -> ExitCode {
             event = tunnel.next_event() => match event {
                 Some(event) => {
                     if let Some(line) = lines.event(&event) {
-                        println!("{line}");
+                        print_line(&line);
                     }
                     if let Event::Disconnected(r) = event {
                         reason = Some(r);
@@ -119,7 +128,7 @@ async fn connect(session: Session, server: ServerAddress) -> ExitCode {
         End::GaveUp => {
             tunnel.abort();
             if reason.is_none() {
-                println!("{}", lines.disconnected(&DisconnectReason::Closed));
+                print_line(&lines.disconnected(&DisconnectReason::Closed));
             }
             ExitCode::SUCCESS
         }
