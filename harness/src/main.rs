@@ -1,2 +1,33 @@
-//! The `roam` command.
-fn main() {}
+//! The `roam` command: one module per subcommand (`connect` now; `serve` and `demo` later).
+
+mod connect;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Roam, an IKEv2/IPsec VPN client.
+#[derive(Parser, Debug)]
+#[command(name = "roam", version, about)]
+struct Cli {
+    /// Log level on stderr (default: warn, or RUST_LOG when set).
+    #[arg(long, value_enum, global = true, value_name = "LEVEL")]
+    log_level: Option<logging::Level>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Connect to the server a profile names; prints one line per state change.
+    Connect(connect::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_level);
+    match cli.command {
+        Command::Connect(args) => connect::run(&args),
+    }
+}

@@ -1,1 +1,10 @@
-//! roam-runtime: the tokio driver around `roam_proto::session::Session`.
+//! roam-runtime: the tokio driver around `roam_proto::session::Session`, the OS random
+//! generator, and the TOML profile loader.
+//!
+//! [`profile::load`] turns a profile file into a `ClientConfig`; [`driver::Tunnel`] runs a
+//! session over UDP sockets until it disconnects.
+
+pub mod driver;
+pub mod profile;
+pub mod rng;
+mod socket;

@@ -1,0 +1,342 @@
+//! Driver tests on loopback: a fake `Protocol` whose "server" is a plain UDP socket in the
+//! test. They check that what the protocol polls is sent from the address it was given, that
+//! datagrams, deadlines and commands reach it, and that the driver ends with the session.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use roam_proto::session::DisconnectReason;
+use tokio::net::UdpSocket;
+
+use super::*;
+
+const RETRY: Duration = Duration::from_millis(50);
+
+/// What the fake protocol saw, shared with the test.
+#[derive(Debug, Default)]
+struct Seen {
+    connect: Option<(SocketAddr, SocketAddr)>,
+    datagrams: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+    timeouts: u32,
+    closes: u32,
+}
+
+/// A toy handshake: sends "hello" (again every RETRY, three sends in all) until "welcome"
+/// comes; on close sends "delete" and ends on "deleted" (or at once when not connected).
+struct Fake {
+    seen: Arc<Mutex<Seen>>,
+    local: Option<SocketAddr>,
+    server: Option<SocketAddr>,
+    state: State,
+    sends: u32,
+    deadline: Option<Instant>,
+    transmits: Vec<Transmit>,
+    events: Vec<Event>,
+}
+
+impl Fake {
+    fn new() -> (Self, Arc<Mutex<Seen>>) {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let fake = Self {
+            seen: seen.clone(),
+            local: None,
+            server: None,
+            state: State::Idle,
+            sends: 0,
+            deadline: None,
+            transmits: Vec::new(),
+            events: Vec::new(),
+        };
+        (fake, seen)
+    }
+    fn send(&mut self, payload: &[u8]) {
+        if let (Some(local), Some(remote)) = (self.local, self.server) {
+            self.transmits.push(Transmit {
+                local,
+                remote,
+                payload: payload.to_vec(),
+            });
+        }
+    }
+    fn set_state(&mut self, state: State) {
+        self.state = state;
+        self.events.push(Event::StateChanged(state));
+    }
+    fn end(&mut self, reason: DisconnectReason) {
+        self.deadline = None;
+        self.set_state(State::Disconnected);
+        self.events.push(Event::Disconnected(reason));
+    }
+}
+
+impl Protocol for Fake {
+    fn connect(&mut self, now: Instant, local: SocketAddr, server: SocketAddr) {
+        self.seen.lock().unwrap().connect = Some((local, server));
+        self.local = Some(local);
+        self.server = Some(server);
+        self.set_state(State::Connecting);
+        self.send(b"hello");
+        self.sends = 1;
+        self.deadline = Some(now + RETRY);
+    }
+    fn handle_datagram(
+        &mut self,
+        _now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) {
+        self.seen
+            .lock()
+            .unwrap()
+            .datagrams
+            .push((local, remote, data.to_vec()));
+        match (self.state, data) {
+            (State::Connecting, b"welcome") => {
+                self.deadline = None;
+                self.set_state(State::Connected);
+            }
+            (State::Closing, b"deleted") => {
+                self.send(b"bye");
+                self.end(DisconnectReason::Closed);
+            }
+            _ => {}
+        }
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        self.seen.lock().unwrap().timeouts += 1;
+        if self.sends < 3 {
+            self.send(b"hello");
+            self.sends += 1;
+            self.deadline = Some(now + RETRY);
+        } else {
+            self.end(DisconnectReason::Timeout);
+        }
+    }
+    fn close(&mut self, _now: Instant) {
+        self.seen.lock().unwrap().closes += 1;
+        match self.state {
+            State::Connected => {
+                self.send(b"delete");
+                self.set_state(State::Closing);
+            }
+            State::Closing | State::Disconnected => {}
+            _ => self.end(DisconnectReason::Closed),
+        }
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        (!self.transmits.is_empty()).then(|| self.transmits.remove(0))
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        (!self.events.is_empty()).then(|| self.events.remove(0))
+    }
+    fn state(&self) -> State {
+        self.state
+    }
+}
+
+async fn recv(server: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+    let mut buf = [0u8; 2048];
+    let (n, from) = tokio::time::timeout(Duration::from_secs(5), server.recv_from(&mut buf))
+        .await
+        .expect("the driver sent nothing")
+        .unwrap();
+    (buf[..n].to_vec(), from)
+}
+
+async fn event(tunnel: &mut Tunnel) -> Option<Event> {
+    tokio::time::timeout(Duration::from_secs(5), tunnel.next_event())
+        .await
+        .expect("no event")
+}
+
+/// The whole life against a peer on `server_ip`: hello, welcome, close, delete, deleted, bye.
+async fn handshake_and_close(server_ip: std::net::IpAddr) {
+    let server = UdpSocket::bind((server_ip, 0)).await.unwrap();
+    let server_addr = server.local_addr().unwrap();
+    let (fake, seen) = Fake::new();
+    let mut tunnel = Tunnel::start(fake, server_addr).await.unwrap();
+    let local = tunnel.local_addr();
+    assert_eq!(tunnel.server_addr(), server_addr);
+    assert_eq!(
+        local.ip(),
+        server_ip,
+        "bound to the source address toward the server"
+    );
+    assert_ne!(local.port(), 0);
+
+    let (hello, from) = recv(&server).await;
+    assert_eq!(hello, b"hello");
+    assert_eq!(from, local, "sent from the address given to connect");
+    assert_eq!(
+        event(&mut tunnel).await,
+        Some(Event::StateChanged(State::Connecting))
+    );
+
+    server.send_to(b"welcome", from).await.unwrap();
+    assert_eq!(
+        event(&mut tunnel).await,
+        Some(Event::StateChanged(State::Connected))
+    );
+
+    tunnel.close();
+    let (delete, _) = recv(&server).await;
+    assert_eq!(delete, b"delete");
+    assert_eq!(
+        event(&mut tunnel).await,
+        Some(Event::StateChanged(State::Closing))
+    );
+    server.send_to(b"deleted", from).await.unwrap();
+    // The session's last datagram goes out before the driver ends.
+    assert_eq!(recv(&server).await.0, b"bye");
+    assert_eq!(
+        event(&mut tunnel).await,
+        Some(Event::StateChanged(State::Disconnected))
+    );
+    assert_eq!(
+        event(&mut tunnel).await,
+        Some(Event::Disconnected(DisconnectReason::Closed))
+    );
+    assert_eq!(event(&mut tunnel).await, None, "the driver ended");
+    tunnel.finish().await.unwrap();
+
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.connect, Some((local, server_addr)));
+    assert_eq!(seen.datagrams.len(), 2);
+    assert!(seen
+        .datagrams
+        .iter()
+        .all(|(l, r, _)| *l == local && *r == server_addr));
+    assert_eq!(seen.closes, 1);
+}
+
+#[tokio::test]
+async fn runs_a_session_over_ipv4_loopback() {
+    handshake_and_close(Ipv4Addr::LOCALHOST.into()).await;
+}
+
+#[tokio::test]
+async fn runs_a_session_over_ipv6_loopback() {
+    if UdpSocket::bind((Ipv6Addr::LOCALHOST, 0)).await.is_err() {
+        eprintln!("skipped: no IPv6 loopback here");
+        return;
+    }
+    handshake_and_close(Ipv6Addr::LOCALHOST.into()).await;
+}
+
+#[tokio::test]
+async fn deadlines_drive_retransmission_and_the_end() {
+    let server = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let (fake, seen) = Fake::new();
+    let mut tunnel = Tunnel::start(fake, server.local_addr().unwrap())
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    for _ in 0..3 {
+        assert_eq!(recv(&server).await.0, b"hello");
+    }
+    let mut events = Vec::new();
+    while let Some(e) = event(&mut tunnel).await {
+        events.push(e);
+    }
+    assert_eq!(
+        events.last(),
+        Some(&Event::Disconnected(DisconnectReason::Timeout))
+    );
+    assert!(started.elapsed() >= RETRY * 3, "three deadlines passed");
+    tunnel.finish().await.unwrap();
+    assert_eq!(seen.lock().unwrap().timeouts, 3);
+}
+
+#[tokio::test]
+async fn datagrams_from_anyone_reach_the_protocol() {
+    let server = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let stranger = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let (fake, seen) = Fake::new();
+    let mut tunnel = Tunnel::start(fake, server.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (_, local) = recv(&server).await;
+    stranger.send_to(b"noise", local).await.unwrap();
+    server.send_to(b"welcome", local).await.unwrap();
+    while event(&mut tunnel).await != Some(Event::StateChanged(State::Connected)) {}
+    let seen_now = seen.lock().unwrap().datagrams.clone();
+    assert_eq!(
+        seen_now[0],
+        (local, stranger.local_addr().unwrap(), b"noise".to_vec())
+    );
+    assert_eq!(seen_now[1].2, b"welcome");
+    tunnel.abort();
+}
+
+#[tokio::test]
+async fn dropping_the_commands_closes_the_session() {
+    let server = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let (fake, seen) = Fake::new();
+    let driver = Driver::bind(fake, server.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let (commands, commands_rx) = mpsc::channel(1);
+    drop(commands);
+    // The fake ends at once when closed before it connected.
+    tokio::time::timeout(Duration::from_secs(5), driver.run(events_tx, commands_rx))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.lock().unwrap().closes, 1);
+    let mut last = None;
+    while let Ok(e) = events.try_recv() {
+        last = Some(e);
+    }
+    assert_eq!(last, Some(Event::Disconnected(DisconnectReason::Closed)));
+}
+
+#[tokio::test]
+async fn a_dropped_event_receiver_does_not_stop_the_driver() {
+    let server = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let (fake, seen) = Fake::new();
+    let (events_tx, events) = mpsc::unbounded_channel();
+    drop(events);
+    let (_commands, commands_rx) = mpsc::channel(1);
+    let run = tokio::spawn(run(
+        fake,
+        server.local_addr().unwrap(),
+        events_tx,
+        commands_rx,
+    ));
+    for _ in 0..3 {
+        assert_eq!(recv(&server).await.0, b"hello");
+    }
+    tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.lock().unwrap().timeouts, 3);
+}
+
+#[tokio::test]
+async fn resolves_literals_and_localhost() {
+    assert_eq!(
+        resolve("192.0.2.1", 500).await.unwrap(),
+        "192.0.2.1:500".parse().unwrap()
+    );
+    assert_eq!(
+        resolve("2001:db8::1", 4500).await.unwrap(),
+        "[2001:db8::1]:4500".parse().unwrap()
+    );
+    let local = resolve("localhost", 500).await.unwrap();
+    assert!(local.ip().is_loopback());
+    assert_eq!(local.port(), 500);
+}
+
+#[test]
+fn the_real_session_is_a_protocol() {
+    fn driveable<P: Protocol + Send + 'static>() {}
+    driveable::<Session>();
+}

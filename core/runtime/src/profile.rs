@@ -1,0 +1,722 @@
+//! The client profile: a TOML file (see the project's profile contract) read, checked and
+//! turned into a validated `roam_proto::config::ClientConfig` plus the server's name and port.
+//! Every problem is a `ProfileError` naming the key and what is wrong with it; secrets are kept
+//! in zeroizing buffers and never appear in an error or a log line.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use roam_proto::config::{ClientAuth, ClientConfig, Retransmit};
+use roam_proto::crypto::cert::Certificate;
+use roam_proto::crypto::proposal::{self, ProposalSpec};
+use roam_proto::crypto::sign::PrivateKey;
+use roam_proto::crypto::Secret;
+use roam_proto::identity::Identity;
+use roam_proto::wire::TrafficSelector;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+/// The IKE port used when the profile names none.
+pub const DEFAULT_PORT: u16 = 500;
+pub const DEFAULT_DPD_SECONDS: u64 = 30;
+pub const DEFAULT_KEEPALIVE_SECONDS: u64 = 20;
+pub const DEFAULT_MTU: u16 = 1400;
+/// IKE messages larger than this are fragmented (RFC 7383), a size that passes IPv6's minimum
+/// MTU with room for the headers.
+pub const DEFAULT_FRAGMENT_SIZE: usize = 1280;
+/// Profiles, certificates and keys larger than this are refused (they are a few KiB).
+const MAX_FILE_SIZE: u64 = 1024 * 1024;
+
+/// A loaded, validated profile: where the server is and the session's configuration.
+#[derive(Debug)]
+pub struct Profile {
+    pub server: ServerAddress,
+    pub config: ClientConfig,
+}
+
+/// The server as the profile names it: a host name or an IP address, and the UDP port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerAddress {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for ServerAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Why a profile was rejected. `Display` is `<key>: <problem>` wherever a key is to blame.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// The profile file itself could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The TOML is malformed (`key` is set when the error can be tied to one).
+    #[error("{}: {message}", key.as_deref().unwrap_or(location.as_str()))]
+    Syntax {
+        key: Option<String>,
+        location: String,
+        message: String,
+    },
+    /// A key the profile format does not know.
+    #[error("{key}: unknown key")]
+    UnknownKey { key: String },
+    /// A required key is absent; `why` says why it is required here.
+    #[error("{key}: missing{}", why.as_deref().map(|w| format!(" ({w})")).unwrap_or_default())]
+    Missing { key: String, why: Option<String> },
+    /// A key has a value of the wrong type or out of range.
+    #[error("{key}: {problem}")]
+    Invalid { key: String, problem: String },
+    /// A key names a file that cannot be read.
+    #[error("{key}: cannot read {}: {source}", path.display())]
+    File {
+        key: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A valid value the client does not support yet.
+    #[error("{key}: \"{value}\" is not supported yet")]
+    NotSupported { key: String, value: String },
+}
+
+impl ProfileError {
+    /// The profile key the error is about, when there is one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Self::Read { .. } => None,
+            Self::Syntax { key, .. } => key.as_deref(),
+            Self::UnknownKey { key }
+            | Self::Missing { key, .. }
+            | Self::Invalid { key, .. }
+            | Self::File { key, .. }
+            | Self::NotSupported { key, .. } => Some(key),
+        }
+    }
+
+    fn missing(key: &str, why: Option<String>) -> Self {
+        Self::Missing {
+            key: key.to_string(),
+            why,
+        }
+    }
+    fn invalid(key: &str, problem: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.to_string(),
+            problem: problem.into(),
+        }
+    }
+}
+
+// ---- the TOML shape ------------------------------------------------------------------------
+
+/// Every field is optional here so that the loader, not serde, says what is missing and why.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawProfile {
+    server: Option<RawServer>,
+    auth: Option<RawAuth>,
+    crypto: Option<RawCrypto>,
+    tunnel: Option<RawTunnel>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawServer {
+    address: Option<String>,
+    port: Option<u16>,
+    id: Option<String>,
+    ca: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawAuth {
+    method: Option<String>,
+    local_id: Option<String>,
+    psk: Option<Zeroizing<String>>,
+    username: Option<String>,
+    password: Option<Zeroizing<String>>,
+    certificate: Option<String>,
+    private_key: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawCrypto {
+    ike: Option<Vec<String>>,
+    esp: Option<Vec<String>>,
+    allow_weak: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawTunnel {
+    mobike: Option<bool>,
+    dpd_seconds: Option<u64>,
+    keepalive_seconds: Option<u64>,
+    mtu: Option<u16>,
+}
+
+/// Keys whose values are secret: a type error there must not echo the value.
+const SECRET_KEYS: &[&str] = &["auth.psk", "auth.password"];
+
+// ---- loading -------------------------------------------------------------------------------
+
+/// Reads and validates the profile at `path`. Relative file names in it are relative to the
+/// profile's directory; certificate validity is checked against the current wall-clock time.
+pub fn load(path: &Path) -> Result<Profile, ProfileError> {
+    let text = read_limited(path).map_err(|source| ProfileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = std::str::from_utf8(&text).map_err(|_| ProfileError::Syntax {
+        key: None,
+        location: "profile".into(),
+        message: "not UTF-8".into(),
+    })?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    from_str(text, base, wall_clock_unix_time())
+}
+
+/// Validates a profile given as text. `base_dir` anchors relative file names; `unix_time` is
+/// what the session checks certificate validity against (None skips that check).
+///
+/// First the shape: every key present that the method needs, every value in range, the files
+/// read; then the contents: identities, certificates and the key parsed and matched.
+pub fn from_str(
+    text: &str,
+    base_dir: &Path,
+    unix_time: Option<u64>,
+) -> Result<Profile, ProfileError> {
+    let raw = parse_toml(text)?;
+    let server = raw
+        .server
+        .ok_or_else(|| ProfileError::missing("server", None))?;
+    let auth = raw
+        .auth
+        .ok_or_else(|| ProfileError::missing("auth", None))?;
+
+    let address = server_address(&server)?;
+    let method = Method::parse(auth.method.as_deref())?;
+    method.check_unused_keys(&auth)?;
+    let credentials = Credentials::check(method, &auth)?;
+    if server.ca.is_none() && method.needs_ca() {
+        return Err(ProfileError::missing(
+            "server.ca",
+            Some(method.requirement()),
+        ));
+    }
+    let tunnel = tunnel(raw.tunnel)?;
+    let (ike_proposals, esp_proposals, allow_weak) = crypto(raw.crypto)?;
+    let ca_file = server
+        .ca
+        .as_deref()
+        .map(|p| FileData::read("server.ca", base_dir, p))
+        .transpose()?;
+    let credentials = credentials.read_files(base_dir)?;
+
+    let server_id = server
+        .id
+        .as_deref()
+        .map(|s| parse_identity("server.id", s))
+        .transpose()?;
+    let local_id = auth
+        .local_id
+        .as_deref()
+        .map(|s| parse_identity("auth.local_id", s))
+        .transpose()?;
+    let ca = match &ca_file {
+        Some(file) => file.certificates()?,
+        None => Vec::new(),
+    };
+    let (auth, local_id) = credentials.into_auth(local_id)?;
+
+    let config = ClientConfig {
+        local_id,
+        server_id,
+        auth,
+        ca,
+        ike_proposals,
+        esp_proposals,
+        allow_weak,
+        mobike: tunnel.mobike,
+        dpd: tunnel.dpd,
+        keepalive: tunnel.keepalive,
+        mtu: tunnel.mtu,
+        remote_ts: default_remote_ts(),
+        request_ipv4: true,
+        request_ipv6: true,
+        retransmit: Retransmit::default(),
+        fragment_size: DEFAULT_FRAGMENT_SIZE,
+        unix_time,
+    };
+    Ok(Profile {
+        server: address,
+        config,
+    })
+}
+
+fn parse_toml(text: &str) -> Result<RawProfile, ProfileError> {
+    let de = toml::Deserializer::parse(text).map_err(|e| syntax_error(text, None, &e))?;
+    serde_path_to_error::deserialize::<_, RawProfile>(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.message().to_string();
+        if let Some(name) = unknown_field(&message) {
+            // The path already ends with the unknown key (serde_path_to_error records it).
+            let key = if key == name || key.ends_with(&format!(".{name}")) {
+                key
+            } else {
+                format!("{key}.{name}")
+            };
+            let key = key.trim_start_matches('.').to_string();
+            return ProfileError::UnknownKey { key };
+        }
+        let key = if key.is_empty() || key == "." {
+            None
+        } else {
+            Some(key)
+        };
+        if let Some(k) = key.as_deref().filter(|k| SECRET_KEYS.contains(k)) {
+            return ProfileError::invalid(k, "must be a string");
+        }
+        syntax_error(text, key, &inner)
+    })
+}
+
+/// serde's "unknown field `x`, expected ..." names the key; pull it out.
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split('`').next()
+}
+
+/// Only the message and the position: toml's own `Display` quotes the source line, and that
+/// line may hold a secret.
+fn syntax_error(text: &str, key: Option<String>, e: &toml::de::Error) -> ProfileError {
+    let location = match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}")
+        }
+        None => "profile".to_string(),
+    };
+    ProfileError::Syntax {
+        key,
+        location,
+        message: e.message().trim().to_string(),
+    }
+}
+
+fn server_address(server: &RawServer) -> Result<ServerAddress, ProfileError> {
+    let host = server
+        .address
+        .as_deref()
+        .ok_or_else(|| ProfileError::missing("server.address", None))?
+        .trim();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.is_empty() {
+        return Err(ProfileError::invalid("server.address", "empty"));
+    }
+    if host.parse::<IpAddr>().is_err() && !is_host_name(host) {
+        return Err(ProfileError::invalid(
+            "server.address",
+            format!("'{host}' is neither an IP address nor a host name"),
+        ));
+    }
+    let port = server.port.unwrap_or(DEFAULT_PORT);
+    if port == 0 {
+        return Err(ProfileError::invalid("server.port", "must be 1 to 65535"));
+    }
+    Ok(ServerAddress {
+        host: host.to_string(),
+        port,
+    })
+}
+
+/// A DNS name: dot-separated labels of letters, digits, '-' and '_', at most 253 characters.
+fn is_host_name(s: &str) -> bool {
+    s.len() <= 253
+        && s.trim_end_matches('.').split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    Psk,
+    EapMschapv2,
+    Certificate,
+}
+
+impl Method {
+    fn parse(value: Option<&str>) -> Result<Self, ProfileError> {
+        match value {
+            None => Err(ProfileError::missing("auth.method", None)),
+            Some("psk") => Ok(Self::Psk),
+            Some("eap-mschapv2") => Ok(Self::EapMschapv2),
+            Some("certificate") => Ok(Self::Certificate),
+            Some(v @ "eap-tls") => Err(ProfileError::NotSupported { key: "auth.method".into(), value: v.into() }),
+            Some(other) => Err(ProfileError::invalid(
+                "auth.method",
+                format!("unknown method \"{other}\" (expected \"psk\", \"eap-mschapv2\" or \"certificate\")"),
+            )),
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Self::Psk => "psk",
+            Self::EapMschapv2 => "eap-mschapv2",
+            Self::Certificate => "certificate",
+        }
+    }
+    fn requirement(self) -> String {
+        format!("required for method \"{}\"", self.name())
+    }
+    /// Whether the server authenticates with a certificate, so we need a CA to check it.
+    fn needs_ca(self) -> bool {
+        !matches!(self, Self::Psk)
+    }
+    /// A key of another method is most likely a mistake (a secret left where it is not used).
+    fn check_unused_keys(self, auth: &RawAuth) -> Result<(), ProfileError> {
+        let present = [
+            ("auth.psk", auth.psk.is_some(), Self::Psk),
+            ("auth.username", auth.username.is_some(), Self::EapMschapv2),
+            ("auth.password", auth.password.is_some(), Self::EapMschapv2),
+            (
+                "auth.certificate",
+                auth.certificate.is_some(),
+                Self::Certificate,
+            ),
+            (
+                "auth.private_key",
+                auth.private_key.is_some(),
+                Self::Certificate,
+            ),
+        ];
+        for (key, is_set, owner) in present {
+            if is_set && owner != self {
+                return Err(ProfileError::invalid(
+                    key,
+                    format!("not used with method \"{}\"", self.name()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A required, non-empty string value.
+fn required<'a>(
+    value: Option<&'a str>,
+    key: &str,
+    method: Method,
+) -> Result<&'a str, ProfileError> {
+    match value {
+        None => Err(ProfileError::missing(key, Some(method.requirement()))),
+        Some("") => Err(ProfileError::invalid(key, "empty")),
+        Some(v) => Ok(v),
+    }
+}
+
+fn parse_identity(key: &str, s: &str) -> Result<Identity, ProfileError> {
+    Identity::parse(s).map_err(|e| ProfileError::invalid(key, e.to_string()))
+}
+
+/// The method's credentials, checked for presence; files still to be read.
+enum Credentials<'a> {
+    Psk(Secret),
+    EapMschapv2 {
+        username: &'a str,
+        password: Secret,
+    },
+    Certificate {
+        certificate: &'a str,
+        private_key: &'a str,
+    },
+}
+
+impl<'a> Credentials<'a> {
+    fn check(method: Method, auth: &'a RawAuth) -> Result<Self, ProfileError> {
+        match method {
+            Method::Psk => {
+                let psk = required(auth.psk.as_deref().map(String::as_str), "auth.psk", method)?;
+                required(auth.local_id.as_deref(), "auth.local_id", method)?;
+                Ok(Self::Psk(Secret::from_slice(psk.as_bytes())))
+            }
+            Method::EapMschapv2 => {
+                let username = required(auth.username.as_deref(), "auth.username", method)?;
+                let password = required(
+                    auth.password.as_deref().map(String::as_str),
+                    "auth.password",
+                    method,
+                )?;
+                Ok(Self::EapMschapv2 {
+                    username,
+                    password: Secret::from_slice(password.as_bytes()),
+                })
+            }
+            Method::Certificate => Ok(Self::Certificate {
+                certificate: required(auth.certificate.as_deref(), "auth.certificate", method)?,
+                private_key: required(auth.private_key.as_deref(), "auth.private_key", method)?,
+            }),
+        }
+    }
+
+    fn read_files(self, base_dir: &Path) -> Result<LoadedCredentials<'a>, ProfileError> {
+        Ok(match self {
+            Self::Psk(psk) => LoadedCredentials::Psk(psk),
+            Self::EapMschapv2 { username, password } => {
+                LoadedCredentials::EapMschapv2 { username, password }
+            }
+            Self::Certificate {
+                certificate,
+                private_key,
+            } => LoadedCredentials::Certificate {
+                certificate: FileData::read("auth.certificate", base_dir, certificate)?,
+                private_key: FileData::read("auth.private_key", base_dir, private_key)?,
+            },
+        })
+    }
+}
+
+/// The method's credentials with their files read.
+enum LoadedCredentials<'a> {
+    Psk(Secret),
+    EapMschapv2 {
+        username: &'a str,
+        password: Secret,
+    },
+    Certificate {
+        certificate: FileData,
+        private_key: FileData,
+    },
+}
+
+impl LoadedCredentials<'_> {
+    /// Parses what was read; `local_id` is auth.local_id when the profile gives one.
+    fn into_auth(
+        self,
+        local_id: Option<Identity>,
+    ) -> Result<(ClientAuth, Option<Identity>), ProfileError> {
+        match self {
+            Self::Psk(psk) => Ok((ClientAuth::Psk(psk), local_id)),
+            Self::EapMschapv2 { username, password } => {
+                let local_id = match local_id {
+                    Some(id) => id,
+                    None => parse_identity("auth.username", username)?,
+                };
+                Ok((
+                    ClientAuth::EapMschapv2 {
+                        username: username.to_string(),
+                        password,
+                    },
+                    Some(local_id),
+                ))
+            }
+            Self::Certificate {
+                certificate,
+                private_key,
+            } => {
+                let chain = certificate.certificates()?;
+                let key =
+                    PrivateKey::from_pem(&private_key.data).map_err(|e| private_key.problem(e))?;
+                if !chain.first().is_some_and(|c| key.matches(c)) {
+                    return Err(private_key
+                        .problem("does not belong to the certificate in auth.certificate"));
+                }
+                // Without auth.local_id the session uses the certificate's subject DN.
+                Ok((ClientAuth::Certificate { chain, key }, local_id))
+            }
+        }
+    }
+}
+
+type Proposals = (Vec<String>, Vec<String>, Vec<String>);
+
+fn crypto(raw: Option<RawCrypto>) -> Result<Proposals, ProfileError> {
+    let (ike, esp, allow_weak) = match raw {
+        Some(c) => (c.ike, c.esp, c.allow_weak.unwrap_or_default()),
+        None => (None, None, Vec::new()),
+    };
+    let ike = proposals("crypto.ike", ike, proposal::default_ike, |s| {
+        ProposalSpec::parse_ike(s, &allow_weak)
+    })?;
+    let esp = proposals("crypto.esp", esp, proposal::default_esp, |s| {
+        ProposalSpec::parse_esp(s, &allow_weak)
+    })?;
+    Ok((ike, esp, allow_weak))
+}
+
+fn proposals(
+    key: &str,
+    given: Option<Vec<String>>,
+    default: fn() -> Vec<String>,
+    parse: impl Fn(&str) -> Result<ProposalSpec, proposal::ProposalError>,
+) -> Result<Vec<String>, ProfileError> {
+    let Some(list) = given else {
+        return Ok(default());
+    };
+    if list.is_empty() {
+        return Err(ProfileError::invalid(
+            key,
+            "empty (name at least one proposal, or leave the key out for the defaults)",
+        ));
+    }
+    for (i, p) in list.iter().enumerate() {
+        parse(p).map_err(|e| ProfileError::invalid(&format!("{key}[{i}]"), e.to_string()))?;
+    }
+    Ok(list)
+}
+
+struct Tunnel {
+    mobike: bool,
+    dpd: Option<Duration>,
+    keepalive: Duration,
+    mtu: u16,
+}
+
+fn tunnel(raw: Option<RawTunnel>) -> Result<Tunnel, ProfileError> {
+    let raw = raw.unwrap_or(RawTunnel {
+        mobike: None,
+        dpd_seconds: None,
+        keepalive_seconds: None,
+        mtu: None,
+    });
+    let dpd = raw.dpd_seconds.unwrap_or(DEFAULT_DPD_SECONDS);
+    if dpd > 86_400 {
+        return Err(ProfileError::invalid(
+            "tunnel.dpd_seconds",
+            "must be 0 (off) to 86400",
+        ));
+    }
+    let keepalive = raw.keepalive_seconds.unwrap_or(DEFAULT_KEEPALIVE_SECONDS);
+    if !(1..=3_600).contains(&keepalive) {
+        return Err(ProfileError::invalid(
+            "tunnel.keepalive_seconds",
+            "must be 1 to 3600",
+        ));
+    }
+    let mtu = raw.mtu.unwrap_or(DEFAULT_MTU);
+    if !(576..=9_000).contains(&mtu) {
+        return Err(ProfileError::invalid("tunnel.mtu", "must be 576 to 9000"));
+    }
+    Ok(Tunnel {
+        mobike: raw.mobike.unwrap_or(true),
+        dpd: (dpd > 0).then(|| Duration::from_secs(dpd)),
+        keepalive: Duration::from_secs(keepalive),
+        mtu,
+    })
+}
+
+/// Everything, IPv4 and IPv6: what a full tunnel asks for.
+fn default_remote_ts() -> Vec<TrafficSelector> {
+    let any = |start: IpAddr, end: IpAddr| TrafficSelector {
+        ip_protocol: 0,
+        start_port: 0,
+        end_port: u16::MAX,
+        start_addr: start,
+        end_addr: end,
+    };
+    vec![
+        any(Ipv4Addr::UNSPECIFIED.into(), Ipv4Addr::BROADCAST.into()),
+        any(
+            Ipv6Addr::UNSPECIFIED.into(),
+            Ipv6Addr::from(u128::MAX).into(),
+        ),
+    ]
+}
+
+// ---- files ---------------------------------------------------------------------------------
+
+fn resolve(base_dir: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base_dir.join(p)
+    }
+}
+
+/// Reads a file of at most `MAX_FILE_SIZE` bytes into a buffer zeroized on drop.
+fn read_limited(path: &Path) -> std::io::Result<Zeroizing<Vec<u8>>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut buf = Zeroizing::new(Vec::new());
+    file.take(MAX_FILE_SIZE + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > MAX_FILE_SIZE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "larger than 1 MiB",
+        ));
+    }
+    Ok(buf)
+}
+
+/// A file a profile key names, read (zeroized on drop: it may hold a private key).
+struct FileData {
+    key: &'static str,
+    path: PathBuf,
+    data: Zeroizing<Vec<u8>>,
+}
+
+impl FileData {
+    fn read(key: &'static str, base_dir: &Path, name: &str) -> Result<Self, ProfileError> {
+        let path = resolve(base_dir, name);
+        match read_limited(&path) {
+            Ok(data) => Ok(Self { key, path, data }),
+            Err(source) => Err(ProfileError::File {
+                key: key.to_string(),
+                path,
+                source,
+            }),
+        }
+    }
+
+    fn problem(&self, problem: impl std::fmt::Display) -> ProfileError {
+        ProfileError::invalid(self.key, format!("{}: {problem}", self.path.display()))
+    }
+
+    /// Every certificate in the file (PEM or DER); at least one.
+    fn certificates(&self) -> Result<Vec<Certificate>, ProfileError> {
+        let certs = Certificate::parse_pem_or_der(&self.data).map_err(|e| self.problem(e))?;
+        if certs.is_empty() {
+            return Err(self.problem("no certificate in it"));
+        }
+        Ok(certs)
+    }
+}
+
+/// The wall-clock time for certificate validity checks. The runtime, not the sans-IO core,
+/// reads the clock.
+#[allow(clippy::disallowed_methods)]
+fn wall_clock_unix_time() -> Option<u64> {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests;

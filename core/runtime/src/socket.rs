@@ -1,0 +1,157 @@
+//! The driver's UDP sockets: at most one per address family, each bound to the source address
+//! the routing picks toward the server and an ephemeral port, so the session knows the exact
+//! local address it sends from (NAT detection hashes it). Also resolves the server's name.
+//!
+//! Room for later: a second path (MOBIKE) is another `Bound` in `Sockets`; batching
+//! (recvmmsg/sendmmsg) would replace `poll_recv`/`send` here and nowhere else.
+
+use std::future::poll_fn;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::task::{Context, Poll};
+
+use tokio::io::ReadBuf;
+use tokio::net::UdpSocket;
+
+/// One bound socket and the concrete address it is bound to.
+#[derive(Debug)]
+struct Bound {
+    socket: UdpSocket,
+    local: SocketAddr,
+}
+
+/// A datagram that arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// The address of the socket it arrived on.
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub len: usize,
+}
+
+/// The sockets the driver sends and receives on.
+#[derive(Debug, Default)]
+pub struct Sockets {
+    v4: Option<Bound>,
+    v6: Option<Bound>,
+}
+
+impl Sockets {
+    /// Opens a socket toward `server`: asks the routing which source address it would use (a
+    /// connected probe socket sends nothing), then binds that address and an ephemeral port.
+    /// Returns the bound local address.
+    pub async fn open_toward(&mut self, server: SocketAddr) -> io::Result<SocketAddr> {
+        let source = source_address_toward(server).await?;
+        let socket = UdpSocket::bind(SocketAddr::new(source, 0)).await?;
+        let local = socket.local_addr()?;
+        log::debug!("bound UDP socket {local} toward {server}");
+        let slot = if server.is_ipv4() {
+            &mut self.v4
+        } else {
+            &mut self.v6
+        };
+        *slot = Some(Bound { socket, local });
+        Ok(local)
+    }
+
+    fn bound(&self) -> impl Iterator<Item = &Bound> {
+        self.v4.iter().chain(self.v6.iter())
+    }
+
+    /// The socket to send from: the one bound to `local`, else one of `remote`'s family.
+    fn for_transmit(&self, local: SocketAddr, remote: SocketAddr) -> Option<&Bound> {
+        self.bound().find(|b| b.local == local).or_else(|| {
+            if remote.is_ipv4() {
+                self.v4.as_ref()
+            } else {
+                self.v6.as_ref()
+            }
+        })
+    }
+
+    /// Sends `payload` to `remote` from the socket bound to `local` (or one of the right family).
+    pub async fn send(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        payload: &[u8],
+    ) -> io::Result<()> {
+        let bound = self.for_transmit(local, remote).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                format!("no socket for {local} -> {remote}"),
+            )
+        })?;
+        let sent = bound.socket.send_to(payload, remote).await?;
+        if sent != payload.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("sent {sent} of {} bytes", payload.len()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Waits for a datagram on any socket and copies it into `buf` (a datagram longer than
+    /// `buf` is cut, so `buf` should hold 65535 bytes).
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+        poll_fn(|cx| self.poll_recv(cx, buf)).await
+    }
+
+    fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<Received>> {
+        for bound in self.bound() {
+            let mut read = ReadBuf::new(buf);
+            match bound.socket.poll_recv_from(cx, &mut read) {
+                Poll::Ready(Ok(remote)) => {
+                    return Poll::Ready(Ok(Received {
+                        local: bound.local,
+                        remote,
+                        len: read.filled().len(),
+                    }))
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {}
+            }
+        }
+        // Every socket registered the waker (or there is none: then wait forever, as a driver
+        // without sockets has only its timer and commands left).
+        Poll::Pending
+    }
+}
+
+/// The source address the routing table picks toward `server`.
+async fn source_address_toward(server: SocketAddr) -> io::Result<IpAddr> {
+    let any: IpAddr = if server.is_ipv4() {
+        Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        Ipv6Addr::UNSPECIFIED.into()
+    };
+    let probe = UdpSocket::bind(SocketAddr::new(any, 0)).await?;
+    probe.connect(server).await?;
+    Ok(probe.local_addr()?.ip())
+}
+
+/// Resolves `host` (a name or an IP address literal) and picks the first address the resolver
+/// prefers.
+pub async fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let mut addrs = tokio::net::lookup_host((host, port)).await?;
+    addrs
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))
+}
+
+/// Whether a receive error is about one datagram or an ICMP message (and the socket is fine).
+pub fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+    )
+}

@@ -1,0 +1,199 @@
+//! `roam connect --profile FILE`: loads the profile, runs the session on a tokio driver and
+//! prints one line per state change on stdout. SIGINT/SIGTERM close the session (DELETE) and
+//! wait at most `CLOSE_WAIT` for the answer. Exit 0 when closed, 1 when the connection failed,
+//! 2 when the profile is bad.
+
+mod status;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use roam_proto::session::{DisconnectReason, Event, Session};
+use roam_runtime::driver::{self, Tunnel};
+use roam_runtime::profile::{self, ServerAddress};
+use roam_runtime::rng::OsRng;
+
+use status::StatusLines;
+
+/// How long a close waits for the server's answer to DELETE.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+const EXIT_FAILED: u8 = 1;
+const EXIT_BAD_PROFILE: u8 = 2;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The client profile (TOML).
+    #[arg(long, value_name = "FILE")]
+    profile: PathBuf,
+}
+
+pub fn run(args: &Args) -> ExitCode {
+    let profile = match profile::load(&args.profile) {
+        Ok(p) => p,
+        Err(e) => return bad_profile(e),
+    };
+    let server = profile.server.clone();
+    let session = match Session::new(profile.config, Box::new(OsRng)) {
+        Ok(s) => s,
+        Err(e) => return bad_profile(e),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return failed(format!("cannot start the runtime: {e}")),
+    };
+    runtime.block_on(connect(session, server))
+}
+
+/// One state line on stdout, flushed. A closed stdout does not stop the session.
+fn print_line(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+        log::debug!("stdout is closed: {line}");
+    }
+}
+
+fn bad_profile(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: profile: {e}");
+    ExitCode::from(EXIT_BAD_PROFILE)
+}
+
+fn failed(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(EXIT_FAILED)
+}
+
+/// How the event loop below ended.
+enum End {
+    /// The driver ended (the session disconnected, or the driver failed).
+    DriverEnded,
+    /// We closed and the server did not answer in time, or a second signal came.
+    GaveUp,
+}
+
+async fn connect(session: Session, server: ServerAddress) -> ExitCode {
+    let address = match driver::resolve(&server.host, server.port).await {
+        Ok(a) => a,
+        Err(e) => return failed(e),
+    };
+    let mut signals = match Signals::new() {
+        Ok(s) => s,
+        Err(e) => return failed(format!("cannot watch for signals: {e}")),
+    };
+    let mut tunnel = match Tunnel::start(session, address).await {
+        Ok(t) => t,
+        Err(e) => return failed(e),
+    };
+    let mut lines = StatusLines::new(address);
+    print_line(&lines.connecting());
+
+    let mut reason: Option<DisconnectReason> = None;
+    let mut close_deadline: Option<tokio::time::Instant> = None;
+    let end = loop {
+        tokio::select! {
+            event = tunnel.next_event() => match event {
+                Some(event) => {
+                    if let Some(line) = lines.event(&event) {
+                        print_line(&line);
+                    }
+                    if let Event::Disconnected(r) = event {
+                        reason = Some(r);
+                    }
+                }
+                None => break End::DriverEnded,
+            },
+            () = signals.recv() => {
+                if close_deadline.is_some() {
+                    log::warn!("second signal: not waiting for the server any longer");
+                    break End::GaveUp;
+                }
+                log::info!("signal: closing the session");
+                tunnel.close();
+                close_deadline = Some(tokio::time::Instant::now() + CLOSE_WAIT);
+            }
+            () = sleep_until(close_deadline), if close_deadline.is_some() => {
+                log::warn!("the server did not answer the DELETE within {} s", CLOSE_WAIT.as_secs());
+                break End::GaveUp;
+            }
+        }
+    };
+    let closed_by_us = close_deadline.is_some();
+    match end {
+        End::GaveUp => {
+            tunnel.abort();
+            if reason.is_none() {
+                print_line(&lines.disconnected(&DisconnectReason::Closed));
+            }
+            ExitCode::SUCCESS
+        }
+        End::DriverEnded => match (tunnel.finish().await, reason) {
+            (Err(e), _) => failed(e),
+            (Ok(()), Some(DisconnectReason::Closed)) => ExitCode::SUCCESS,
+            (Ok(()), Some(_)) | (Ok(()), None) if closed_by_us => ExitCode::SUCCESS,
+            (Ok(()), Some(r)) => failed(describe(&r, address)),
+            (Ok(()), None) => failed("the session ended without saying why"),
+        },
+    }
+}
+
+/// The `error:` line for a session that ended without us closing it.
+fn describe(reason: &DisconnectReason, server: SocketAddr) -> String {
+    match reason {
+        DisconnectReason::Closed => "the session was closed".to_string(),
+        DisconnectReason::DeletedByPeer => format!("{server} closed the connection"),
+        DisconnectReason::Timeout => format!("no answer from {server}"),
+        DisconnectReason::AuthenticationFailed(s) => format!("authentication failed: {s}"),
+        DisconnectReason::NegotiationFailed(s) => format!("negotiation failed: {s}"),
+        DisconnectReason::ProtocolError(s) => format!("protocol error: {s}"),
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// SIGINT and SIGTERM (Ctrl-C elsewhere).
+struct Signals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    #[cfg(unix)]
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+    #[cfg(not(unix))]
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {})
+    }
+
+    #[cfg(unix)]
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    async fn recv(&mut self) {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
