@@ -798,21 +798,6 @@ lab_case!(psk, |lab| {
     );
 });
 
-lab_case!(psk_tunnel_carries_a_ping, |lab| {
-    let p = lab.profile("psk", &[]);
-    let id = lab.get("PSK_ID");
-    connect_and_close(
-        &lab,
-        &p,
-        Expect {
-            identity: &id,
-            conn: "rw-psk",
-            ping: true,
-            ..Default::default()
-        },
-    );
-});
-
 lab_case!(eap_mschapv2, |lab| {
     let p = lab.profile("eap", &[]);
     let id = lab.get("EAP_USER");
@@ -948,7 +933,6 @@ lab_case!(psk_through_nat, |lab| {
             conn: "rw-psk",
             remote_addr: Some(&outside),
             nat: true,
-            ping: true,
             ..Default::default()
         },
     );

@@ -59,12 +59,13 @@ fn connected_line(info: &ConnectedInfo) -> String {
     let mut line = String::from("connected");
     let _ = write!(
         line,
-        " vip={} dns={} ike={} esp={} nat={} spi={:016x}_{:016x}",
+        " vip={} dns={} ike={} esp={} nat={} encap={} spi={:016x}_{:016x}",
         addresses(&info.virtual_ips),
         addresses(&info.dns),
         info.ike_proposal,
         info.esp_proposal,
         if info.nat_detected { "yes" } else { "no" },
+        if info.udp_encapsulation { "udp" } else { "none" },
         info.spi_i,
         info.spi_r,
     );
@@ -106,6 +107,7 @@ mod tests {
             esp_spi_in: 1,
             esp_spi_out: 2,
             nat_detected: true,
+            udp_encapsulation: true,
         }
     }
 
@@ -128,7 +130,7 @@ mod tests {
                 "connecting server=198.51.100.1:500",
                 "ike-sa-established",
                 "connected vip=198.18.0.1,2001:db8:ffff::1 dns=203.0.113.53,2001:db8:203::53 \
-                 ike=aes256gcm16-prfsha384-ecp384 esp=aes256gcm16 nat=yes spi=1a2b3c4d5e6f7081_8192a3b4c5d6e7f8",
+                 ike=aes256gcm16-prfsha384-ecp384 esp=aes256gcm16 nat=yes encap=udp spi=1a2b3c4d5e6f7081_8192a3b4c5d6e7f8",
                 "disconnected reason=closed",
             ]
         );
@@ -140,6 +142,7 @@ mod tests {
         i.virtual_ips.clear();
         i.dns.clear();
         i.nat_detected = false;
+        i.udp_encapsulation = false;
         i.spi_i = 1;
         i.spi_r = 0xff;
         let line = StatusLines::new("[2001:db8::1]:500".parse().unwrap())
@@ -147,7 +150,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             line,
-            "connected vip=none dns=none ike=aes256gcm16-prfsha384-ecp384 esp=aes256gcm16 nat=no \
+            "connected vip=none dns=none ike=aes256gcm16-prfsha384-ecp384 esp=aes256gcm16 nat=no encap=none \
              spi=0000000000000001_00000000000000ff"
         );
     }
