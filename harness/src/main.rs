@@ -1,6 +1,7 @@
-//! The `roam` command: one module per subcommand (`connect` now; `serve` and `demo` later).
+//! The `roam` command: one module per subcommand (`connect`, `demo`; `serve` next).
 
 mod connect;
+mod demo;
 mod logging;
 
 use std::process::ExitCode;
@@ -22,6 +23,8 @@ struct Cli {
 enum Command {
     /// Connect to the server a profile names; prints one line per state change.
     Connect(connect::Args),
+    /// Run Roam's responder and a client on loopback and show the handshake (no root, no server).
+    Demo(demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -29,5 +32,6 @@ fn main() -> ExitCode {
     logging::init(cli.log_level);
     match cli.command {
         Command::Connect(args) => connect::run(&args),
+        Command::Demo(args) => demo::run(&args),
     }
 }

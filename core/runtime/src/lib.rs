@@ -7,4 +7,5 @@
 pub mod driver;
 pub mod profile;
 pub mod rng;
+pub mod serve;
 mod socket;

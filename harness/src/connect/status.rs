@@ -65,7 +65,11 @@ fn connected_line(info: &ConnectedInfo) -> String {
         info.ike_proposal,
         info.esp_proposal,
         if info.nat_detected { "yes" } else { "no" },
-        if info.udp_encapsulation { "udp" } else { "none" },
+        if info.udp_encapsulation {
+            "udp"
+        } else {
+            "none"
+        },
         info.spi_i,
         info.spi_r,
     );
