@@ -30,28 +30,16 @@ pub struct Args {
 }
 
 fn client_config(ike: Option<&str>) -> ClientConfig {
-    ClientConfig {
-        local_id: Identity::parse("demo-client@roam.example").ok(),
-        server_id: Identity::parse("demo-server.roam.example").ok(),
-        auth: ClientAuth::Psk(Secret::from_slice(DEMO_PSK)),
-        ca: Vec::new(),
-        ike_proposals: ike.map(|s| vec![s.to_string()]).unwrap_or_default(),
-        esp_proposals: Vec::new(),
-        allow_weak: Vec::new(),
-        mobike: true,
-        dpd: Some(Duration::from_secs(30)),
-        keepalive: Duration::from_secs(20),
-        mtu: 1400,
-        remote_ts: Vec::new(),
-        request_ipv4: true,
-        request_ipv6: true,
-        retransmit: Retransmit {
-            initial: Duration::from_millis(500),
-            ..Retransmit::default()
-        },
-        fragment_size: 1280,
-        unix_time: None,
-    }
+    let mut c = ClientConfig::new(ClientAuth::Psk(Secret::from_slice(DEMO_PSK)));
+    c.local_id = Identity::parse("demo-client@roam.example").ok();
+    c.server_id = Identity::parse("demo-server.roam.example").ok();
+    c.ike_proposals = ike.map(|s| vec![s.to_string()]).unwrap_or_default();
+    // Loopback answers at once: retransmit early.
+    c.retransmit = Retransmit {
+        initial: Duration::from_millis(500),
+        ..Retransmit::default()
+    };
+    c
 }
 
 fn responder_config() -> Result<ResponderConfig, String> {

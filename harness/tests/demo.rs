@@ -5,10 +5,17 @@ use std::process::Command;
 
 #[test]
 fn demo_connects_and_closes_on_loopback() {
-    let out = Command::new(env!("CARGO_BIN_EXE_roam")).arg("demo").output().expect("run roam demo");
+    let out = Command::new(env!("CARGO_BIN_EXE_roam"))
+        .arg("demo")
+        .output()
+        .expect("run roam demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "exit {:?}\n{stdout}\n{stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{stdout}\n{stderr}",
+        out.status
+    );
     for needle in [
         "IKE SA established",
         "CHILD SA established",
@@ -31,5 +38,8 @@ fn demo_takes_a_named_proposal() {
         .expect("run roam demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("IKE  chacha20poly1305-prfsha256-curve25519"), "{stdout}");
+    assert!(
+        stdout.contains("IKE  chacha20poly1305-prfsha256-curve25519"),
+        "{stdout}"
+    );
 }

@@ -74,3 +74,36 @@ pub struct ClientConfig {
     /// Wall-clock seconds since the epoch, for certificate validity (None skips that check).
     pub unix_time: Option<u64>,
 }
+
+impl ClientConfig {
+    /// A configuration with `auth` and Roam's defaults: strong default proposals, MOBIKE on,
+    /// DPD 30 s, keepalives every 20 s, MTU 1400, IPv4 and IPv6 requested, everything routed
+    /// (TSr 0.0.0.0/0 and ::/0), strongSwan-like retransmissions, 1280-byte IKE fragments.
+    pub fn new(auth: ClientAuth) -> Self {
+        Self {
+            local_id: None,
+            server_id: None,
+            auth,
+            ca: Vec::new(),
+            ike_proposals: Vec::new(),
+            esp_proposals: Vec::new(),
+            allow_weak: Vec::new(),
+            mobike: true,
+            dpd: Some(Duration::from_secs(30)),
+            keepalive: Duration::from_secs(20),
+            mtu: 1400,
+            remote_ts: vec![
+                crate::ike::child::ts_any(false),
+                crate::ike::child::ts_any(true),
+            ],
+            request_ipv4: true,
+            request_ipv6: true,
+            retransmit: Retransmit::default(),
+            fragment_size: DEFAULT_FRAGMENT_SIZE,
+            unix_time: None,
+        }
+    }
+}
+
+/// IKE messages above this size are fragmented by default: fits the IPv6 minimum MTU.
+pub const DEFAULT_FRAGMENT_SIZE: usize = 1280;

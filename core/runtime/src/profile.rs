@@ -3,17 +3,16 @@
 //! Every problem is a `ProfileError` naming the key and what is wrong with it; secrets are kept
 //! in zeroizing buffers and never appear in an error or a log line.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use roam_proto::config::{ClientAuth, ClientConfig, Retransmit};
+use roam_proto::config::{ClientAuth, ClientConfig};
 use roam_proto::crypto::cert::Certificate;
 use roam_proto::crypto::proposal::{self, ProposalSpec};
 use roam_proto::crypto::sign::PrivateKey;
 use roam_proto::crypto::Secret;
 use roam_proto::identity::Identity;
-use roam_proto::wire::TrafficSelector;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -24,7 +23,7 @@ pub const DEFAULT_KEEPALIVE_SECONDS: u64 = 20;
 pub const DEFAULT_MTU: u16 = 1400;
 /// IKE messages larger than this are fragmented (RFC 7383), a size that passes IPv6's minimum
 /// MTU with room for the headers.
-pub const DEFAULT_FRAGMENT_SIZE: usize = 1280;
+pub use roam_proto::config::DEFAULT_FRAGMENT_SIZE;
 /// Profiles, certificates and keys larger than this are refused (they are a few KiB).
 const MAX_FILE_SIZE: u64 = 1024 * 1024;
 
@@ -244,25 +243,18 @@ pub fn from_str(
     };
     let (auth, local_id) = credentials.into_auth(local_id)?;
 
-    let config = ClientConfig {
-        local_id,
-        server_id,
-        auth,
-        ca,
-        ike_proposals,
-        esp_proposals,
-        allow_weak,
-        mobike: tunnel.mobike,
-        dpd: tunnel.dpd,
-        keepalive: tunnel.keepalive,
-        mtu: tunnel.mtu,
-        remote_ts: default_remote_ts(),
-        request_ipv4: true,
-        request_ipv6: true,
-        retransmit: Retransmit::default(),
-        fragment_size: DEFAULT_FRAGMENT_SIZE,
-        unix_time,
-    };
+    let mut config = ClientConfig::new(auth);
+    config.local_id = local_id;
+    config.server_id = server_id;
+    config.ca = ca;
+    config.ike_proposals = ike_proposals;
+    config.esp_proposals = esp_proposals;
+    config.allow_weak = allow_weak;
+    config.mobike = tunnel.mobike;
+    config.dpd = tunnel.dpd;
+    config.keepalive = tunnel.keepalive;
+    config.mtu = tunnel.mtu;
+    config.unix_time = unix_time;
     Ok(Profile {
         server: address,
         config,
@@ -628,24 +620,6 @@ fn tunnel(raw: Option<RawTunnel>) -> Result<Tunnel, ProfileError> {
         keepalive: Duration::from_secs(keepalive),
         mtu,
     })
-}
-
-/// Everything, IPv4 and IPv6: what a full tunnel asks for.
-fn default_remote_ts() -> Vec<TrafficSelector> {
-    let any = |start: IpAddr, end: IpAddr| TrafficSelector {
-        ip_protocol: 0,
-        start_port: 0,
-        end_port: u16::MAX,
-        start_addr: start,
-        end_addr: end,
-    };
-    vec![
-        any(Ipv4Addr::UNSPECIFIED.into(), Ipv4Addr::BROADCAST.into()),
-        any(
-            Ipv6Addr::UNSPECIFIED.into(),
-            Ipv6Addr::from(u128::MAX).into(),
-        ),
-    ]
 }
 
 // ---- files ---------------------------------------------------------------------------------

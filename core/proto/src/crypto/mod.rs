@@ -15,3 +15,9 @@ pub mod sk;
 
 pub use error::CryptoError;
 pub use secret::Secret;
+
+/// Constant-time equality of two MACs or secrets (lengths are not secret).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}

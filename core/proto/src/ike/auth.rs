@@ -11,9 +11,9 @@ use log::{debug, info, warn};
 use crate::config::ClientAuth;
 use crate::crypto::cert::{verify_chain, Certificate};
 use crate::crypto::proposal::accept_response;
-use crate::crypto::Secret;
+use crate::crypto::{ct_eq, Secret};
 use crate::identity::Identity;
-use crate::ike::child::{ts_any, ts_contains, ChildSa};
+use crate::ike::child::{random_spi, ts_any, ts_contains, ChildSa};
 use crate::ike::eap::{EapClient, EapStep};
 use crate::ike::initiator::{AssignedConfig, IkeEvent, Initiator, Phase};
 use crate::ike::keys::{id_body, shared_key_auth, signed_octets, Role};
@@ -21,8 +21,8 @@ use crate::ike::task_manager::RequestKind;
 use crate::session::DisconnectReason;
 use crate::wire::eap::EapMessage;
 use crate::wire::{
-    AuthMethod, CertEncoding, CfgAttr, CfgAttribute, CfgType, ExchangeType, Id, Notify, NotifyType,
-    Payload, ProtocolId, TrafficSelector,
+    AuthMethod, CertEncoding, CfgAttr, CfgAttribute, CfgType, ExchangeType, Id, NotifyType,
+    Payload, TrafficSelector,
 };
 
 /// Most IKE_AUTH rounds we go through (EAP-MSCHAPv2 takes five).
@@ -44,27 +44,10 @@ pub struct AuthState {
     msk: Option<Secret>,
 }
 
-fn notify<'a>(kind: NotifyType, data: &'a [u8]) -> Payload<'a> {
-    Payload::Notify(Notify {
-        protocol: ProtocolId::NONE,
-        spi: &[],
-        kind,
-        data,
-    })
-}
-
-/// Constant-time equality of two MACs.
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 impl Initiator {
     /// Sends the first IKE_AUTH request.
     pub(super) fn send_auth_request(&mut self, now: Instant) {
-        let mut spi = 0u32;
-        while spi < 256 {
-            spi = u32::try_from(self.rng.next_u64() >> 32).unwrap_or(0);
-        }
+        let spi = random_spi(self.rng.as_mut());
         self.auth.spi_in = spi;
         let cfg = &self.params.config;
         self.auth.ts_i = [
@@ -194,9 +177,9 @@ impl Initiator {
         p.push(Payload::Sa(esp));
         p.push(Payload::TsI(self.auth.ts_i.clone()));
         p.push(Payload::TsR(self.auth.ts_r.clone()));
-        p.push(notify(NotifyType::INITIAL_CONTACT, &[]));
+        p.push(Payload::notify(NotifyType::INITIAL_CONTACT, &[]));
         if mobike {
-            p.push(notify(NotifyType::MOBIKE_SUPPORTED, &[]));
+            p.push(Payload::notify(NotifyType::MOBIKE_SUPPORTED, &[]));
         }
         self.auth.rounds = 1;
         self.send_request(now, RequestKind::IkeAuth, ExchangeType::IKE_AUTH, &p);

@@ -75,6 +75,16 @@ impl ChildSa {
     }
 }
 
+/// A random ESP SPI for our inbound side (1..=255 are reserved, RFC 4303 §2.1).
+pub fn random_spi(rng: &mut dyn crate::rng::Rng) -> u32 {
+    loop {
+        let spi = (rng.next_u64() >> 32) as u32;
+        if spi >= 256 {
+            return spi;
+        }
+    }
+}
+
 /// Every address and port of one family: what a road-warrior client asks for.
 pub fn ts_any(v6: bool) -> TrafficSelector {
     if v6 {

@@ -14,8 +14,7 @@ use crate::ike::natd::{self, NatState};
 use crate::session::DisconnectReason;
 use crate::wire::message::write_message;
 use crate::wire::{
-    flags, DhGroup, ExchangeType, HashAlgorithm, Header, Message, Notify, NotifyType, Payload,
-    PayloadType, ProtocolId,
+    flags, DhGroup, ExchangeType, HashAlgorithm, Header, Message, NotifyType, Payload,
 };
 
 /// Nonce length we send (RFC 7296 §2.10: at least half the PRF key size, 16..=256).
@@ -36,15 +35,6 @@ pub fn parse_hash_algorithms(data: &[u8]) -> Vec<HashAlgorithm> {
     data.chunks_exact(2)
         .map(|c| HashAlgorithm(u16::from_be_bytes([c[0], c[1]])))
         .collect()
-}
-
-fn notify<'a>(kind: NotifyType, data: &'a [u8]) -> Payload<'a> {
-    Payload::Notify(Notify {
-        protocol: ProtocolId::NONE,
-        spi: &[],
-        kind,
-        data,
-    })
 }
 
 impl Initiator {
@@ -87,7 +77,7 @@ impl Initiator {
         let hashes = hash_algorithms_data();
         let mut payloads = Vec::with_capacity(8);
         if let Some(c) = &self.cookie {
-            payloads.push(notify(NotifyType::COOKIE, c));
+            payloads.push(Payload::notify(NotifyType::COOKIE, c));
         }
         payloads.push(Payload::Sa(sa));
         payloads.push(Payload::Ke {
@@ -95,20 +85,29 @@ impl Initiator {
             data: &ke_pub,
         });
         payloads.push(Payload::Nonce(&self.ni));
-        payloads.push(notify(NotifyType::NAT_DETECTION_SOURCE_IP, &src_hash));
-        payloads.push(notify(NotifyType::NAT_DETECTION_DESTINATION_IP, &dst_hash));
-        payloads.push(notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, &[]));
-        payloads.push(notify(NotifyType::SIGNATURE_HASH_ALGORITHMS, &hashes));
-        let header = Header {
-            spi_i: self.spi_i,
-            spi_r: 0,
-            next_payload: PayloadType::NONE,
-            version: 0x20,
-            exchange: ExchangeType::IKE_SA_INIT,
-            flags: flags::INITIATOR,
-            message_id: 0,
-            length: 0,
-        };
+        payloads.push(Payload::notify(
+            NotifyType::NAT_DETECTION_SOURCE_IP,
+            &src_hash,
+        ));
+        payloads.push(Payload::notify(
+            NotifyType::NAT_DETECTION_DESTINATION_IP,
+            &dst_hash,
+        ));
+        payloads.push(Payload::notify(
+            NotifyType::IKEV2_FRAGMENTATION_SUPPORTED,
+            &[],
+        ));
+        payloads.push(Payload::notify(
+            NotifyType::SIGNATURE_HASH_ALGORITHMS,
+            &hashes,
+        ));
+        let header = Header::new(
+            self.spi_i,
+            0,
+            ExchangeType::IKE_SA_INIT,
+            flags::INITIATOR,
+            0,
+        );
         let mut bytes = Vec::with_capacity(512);
         write_message(&header, &payloads, &mut bytes);
         self.init_request = bytes.clone();

@@ -21,7 +21,7 @@ use crate::ike::task_manager::{
 };
 use crate::rng::Rng;
 use crate::session::DisconnectReason;
-use crate::wire::{flags, ExchangeType, HashAlgorithm, Header, Message, Payload, PayloadType};
+use crate::wire::{flags, ExchangeType, HashAlgorithm, Header, Message, Payload};
 
 /// Where the IKE SA is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -305,16 +305,13 @@ impl Initiator {
     }
 
     fn header(&self, exchange: ExchangeType, response: bool, message_id: u32) -> Header {
-        Header {
-            spi_i: self.spi_i,
-            spi_r: self.spi_r,
-            next_payload: PayloadType::NONE,
-            version: 0x20,
+        Header::new(
+            self.spi_i,
+            self.spi_r,
             exchange,
-            flags: flags::INITIATOR | if response { flags::RESPONSE } else { 0 },
+            flags::INITIATOR | if response { flags::RESPONSE } else { 0 },
             message_id,
-            length: 0,
-        }
+        )
     }
 
     fn seal(&mut self, header: &Header, payloads: &[Payload<'_>]) -> Vec<Vec<u8>> {

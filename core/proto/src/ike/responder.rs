@@ -15,7 +15,7 @@ use crate::crypto::cert::Certificate;
 use crate::crypto::dh::new_key_exchange;
 use crate::crypto::proposal::{choose, ProposalSpec};
 use crate::crypto::sign::PrivateKey;
-use crate::crypto::Secret;
+use crate::crypto::{ct_eq, Secret};
 use crate::identity::Identity;
 use crate::ike::child::ChildSa;
 use crate::ike::init::{hash_algorithms_data, parse_hash_algorithms, NONCE_LEN};
@@ -26,8 +26,8 @@ use crate::ike::task_manager::{RequestMatch, TaskManager};
 use crate::rng::Rng;
 use crate::wire::message::write_message;
 use crate::wire::{
-    flags, CertEncoding, ExchangeType, HashAlgorithm, Header, Message, Notify, NotifyType, Payload,
-    PayloadType, ProtocolId, TrafficSelector,
+    flags, CertEncoding, ExchangeType, HashAlgorithm, Header, Message, NotifyType, Payload,
+    ProtocolId, TrafficSelector,
 };
 
 /// How the responder authenticates itself and its clients.
@@ -135,19 +135,6 @@ pub struct Responder {
 /// Most IKE SAs one responder keeps (tests and demos; a bound against floods).
 const MAX_SAS: usize = 4096;
 
-pub(super) fn notify<'a>(kind: NotifyType, data: &'a [u8]) -> Payload<'a> {
-    Payload::Notify(Notify {
-        protocol: ProtocolId::NONE,
-        spi: &[],
-        kind,
-        data,
-    })
-}
-
-pub(super) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 impl Responder {
     pub fn new(cfg: ResponderConfig, mut rng: Box<dyn Rng>) -> Self {
         let mut cookie_secret = [0u8; 32];
@@ -250,42 +237,21 @@ impl Responder {
         exchange: ExchangeType,
         payloads: &[Payload<'_>],
     ) -> bool {
-        let Some(sa) = self.sas.get_mut(&spi_r) else {
+        let Some(mut sa) = self.sas.remove(&spi_r) else {
             return false;
         };
-        if sa.phase != SaPhase::Established || sa.tm.busy() {
-            return false;
+        let ready = sa.phase == SaPhase::Established && !sa.tm.busy();
+        if ready {
+            let header = Header::new(sa.spi_i, sa.spi_r, exchange, 0, sa.tm.next_request_id());
+            let datagrams = self.seal_and_queue(&sa, &header, payloads);
+            sa.tm.sent_request(
+                now,
+                crate::ike::task_manager::RequestKind::Informational,
+                datagrams,
+            );
         }
-        let header = Header {
-            spi_i: sa.spi_i,
-            spi_r: sa.spi_r,
-            next_payload: PayloadType::NONE,
-            version: 0x20,
-            exchange,
-            flags: 0,
-            message_id: sa.tm.next_request_id(),
-            length: 0,
-        };
-        let frag = sa.fragmentation.then_some(self.cfg.fragment_size);
-        let datagrams = protect::seal(
-            &sa.keys.outbound,
-            self.rng.as_mut(),
-            &header,
-            payloads,
-            frag,
-        );
-        let peer = sa.peer;
-        self.outbox
-            .extend(datagrams.iter().cloned().map(|message| Outgoing {
-                remote: peer,
-                message,
-            }));
-        sa.tm.sent_request(
-            now,
-            crate::ike::task_manager::RequestKind::Informational,
-            datagrams,
-        );
-        true
+        self.sas.insert(spi_r, sa);
+        ready
     }
 
     pub fn poll_outgoing(&mut self) -> Option<Outgoing> {
@@ -383,21 +349,20 @@ impl Responder {
                 _ => {}
             }
         }
-        let reply_header = |spi_r: u64| Header {
-            spi_i: h.spi_i,
-            spi_r,
-            next_payload: PayloadType::NONE,
-            version: 0x20,
-            exchange: ExchangeType::IKE_SA_INIT,
-            flags: flags::RESPONSE,
-            message_id: 0,
-            length: 0,
+        let reply_header = |spi_r: u64| {
+            Header::new(
+                h.spi_i,
+                spi_r,
+                ExchangeType::IKE_SA_INIT,
+                flags::RESPONSE,
+                0,
+            )
         };
         let (Some(sa_p), Some((group, ke_data)), Some(ni)) = (sa_p, ke, ni) else {
             self.send_plain(
                 remote,
                 reply_header(0),
-                &[notify(NotifyType::INVALID_SYNTAX, &[])],
+                &[Payload::notify(NotifyType::INVALID_SYNTAX, &[])],
             );
             return;
         };
@@ -408,7 +373,7 @@ impl Responder {
                 self.send_plain(
                     remote,
                     reply_header(0),
-                    &[notify(NotifyType::COOKIE, &expected)],
+                    &[Payload::notify(NotifyType::COOKIE, &expected)],
                 );
                 return;
             }
@@ -417,7 +382,7 @@ impl Responder {
             self.send_plain(
                 remote,
                 reply_header(0),
-                &[notify(NotifyType::NO_PROPOSAL_CHOSEN, &[])],
+                &[Payload::notify(NotifyType::NO_PROPOSAL_CHOSEN, &[])],
             );
             return;
         };
@@ -427,7 +392,7 @@ impl Responder {
             self.send_plain(
                 remote,
                 reply_header(0),
-                &[notify(NotifyType::INVALID_KE_PAYLOAD, &g)],
+                &[Payload::notify(NotifyType::INVALID_KE_PAYLOAD, &g)],
             );
             return;
         }
@@ -438,7 +403,7 @@ impl Responder {
             self.send_plain(
                 remote,
                 reply_header(0),
-                &[notify(NotifyType::INVALID_SYNTAX, &[])],
+                &[Payload::notify(NotifyType::INVALID_SYNTAX, &[])],
             );
             return;
         };
@@ -477,8 +442,8 @@ impl Responder {
                 data: &ke_pub,
             },
             Payload::Nonce(&nr),
-            notify(NotifyType::NAT_DETECTION_SOURCE_IP, &src_hash),
-            notify(NotifyType::NAT_DETECTION_DESTINATION_IP, &dst_hash),
+            Payload::notify(NotifyType::NAT_DETECTION_SOURCE_IP, &src_hash),
+            Payload::notify(NotifyType::NAT_DETECTION_DESTINATION_IP, &dst_hash),
         ];
         if !certreq.is_empty() {
             p.push(Payload::CertReq {
@@ -487,9 +452,15 @@ impl Responder {
             });
         }
         if frag {
-            p.push(notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, &[]));
+            p.push(Payload::notify(
+                NotifyType::IKEV2_FRAGMENTATION_SUPPORTED,
+                &[],
+            ));
         }
-        p.push(notify(NotifyType::SIGNATURE_HASH_ALGORITHMS, &hash_data));
+        p.push(Payload::notify(
+            NotifyType::SIGNATURE_HASH_ALGORITHMS,
+            &hash_data,
+        ));
         let init_response = self.send_plain(remote, reply_header(spi_r), &p);
         debug!(
             "responder: IKE_SA_INIT from {remote}: {} spi_r {spi_r:016x}",
@@ -595,7 +566,7 @@ impl Responder {
                     sa,
                     h.exchange,
                     h.message_id,
-                    &[notify(NotifyType::INVALID_SYNTAX, &[])],
+                    &[Payload::notify(NotifyType::INVALID_SYNTAX, &[])],
                 );
                 true
             }
@@ -609,30 +580,28 @@ impl Responder {
         message_id: u32,
         payloads: &[Payload<'_>],
     ) {
-        let header = Header {
-            spi_i: sa.spi_i,
-            spi_r: sa.spi_r,
-            next_payload: PayloadType::NONE,
-            version: 0x20,
-            exchange,
-            flags: flags::RESPONSE,
-            message_id,
-            length: 0,
-        };
-        let frag = sa.fragmentation.then_some(self.cfg.fragment_size);
-        let datagrams = protect::seal(
-            &sa.keys.outbound,
-            self.rng.as_mut(),
-            &header,
-            payloads,
-            frag,
-        );
-        self.outbox
-            .extend(datagrams.iter().cloned().map(|message| Outgoing {
-                remote: sa.peer,
-                message,
-            }));
+        let header = Header::new(sa.spi_i, sa.spi_r, exchange, flags::RESPONSE, message_id);
+        let datagrams = self.seal_and_queue(sa, &header, payloads);
         sa.tm.sent_response(message_id, datagrams);
+    }
+
+    /// Seals a message of IKE SA `sa` (in fragments where agreed) and queues it to the peer.
+    fn seal_and_queue(
+        &mut self,
+        sa: &ResponderSa,
+        header: &Header,
+        payloads: &[Payload<'_>],
+    ) -> Vec<Vec<u8>> {
+        let frag = sa.fragmentation.then_some(self.cfg.fragment_size);
+        let datagrams = protect::seal(&sa.keys.outbound, self.rng.as_mut(), header, payloads, frag);
+        let remote = sa.peer;
+        self.outbox.extend(
+            datagrams
+                .iter()
+                .cloned()
+                .map(|message| Outgoing { remote, message }),
+        );
+        datagrams
     }
 
     /// Hands out the next addresses of the pools.

@@ -6,15 +6,13 @@ use std::net::IpAddr;
 
 use log::{info, warn};
 
-use super::responder::{
-    ct_eq, notify, Responder, ResponderAuth, ResponderEvent, ResponderSa, SaPhase,
-};
+use super::responder::{Responder, ResponderAuth, ResponderEvent, ResponderSa, SaPhase};
 use crate::crypto::cert::{verify_chain, Certificate};
 use crate::crypto::mschapv2::Authenticator;
 use crate::crypto::proposal::choose;
-use crate::crypto::Secret;
+use crate::crypto::{ct_eq, Secret};
 use crate::identity::Identity;
-use crate::ike::child::{ts_contains, ts_host, ChildSa};
+use crate::ike::child::{random_spi, ts_contains, ts_host, ChildSa};
 use crate::ike::keys::{id_body, shared_key_auth, signed_octets, Role};
 use crate::wire::eap::EapMessage;
 use crate::wire::{
@@ -408,7 +406,7 @@ impl Responder {
         sa.phase = SaPhase::Established;
         sa.leases = leases.clone();
         let Some((selected, spi_out, tsi_req, tsr_req)) = child_parts else {
-            out.push(notify(NotifyType::NO_PROPOSAL_CHOSEN, &[]));
+            out.push(Payload::notify(NotifyType::NO_PROPOSAL_CHOSEN, &[]));
             self.respond(sa, ExchangeType::IKE_AUTH, message_id, &out);
             return true;
         };
@@ -434,14 +432,11 @@ impl Responder {
             )
             .collect();
         if ts_i.is_empty() || ts_r.is_empty() {
-            out.push(notify(NotifyType::TS_UNACCEPTABLE, &[]));
+            out.push(Payload::notify(NotifyType::TS_UNACCEPTABLE, &[]));
             self.respond(sa, ExchangeType::IKE_AUTH, message_id, &out);
             return true;
         }
-        let mut spi_in = 0u32;
-        while spi_in < 256 {
-            spi_in = u32::try_from(self.rng.next_u64() >> 32).unwrap_or(0);
-        }
+        let spi_in = random_spi(self.rng.as_mut());
         let child = ChildSa::derive(
             Role::Responder,
             sa.keys.prf,
@@ -456,7 +451,7 @@ impl Responder {
             ts_i.clone(),
         );
         let Ok(child) = child else {
-            out.push(notify(NotifyType::NO_PROPOSAL_CHOSEN, &[]));
+            out.push(Payload::notify(NotifyType::NO_PROPOSAL_CHOSEN, &[]));
             self.respond(sa, ExchangeType::IKE_AUTH, message_id, &out);
             return true;
         };
@@ -490,7 +485,7 @@ impl Responder {
         out.push(Payload::TsI(ts_i));
         out.push(Payload::TsR(ts_r));
         if req.mobike && self.cfg.mobike {
-            out.push(notify(NotifyType::MOBIKE_SUPPORTED, &[]));
+            out.push(Payload::notify(NotifyType::MOBIKE_SUPPORTED, &[]));
         }
         self.respond(sa, ExchangeType::IKE_AUTH, message_id, &out);
         info!(
@@ -538,7 +533,7 @@ impl Responder {
             sa,
             ExchangeType::IKE_AUTH,
             message_id,
-            &[notify(NotifyType::AUTHENTICATION_FAILED, &[])],
+            &[Payload::notify(NotifyType::AUTHENTICATION_FAILED, &[])],
         );
         self.events.push_back(ResponderEvent::Closed {
             spi_r: sa.spi_r,

@@ -29,6 +29,20 @@ pub struct Header {
 }
 
 impl Header {
+    /// An IKEv2 header; `length` and `next_payload` are filled in when the message is written.
+    pub fn new(spi_i: u64, spi_r: u64, exchange: ExchangeType, flags: u8, message_id: u32) -> Self {
+        Header {
+            spi_i,
+            spi_r,
+            next_payload: PayloadType::NONE,
+            version: 0x20,
+            exchange,
+            flags,
+            message_id,
+            length: 0,
+        }
+    }
+
     /// Parses the header from the start of `buf` (checks the version and that `length`
     /// matches `buf.len()`).
     pub fn parse(buf: &[u8]) -> Result<Header, WireError> {

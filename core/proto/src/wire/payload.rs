@@ -132,7 +132,16 @@ pub enum Payload<'a> {
     },
 }
 
-impl Payload<'_> {
+impl<'a> Payload<'a> {
+    /// A Notify payload about the IKE SA (no protocol, no SPI).
+    pub fn notify(kind: NotifyType, data: &'a [u8]) -> Self {
+        Payload::Notify(Notify {
+            protocol: ProtocolId::NONE,
+            spi: &[],
+            kind,
+            data,
+        })
+    }
     /// The payload type of this payload.
     pub fn kind(&self) -> PayloadType {
         match self {

@@ -28,25 +28,12 @@ pub fn server_addr() -> SocketAddr {
 
 /// A client configuration with PSK authentication and the given proposals (empty: defaults).
 pub fn psk_client(psk: &str, ike: &[&str], esp: &[&str]) -> ClientConfig {
-    ClientConfig {
-        local_id: Some(Identity::parse("client@example.org").unwrap()),
-        server_id: Some(Identity::parse("vpn.example.org").unwrap()),
-        auth: ClientAuth::Psk(Secret::from_slice(psk.as_bytes())),
-        ca: Vec::new(),
-        ike_proposals: ike.iter().map(|s| s.to_string()).collect(),
-        esp_proposals: esp.iter().map(|s| s.to_string()).collect(),
-        allow_weak: Vec::new(),
-        mobike: true,
-        dpd: Some(Duration::from_secs(30)),
-        keepalive: Duration::from_secs(20),
-        mtu: 1400,
-        remote_ts: Vec::new(),
-        request_ipv4: true,
-        request_ipv6: true,
-        retransmit: Retransmit::default(),
-        fragment_size: 1280,
-        unix_time: None,
-    }
+    let mut c = ClientConfig::new(ClientAuth::Psk(Secret::from_slice(psk.as_bytes())));
+    c.local_id = Some(Identity::parse("client@example.org").unwrap());
+    c.server_id = Some(Identity::parse("vpn.example.org").unwrap());
+    c.ike_proposals = ike.iter().map(|s| s.to_string()).collect();
+    c.esp_proposals = esp.iter().map(|s| s.to_string()).collect();
+    c
 }
 
 /// A responder configuration: the given auth, proposals (empty: all four lab proposals),
