@@ -149,37 +149,28 @@ impl Cipher {
             32 => CbcKey::Aes256(Box::new(Aes256::new_from_slice(encr_key).map_err(bad)?)),
             _ => return Err(EspError::KeyLength),
         };
-        let (integ, integ_name) = match integ {
-            IntegId::HMAC_SHA2_256_128 => (
-                Integ::Sha256(Box::new(
-                    <Hmac<Sha256> as KeyInit>::new_from_slice(integ_key).map_err(bad)?,
-                )),
-                "sha256",
-            ),
-            IntegId::HMAC_SHA2_384_192 => (
-                Integ::Sha384(Box::new(
-                    <Hmac<Sha384> as KeyInit>::new_from_slice(integ_key).map_err(bad)?,
-                )),
-                "sha384",
-            ),
-            IntegId::HMAC_SHA2_512_256 => (
-                Integ::Sha512(Box::new(
-                    <Hmac<Sha512> as KeyInit>::new_from_slice(integ_key).map_err(bad)?,
-                )),
-                "sha512",
-            ),
+        let integ = match integ {
+            IntegId::HMAC_SHA2_256_128 => Integ::Sha256(Box::new(
+                <Hmac<Sha256> as KeyInit>::new_from_slice(integ_key).map_err(bad)?,
+            )),
+            IntegId::HMAC_SHA2_384_192 => Integ::Sha384(Box::new(
+                <Hmac<Sha384> as KeyInit>::new_from_slice(integ_key).map_err(bad)?,
+            )),
+            IntegId::HMAC_SHA2_512_256 => Integ::Sha512(Box::new(
+                <Hmac<Sha512> as KeyInit>::new_from_slice(integ_key).map_err(bad)?,
+            )),
             _ => return Err(unsupported()),
         };
-        let name = match (&key, integ_name) {
-            (CbcKey::Aes128(_), "sha256") => "aes128-sha256",
-            (CbcKey::Aes128(_), "sha384") => "aes128-sha384",
-            (CbcKey::Aes128(_), _) => "aes128-sha512",
-            (CbcKey::Aes192(_), "sha256") => "aes192-sha256",
-            (CbcKey::Aes192(_), "sha384") => "aes192-sha384",
-            (CbcKey::Aes192(_), _) => "aes192-sha512",
-            (CbcKey::Aes256(_), "sha256") => "aes256-sha256",
-            (CbcKey::Aes256(_), "sha384") => "aes256-sha384",
-            (CbcKey::Aes256(_), _) => "aes256-sha512",
+        let name = match (&key, &integ) {
+            (CbcKey::Aes128(_), Integ::Sha256(_)) => "aes128-sha256",
+            (CbcKey::Aes128(_), Integ::Sha384(_)) => "aes128-sha384",
+            (CbcKey::Aes128(_), Integ::Sha512(_)) => "aes128-sha512",
+            (CbcKey::Aes192(_), Integ::Sha256(_)) => "aes192-sha256",
+            (CbcKey::Aes192(_), Integ::Sha384(_)) => "aes192-sha384",
+            (CbcKey::Aes192(_), Integ::Sha512(_)) => "aes192-sha512",
+            (CbcKey::Aes256(_), Integ::Sha256(_)) => "aes256-sha256",
+            (CbcKey::Aes256(_), Integ::Sha384(_)) => "aes256-sha384",
+            (CbcKey::Aes256(_), Integ::Sha512(_)) => "aes256-sha512",
         };
         Ok(Self {
             mode: Mode::Cbc { key, integ },

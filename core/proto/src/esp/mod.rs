@@ -51,6 +51,8 @@ pub enum EspError {
     NotIp,
     #[error("sequence numbers exhausted: the SA must be rekeyed")]
     SequenceExhausted,
+    #[error("sequence numbers only move forward")]
+    SequenceBackwards,
 
     // Inbound drops.
     #[error("malformed ESP packet")]

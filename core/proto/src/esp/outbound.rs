@@ -92,6 +92,20 @@ impl Outbound {
         }
     }
 
+    /// Continues numbering after `last`: sequence numbers only move forward, so this can
+    /// never reuse one (or an IV). For simulations and tests that start an SA late in its
+    /// life; `last` must not be below `last_seq()` nor beyond the SA's range.
+    pub fn advance_seq(&mut self, last: u64) -> Result<(), EspError> {
+        if last < self.seq {
+            return Err(EspError::SequenceBackwards);
+        }
+        if last > self.max_seq() {
+            return Err(EspError::SequenceExhausted);
+        }
+        self.seq = last;
+        Ok(())
+    }
+
     pub fn counters(&self) -> &Counters {
         &self.counters
     }
