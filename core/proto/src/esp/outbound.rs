@@ -272,9 +272,10 @@ impl Outbound {
     ) -> Result<usize, EspError> {
         let head = self.headroom();
         let total = self.encapsulated_len(payload_len);
+        let have = buf.len();
         let packet = buf.get_mut(..total).ok_or(EspError::BufferTooSmall {
             needed: total,
-            have: 0,
+            have,
         })?;
         if iv.len() != self.cipher.iv_len() {
             return Err(EspError::Malformed);
