@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod crypto;
+pub mod esp;
 pub mod identity;
 pub mod ike;
 pub mod rng;
