@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod esp;
 pub mod identity;
 pub mod ike;
+pub mod packet;
 pub mod rng;
 pub mod session;
 pub mod wire;

@@ -1,13 +1,18 @@
 //! The client's whole life as one sans-IO object: connect, established, closing. The caller
-//! feeds datagrams and the time, and polls transmits, the next deadline and events.
+//! feeds datagrams, packets from the TUN and the time, and polls transmits, the next deadline
+//! and events. The data path joins IKE and ESP: a packet from the TUN goes into the CHILD SA
+//! when its selectors allow it (never in the clear), and a decrypted packet goes to the TUN
+//! only when it matches the negotiated selectors; everything else is dropped and counted.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use crate::config::ClientConfig;
+use crate::esp::{Counters as EspCounters, EspError, EspSa};
 use crate::ike::initiator::{IkeEvent, Initiator};
 use crate::ike::params::IkeParams;
+use crate::packet;
 use crate::rng::Rng;
 use crate::wire::natt::{self, NattDatagram};
 use crate::wire::{IKE_PORT, NATT_PORT};
@@ -95,6 +100,48 @@ pub enum Event {
     Disconnected(DisconnectReason),
 }
 
+/// Why a packet was not carried through the tunnel.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PacketDrop {
+    #[error("no CHILD SA (not connected)")]
+    NotConnected,
+    #[error("not an IP packet")]
+    NotIp,
+    #[error("outside the negotiated traffic selectors")]
+    OutsideSelectors,
+    #[error("esp: {0}")]
+    Esp(#[from] EspError),
+}
+
+/// A datagram the data path wrote into the caller's buffer: send `out[..len]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Datagram {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub len: usize,
+}
+
+/// What a received datagram was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// A decrypted packet for the TUN: `data[range]`.
+    Packet(std::ops::Range<usize>),
+    /// IKE or a keepalive, handled (poll for answers and events).
+    Control,
+    /// Dropped and counted.
+    Dropped(PacketDrop),
+}
+
+/// Counters of the data path since the CHILD SA came up (ESP's own, plus the session's drops).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DataStats {
+    pub esp: EspCounters,
+    /// Packets from the TUN refused before ESP (not connected, not IP, outside selectors).
+    pub dropped_outbound: u64,
+    /// Decrypted packets whose addresses the selectors do not allow.
+    pub dropped_inbound_selectors: u64,
+}
+
 /// Why a session could not be built from its configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -119,6 +166,9 @@ pub struct Session {
     events: VecDeque<Event>,
     /// Datagrams dropped before IKE saw them (not from the server, unusable framing).
     dropped: u64,
+    /// The data plane of the CHILD SA, once established.
+    esp: Option<EspSa>,
+    stats: DataStats,
 }
 
 impl Session {
@@ -135,6 +185,8 @@ impl Session {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             dropped: 0,
+            esp: None,
+            stats: DataStats::default(),
         })
     }
 
@@ -152,29 +204,118 @@ impl Session {
         self.flush();
     }
 
-    /// A datagram arrived from `remote` on the socket bound to `local`.
+    /// A datagram arrived from `remote` on the socket bound to `local`. IKE is handled here
+    /// (poll for answers and events); ESP is decrypted in place and the inner packet, if the
+    /// selectors allow it, is `data[range]` for the TUN.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
         local: SocketAddr,
         remote: SocketAddr,
-        data: &[u8],
-    ) {
+        data: &mut [u8],
+    ) -> Received {
         let _ = local;
         if remote.ip() != self.server.ip() {
             self.dropped += 1;
-            return;
+            return Received::Dropped(PacketDrop::NotConnected);
         }
-        if remote.port() == IKE_PORT && !self.natt {
+        let received = if remote.port() == IKE_PORT && !self.natt {
             self.ike.handle_message(now, data);
+            Received::Control
         } else {
             match natt::classify(data) {
-                NattDatagram::Ike(ike) => self.ike.handle_message(now, ike),
-                NattDatagram::Keepalive => {}
-                NattDatagram::Esp(_) | NattDatagram::Invalid => self.dropped += 1,
+                NattDatagram::Ike(ike) => {
+                    self.ike.handle_message(now, ike);
+                    Received::Control
+                }
+                NattDatagram::Keepalive => Received::Control,
+                NattDatagram::Esp(_) => self.decapsulate(data),
+                NattDatagram::Invalid => {
+                    self.dropped += 1;
+                    Received::Dropped(PacketDrop::NotIp)
+                }
+            }
+        };
+        self.flush();
+        received
+    }
+
+    fn decapsulate(&mut self, data: &mut [u8]) -> Received {
+        let Some(esp) = self.esp.as_mut() else {
+            return Received::Dropped(PacketDrop::NotConnected);
+        };
+        let range = match esp.decapsulate(data) {
+            Ok(r) => r,
+            Err(e) => return Received::Dropped(e.into()),
+        };
+        let Some(child) = self.ike.child() else {
+            return Received::Dropped(PacketDrop::NotConnected);
+        };
+        let inner = data.get(range.clone()).unwrap_or_default();
+        // Inbound: the peer's side is the source, ours the destination.
+        match packet::flow(inner) {
+            Some(f) if packet::allowed(&f, &child.ts_remote, &child.ts_local) => {
+                Received::Packet(range)
+            }
+            _ => {
+                self.stats.dropped_inbound_selectors += 1;
+                Received::Dropped(PacketDrop::OutsideSelectors)
             }
         }
-        self.flush();
+    }
+
+    /// An IP packet from the TUN: encapsulated into `out` as an ESP datagram for the server
+    /// when connected and the selectors allow it; otherwise dropped (never sent in the clear).
+    pub fn handle_packet(
+        &mut self,
+        now: Instant,
+        packet: &[u8],
+        out: &mut [u8],
+    ) -> Result<Datagram, PacketDrop> {
+        let _ = now;
+        let result = self.encapsulate(packet, out);
+        if matches!(
+            result,
+            Err(PacketDrop::NotConnected | PacketDrop::NotIp | PacketDrop::OutsideSelectors)
+        ) {
+            self.stats.dropped_outbound += 1;
+        }
+        result
+    }
+
+    fn encapsulate(&mut self, packet: &[u8], out: &mut [u8]) -> Result<Datagram, PacketDrop> {
+        let (Some(esp), Some(child)) = (self.esp.as_mut(), self.ike.child()) else {
+            return Err(PacketDrop::NotConnected);
+        };
+        let flow = packet::flow(packet).ok_or(PacketDrop::NotIp)?;
+        if !packet::allowed(&flow, &child.ts_local, &child.ts_remote) {
+            return Err(PacketDrop::OutsideSelectors);
+        }
+        let len = esp.encapsulate(packet, out)?;
+        let (_, remote) = self.ike.path();
+        Ok(Datagram {
+            local: self.local,
+            remote,
+            len,
+        })
+    }
+
+    /// The data path's counters.
+    pub fn data_stats(&self) -> DataStats {
+        DataStats {
+            esp: self.esp.as_ref().map(EspSa::counters).unwrap_or_default(),
+            ..self.stats
+        }
+    }
+
+    /// The largest inner packet that fits the path MTU `mtu` after ESP in UDP (0 before the
+    /// CHILD SA exists).
+    pub fn max_packet(&self, mtu: usize) -> usize {
+        let outer = if self.server.is_ipv6() { 40 } else { 20 } + 8;
+        self.esp
+            .as_ref()
+            .map(|e| e.outbound.max_payload(mtu.saturating_sub(outer)))
+            .unwrap_or(0)
     }
 
     /// The deadline from `poll_timeout` has passed.
@@ -252,11 +393,22 @@ impl Session {
             match e {
                 IkeEvent::IkeEstablished => self.set_state(State::IkeSaEstablished),
                 IkeEvent::ChildEstablished => {
+                    self.esp = match self.ike.child().cloned() {
+                        Some(child) => match EspSa::new(&child, self.ike.rng()) {
+                            Ok(esp) => Some(esp),
+                            Err(e) => {
+                                log::warn!("ESP SA: {e}");
+                                None
+                            }
+                        },
+                        None => None,
+                    };
                     let info = self.connected_info();
                     self.set_state(State::Connected);
                     self.events.push_back(Event::Connected(info));
                 }
                 IkeEvent::Down(reason) => {
+                    self.esp = None;
                     self.set_state(State::Disconnected);
                     self.events.push_back(Event::Disconnected(reason));
                 }

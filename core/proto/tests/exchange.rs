@@ -320,11 +320,13 @@ fn hostile_datagrams_are_dropped_and_the_session_lives_on() {
         let mut junk = vec![0u8; len];
         roam_proto::rng::Rng::fill(&mut junk_rng, &mut junk);
         let now = p.now;
-        p.client.handle_datagram(now, client, natt_server, &junk);
+        p.client
+            .handle_datagram(now, client, natt_server, &mut junk.clone());
         let mut marked = vec![0u8; 4];
         marked.extend_from_slice(&junk);
-        p.client.handle_datagram(now, client, natt_server, &marked);
-        p.client.handle_datagram(now, client, server, &junk);
+        p.client
+            .handle_datagram(now, client, natt_server, &mut marked);
+        p.client.handle_datagram(now, client, server, &mut junk);
     }
     // A real message with a flipped bit in the ciphertext: dropped as unauthentic.
     let spi_r = p.server_established().unwrap();

@@ -12,7 +12,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use roam_proto::session::{Event, Session, State, Transmit};
+use roam_proto::session::{Event, Received, Session, State, Transmit};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -28,7 +28,14 @@ pub trait Protocol {
     /// Starts connecting from `local` to `server`.
     fn connect(&mut self, now: Instant, local: SocketAddr, server: SocketAddr);
     /// A datagram arrived from `remote` on the socket bound to `local`.
-    fn handle_datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, data: &[u8]);
+    /// ESP is decrypted in place; `Received::Packet(range)` is an inner packet for the TUN.
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &mut [u8],
+    ) -> Received;
     /// The deadline from `poll_timeout` has passed.
     fn handle_timeout(&mut self, now: Instant);
     /// Starts closing (a DELETE); the session ends when answered or timed out.
@@ -48,8 +55,8 @@ impl Protocol for Session {
         now: Instant,
         local: SocketAddr,
         remote: SocketAddr,
-        data: &[u8],
-    ) {
+        data: &mut [u8],
+    ) -> Received {
         Session::handle_datagram(self, now, local, remote, data)
     }
     fn handle_timeout(&mut self, now: Instant) {
@@ -185,8 +192,10 @@ impl<P: Protocol> Driver<P> {
                 received = self.sockets.recv(&mut buf) => match received {
                     Ok(r) => {
                         log::trace!("received {} bytes from {} on {}", r.len, r.remote, r.local);
-                        let data = buf.get(..r.len).unwrap_or_default();
-                        self.protocol.handle_datagram(now(), r.local, r.remote, data);
+                        if let Some(data) = buf.get_mut(..r.len) {
+                            // Inner packets reach a TUN once the driver has one.
+                            let _ = self.protocol.handle_datagram(now(), r.local, r.remote, data);
+                        }
                     }
                     Err(e) if socket::is_transient(&e) => log::debug!("receive: {e}"),
                     Err(e) => return Err(DriverError::Socket(e)),

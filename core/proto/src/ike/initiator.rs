@@ -454,6 +454,10 @@ impl Initiator {
     pub fn ike_proposal(&self) -> Option<&Selected> {
         self.ike_selected.as_ref()
     }
+    /// The random generator, for the data plane's keys and IVs.
+    pub fn rng(&mut self) -> &mut dyn Rng {
+        self.rng.as_mut()
+    }
     pub fn drops(&self) -> DropCounters {
         self.drops
     }

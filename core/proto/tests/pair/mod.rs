@@ -202,7 +202,8 @@ impl Pair {
                     } else {
                         from
                     };
-                    self.client.handle_datagram(self.now, to, src, &data);
+                    let mut data = data;
+                    self.client.handle_datagram(self.now, to, src, &mut data);
                 }
             }
             self.collect();

@@ -85,8 +85,9 @@ impl Protocol for Fake {
         _now: Instant,
         local: SocketAddr,
         remote: SocketAddr,
-        data: &[u8],
-    ) {
+        data: &mut [u8],
+    ) -> Received {
+        let data: &[u8] = data;
         self.seen
             .lock()
             .unwrap()
@@ -103,6 +104,7 @@ impl Protocol for Fake {
             }
             _ => {}
         }
+        Received::Control
     }
     fn handle_timeout(&mut self, now: Instant) {
         self.seen.lock().unwrap().timeouts += 1;
