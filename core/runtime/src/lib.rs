@@ -5,6 +5,7 @@
 //! session over UDP sockets until it disconnects.
 
 pub mod driver;
+pub mod packet_io;
 pub mod profile;
 pub mod rng;
 pub mod serve;
