@@ -194,3 +194,29 @@ fn eap_unknown_user_fails_cleanly() {
         p.client_events
     );
 }
+
+#[test]
+fn a_server_naming_itself_by_dn_is_accepted_when_its_certificate_carries_our_name() {
+    let mut server = cert_server();
+    server.id = Identity::parse("C=CH, O=ref-lab, OU=VPN, CN=vpn.example.org").unwrap();
+    let mut p = Pair::new(cert_client("client-p256", None), server, 214);
+    p.connect();
+    assert!(p.connected().is_some(), "{:?}", p.client_events);
+}
+
+#[test]
+fn with_a_psk_the_server_identity_must_be_exact() {
+    let server = pair::psk_server("k");
+    let mut client = psk_client("k", &[], &[]);
+    client.server_id = Some(Identity::parse("other.example.org").unwrap());
+    let mut p = Pair::new(client, server, 215);
+    p.connect();
+    assert!(
+        matches!(
+            p.disconnect_reason(),
+            Some(DisconnectReason::AuthenticationFailed(_))
+        ),
+        "{:?}",
+        p.client_events
+    );
+}

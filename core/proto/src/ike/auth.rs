@@ -38,6 +38,7 @@ pub struct AuthState {
     ts_r: Vec<TrafficSelector>,
     /// The responder's ID payload body (for its AUTH octets) and identity.
     idr_body: Vec<u8>,
+    idr: Option<Identity>,
     server_authenticated: bool,
     eap: Option<EapClient>,
     /// Set once EAP succeeded and we sent our MSK-based AUTH.
@@ -247,13 +248,18 @@ impl Initiator {
         let parsed = Identity::from_wire(id.id_type, id.data)
             .map_err(|e| DisconnectReason::ProtocolError(format!("server identity: {e}")))?;
         if let Some(expected) = &self.params.config.server_id {
-            if *expected != parsed {
+            // A server authenticating with a certificate may name itself differently (a DN
+            // for an FQDN); its certificate must then carry the identity we expect, which
+            // verify_server_auth checks. With a shared key the identity must be the same.
+            let certificate_will_decide = !matches!(self.params.config.auth, ClientAuth::Psk(_));
+            if *expected != parsed && !certificate_will_decide {
                 return Err(DisconnectReason::AuthenticationFailed(format!(
                     "server identity is {parsed}, expected {expected}"
                 )));
             }
         }
         self.auth.idr_body = id_body(id.id_type, id.data);
+        self.auth.idr = Some(parsed);
         Ok(())
     }
 
@@ -314,12 +320,10 @@ impl Initiator {
             .collect::<Vec<_>>();
         let cfg = &self.params.config;
         verify_chain(&end, &inter, &cfg.ca, cfg.unix_time).map_err(|e| bad(&e.to_string()))?;
-        let idr = Identity::from_wire(
-            crate::wire::IdType(self.auth.idr_body.first().copied().unwrap_or(0)),
-            self.auth.idr_body.get(4..).unwrap_or(&[]),
-        )
-        .map_err(|e| bad(&e.to_string()))?;
-        if !end.matches_identity(&idr) {
+        let Some(idr) = self.auth.idr.as_ref() else {
+            return Err(bad("AUTH without IDr"));
+        };
+        if !end.matches_identity(idr) {
             return Err(bad(&format!("certificate does not match identity {idr}")));
         }
         if let Some(expected) = &cfg.server_id {

@@ -51,7 +51,7 @@ impl Initiator {
                 }
             },
         };
-        if self.ke.as_ref().map(|k| k.group()) != Some(group) || self.ke.is_none() {
+        if self.ke.is_none() {
             match new_key_exchange(group, self.rng.as_mut()) {
                 Ok(k) => self.ke = Some(k),
                 Err(e) => {
