@@ -1,8 +1,9 @@
-//! The `roam` command: one module per subcommand (`connect`, `demo`; `serve` next).
+//! The `roam` command: one module per subcommand (`connect`, `serve`, `demo`).
 
 mod connect;
 mod demo;
 mod logging;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -23,7 +24,9 @@ struct Cli {
 enum Command {
     /// Connect to the server a profile names; prints one line per state change.
     Connect(connect::Args),
-    /// Run Roam's responder and a client on loopback and show the handshake (no root, no server).
+    /// Run Roam's responder as a road-warrior server on a TUN (needs root or CAP_NET_ADMIN).
+    Serve(serve::Args),
+    /// Run Roam's responder and a client on loopback: handshake and traffic (no root, no server).
     Demo(demo::Args),
 }
 
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
     logging::init(cli.log_level);
     match cli.command {
         Command::Connect(args) => connect::run(&args),
+        Command::Serve(args) => serve::run(&args),
         Command::Demo(args) => demo::run(&args),
     }
 }

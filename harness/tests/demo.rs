@@ -1,5 +1,5 @@
 //! `roam demo` (the README's first command) runs on loopback without root and shows a full
-//! handshake and a clean close.
+//! handshake, traffic through ESP both ways without loss, and a clean close; loss fails it.
 
 use std::process::Command;
 
@@ -25,6 +25,14 @@ fn demo_connects_and_closes_on_loopback() {
         "client disconnected: closed",
         "responder: IKE SA deleted",
         "handshake: ",
+        "selectors 198.18.0.1/32, 2001:db8:ffff::1/128 <-> 0.0.0.0/0, ::/0",
+        "(ESP aes256gcm16)",
+        "traffic: 40 probes (20 ICMP echo, 10 UDP, 10 ICMPv6 echo)",
+        "client -> server 40 packets",
+        "server -> client 40 packets",
+        "lost 0, round trip min",
+        "responder ESP: in 40 packets",
+        "dropped 0 in / 0 out; echo answered 40",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
     }
@@ -42,4 +50,21 @@ fn demo_takes_a_named_proposal() {
         stdout.contains("IKE  chacha20poly1305-prfsha256-curve25519"),
         "{stdout}"
     );
+}
+
+#[test]
+fn demo_fails_on_loss() {
+    let out = Command::new(env!("CARGO_BIN_EXE_roam"))
+        .args(["demo", "--lose", "2"])
+        .output()
+        .expect("run roam demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("lost 2, "), "{stdout}");
+    assert!(
+        stderr.contains("lost 2 of 40 packets on loopback"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("client disconnected: closed"), "{stdout}");
 }

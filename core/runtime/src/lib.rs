@@ -9,4 +9,6 @@ pub mod packet_io;
 pub mod profile;
 pub mod rng;
 pub mod serve;
+pub mod serve_profile;
+pub mod serve_tun;
 mod socket;

@@ -1,57 +1,130 @@
-//! Runs Roam's responder (`roam_proto::ike::responder::Responder`) on one UDP socket: the demo's
-//! embedded server today, `roam serve` tomorrow. IKE arrives plain (port-500 style) or behind
-//! the non-ESP marker (NAT-T style); each client is answered in the framing it used.
+//! Runs Roam's responder (`roam_proto::ike::responder::Responder`) on UDP sockets and a packet
+//! path: the demo's embedded server and `roam serve`.
+//!
+//! Sockets: on port 500 the server also listens on 4500 (RFC 3948): port 500 carries plain IKE,
+//! port 4500 IKE behind the non-ESP marker, ESP, and NAT keepalives. On any other port (the
+//! demo's ephemeral one) one socket speaks the port-4500 framing, as clients do toward a port
+//! other than 500. Each IKE answer leaves by the socket, and in the framing, its request came in.
+//!
+//! Packets: decrypted ESP goes to a [`PacketIo`] (a TUN, or the demo's channels); packets from
+//! it go through `Responder::route_packet` to the client whose virtual IP they are for.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Instant;
 
-use roam_proto::ike::responder::{Responder, ResponderEvent};
+use roam_proto::ike::responder::{DataStats, Responder, ResponderEvent};
 use roam_proto::wire::natt::{classify, NattDatagram, NON_ESP_MARKER};
+use roam_proto::wire::{IKE_PORT, NATT_PORT};
+use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-/// Most clients whose framing we remember (a bound against floods).
+use crate::packet_io::{NoPackets, PacketIo};
+
+/// Most clients whose socket and framing we remember (a bound against floods).
 const MAX_PEERS: usize = 65_536;
+/// The largest UDP payload, and room for an ESP packet around the largest inner packet.
+const MAX_DATAGRAM: usize = 65_535;
+const MAX_ESP: usize = MAX_DATAGRAM + 512;
+
+/// A responder event with what the server adds to it for display.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerEvent {
+    pub event: ResponderEvent,
+    /// For `Established`: the client's CHILD SA proposal (strongSwan syntax).
+    pub esp_proposal: Option<String>,
+}
 
 /// A responder running on its own task.
 #[derive(Debug)]
 pub struct Server {
-    local: SocketAddr,
-    events: mpsc::UnboundedReceiver<ResponderEvent>,
+    locals: Vec<SocketAddr>,
+    events: mpsc::UnboundedReceiver<ServerEvent>,
+    stats: Arc<Mutex<DataStats>>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<io::Result<()>>,
 }
 
 impl Server {
-    /// Binds `bind` (port 0: any free port) and starts answering.
+    /// Binds `bind` (port 0: any free port) and starts answering IKE; no packet path.
     pub async fn start(responder: Responder, bind: SocketAddr) -> io::Result<Self> {
-        let socket = UdpSocket::bind(bind).await?;
-        let local = socket.local_addr()?;
+        Self::start_with_packets(responder, bind, NoPackets).await
+    }
+
+    /// Binds `bind` (and port 4500 beside port 500) and starts answering, with `packets` as
+    /// the server's packet side: decrypted packets go there, its packets go to the clients.
+    pub async fn start_with_packets<P: PacketIo + 'static>(
+        responder: Responder,
+        bind: SocketAddr,
+        packets: P,
+    ) -> io::Result<Self> {
+        let mut sockets = vec![UdpSocket::bind(bind).await?];
+        if bind.port() == IKE_PORT {
+            sockets.push(UdpSocket::bind(SocketAddr::new(bind.ip(), NATT_PORT)).await?);
+        }
+        let locals = sockets
+            .iter()
+            .map(UdpSocket::local_addr)
+            .collect::<io::Result<Vec<_>>>()?;
         let (events_tx, events) = mpsc::unbounded_channel();
         let (stop, stop_rx) = oneshot::channel();
-        let task = tokio::spawn(run(responder, socket, events_tx, stop_rx));
+        let stats = Arc::new(Mutex::new(DataStats::default()));
+        let server = Loop {
+            responder,
+            sockets,
+            locals: locals.clone(),
+            packets,
+            peers: HashMap::new(),
+            out: vec![0u8; MAX_ESP],
+            turn: 0,
+            events: events_tx,
+            stats: stats.clone(),
+        };
+        let task = tokio::spawn(server.run(stop_rx));
         Ok(Self {
-            local,
+            locals,
             events,
+            stats,
             stop: Some(stop),
             task,
         })
     }
 
-    /// The address clients reach.
+    /// The address clients reach (the IKE port).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local
+        self.locals
+            .first()
+            .copied()
+            .unwrap_or(([0, 0, 0, 0], 0).into())
+    }
+
+    /// Every address listened on: the IKE port, then 4500 when the IKE port is 500.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.locals
     }
 
     /// The next responder event.
     pub async fn next_event(&mut self) -> Option<ResponderEvent> {
+        self.events.recv().await.map(|e| e.event)
+    }
+
+    /// The next responder event with the server's additions.
+    pub async fn next_server_event(&mut self) -> Option<ServerEvent> {
         self.events.recv().await
     }
 
-    /// Stops the server and waits for its task.
+    /// The data path's counters as of the server's last turn.
+    pub fn data_stats(&self) -> DataStats {
+        self.stats.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    /// Stops the server and waits for its task (the packet side is dropped with it).
     pub async fn stop(mut self) -> io::Result<()> {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
@@ -65,50 +138,194 @@ fn now() -> Instant {
     Instant::now()
 }
 
-async fn run(
-    mut responder: Responder,
-    socket: UdpSocket,
-    events: mpsc::UnboundedSender<ResponderEvent>,
-    mut stop: oneshot::Receiver<()>,
-) -> io::Result<()> {
-    let local = socket.local_addr()?;
-    let mut framed_peers: HashSet<SocketAddr> = HashSet::new();
-    let mut buf = vec![0u8; 65_535];
-    loop {
-        tokio::select! {
-            r = socket.recv_from(&mut buf) => {
-                let (len, remote) = match r {
-                    Ok(x) => x,
-                    Err(e) => { log::debug!("responder receive: {e}"); continue; }
-                };
-                let data = buf.get(..len).unwrap_or_default();
-                match classify(data) {
-                    NattDatagram::Ike(ike) => {
-                        if framed_peers.len() < MAX_PEERS { framed_peers.insert(remote); }
-                        responder.handle_message(now(), local, remote, ike);
+/// How to reach a client: the socket its last IKE request came in on, and whether it used
+/// the non-ESP marker.
+#[derive(Clone, Copy, Debug)]
+struct Via {
+    socket: usize,
+    framed: bool,
+}
+
+struct Loop<P> {
+    responder: Responder,
+    sockets: Vec<UdpSocket>,
+    locals: Vec<SocketAddr>,
+    packets: P,
+    peers: HashMap<SocketAddr, Via>,
+    /// ESP for clients is sealed here.
+    out: Vec<u8>,
+    /// Which socket is polled first (turns, so one busy socket cannot starve the other).
+    turn: usize,
+    events: mpsc::UnboundedSender<ServerEvent>,
+    stats: Arc<Mutex<DataStats>>,
+}
+
+impl<P: PacketIo> Loop<P> {
+    /// The socket that carries NAT-T framing and ESP: 4500 beside 500, else the only one.
+    fn natt_socket(&self) -> usize {
+        self.sockets.len() - 1
+    }
+
+    /// Whether datagrams on socket `i` are plain IKE (port 500 beside 4500).
+    fn plain(&self, i: usize) -> bool {
+        self.sockets.len() > 1 && i == 0
+    }
+
+    async fn run(mut self, mut stop: oneshot::Receiver<()>) -> io::Result<()> {
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut packet = vec![0u8; MAX_DATAGRAM];
+        loop {
+            tokio::select! {
+                r = recv_any(&self.sockets, self.turn, &mut buf) => match r {
+                    Ok((i, len, remote)) => {
+                        self.turn = self.turn.wrapping_add(1);
+                        if let Some(data) = buf.get_mut(..len) {
+                            self.datagram(i, remote, data).await;
+                        }
                     }
-                    NattDatagram::Keepalive => {}
-                    // Not NAT-T framed: a plain IKE message (ESP arrives with the data plane).
-                    _ => responder.handle_message(now(), local, remote, data),
+                    Err(e) => log::debug!("responder receive: {e}"),
+                },
+                r = self.packets.recv(&mut packet) => match r {
+                    Ok(n) => {
+                        if let Some(p) = packet.get(..n) {
+                            self.route(p).await;
+                        }
+                    }
+                    Err(e) => {
+                        log::warn!("responder packet side failed: {e}");
+                        return Err(e);
+                    }
+                },
+                _ = &mut stop => return Ok(()),
+            }
+            self.flush().await;
+        }
+    }
+
+    /// A datagram on socket `i` from `remote`.
+    async fn datagram(&mut self, i: usize, remote: SocketAddr, data: &mut [u8]) {
+        let local = self.locals.get(i).copied().unwrap_or(remote);
+        if self.plain(i) {
+            self.remember(
+                remote,
+                Via {
+                    socket: i,
+                    framed: false,
+                },
+            );
+            self.responder.handle_message(now(), local, remote, data);
+            return;
+        }
+        match classify(data) {
+            NattDatagram::Ike(ike) => {
+                self.remember(
+                    remote,
+                    Via {
+                        socket: i,
+                        framed: true,
+                    },
+                );
+                self.responder.handle_message(now(), local, remote, ike);
+            }
+            NattDatagram::Keepalive | NattDatagram::Esp(_) => {
+                if let Some(range) = self.responder.handle_esp(now(), remote, data) {
+                    if let Some(inner) = data.get(range) {
+                        if let Err(e) = self.packets.send(inner).await {
+                            log::debug!("responder: packet side refused a packet: {e}");
+                        }
+                    }
                 }
             }
-            _ = &mut stop => return Ok(()),
+            NattDatagram::Invalid => log::debug!("responder: unusable datagram from {remote}"),
         }
-        while let Some(out) = responder.poll_outgoing() {
-            let mut framed;
-            let payload = if framed_peers.contains(&out.remote) {
-                framed = NON_ESP_MARKER.to_vec();
-                framed.extend_from_slice(&out.message);
+    }
+
+    /// A packet from the packet side: to its client, in ESP, from the NAT-T socket.
+    async fn route(&mut self, packet: &[u8]) {
+        let Some((remote, len)) = self.responder.route_packet(packet, &mut self.out) else {
+            return;
+        };
+        let (Some(socket), Some(esp)) = (self.sockets.get(self.natt_socket()), self.out.get(..len))
+        else {
+            return;
+        };
+        if let Err(e) = socket.send_to(esp, remote).await {
+            log::debug!("responder: cannot send ESP to {remote}: {e}");
+        }
+    }
+
+    fn remember(&mut self, remote: SocketAddr, via: Via) {
+        if self.peers.len() >= MAX_PEERS && !self.peers.contains_key(&remote) {
+            // Answers go to the request just received, which is learned again below.
+            self.peers.clear();
+        }
+        self.peers.insert(remote, via);
+    }
+
+    /// Sends what the responder queued and hands out its events.
+    async fn flush(&mut self) {
+        while let Some(out) = self.responder.poll_outgoing() {
+            let via = self.peers.get(&out.remote).copied().unwrap_or(Via {
+                socket: self.natt_socket(),
+                framed: !self.plain(self.natt_socket()),
+            });
+            let framed;
+            let payload = if via.framed {
+                framed = [&NON_ESP_MARKER[..], &out.message].concat();
                 &framed
             } else {
                 &out.message
+            };
+            let Some(socket) = self.sockets.get(via.socket) else {
+                continue;
             };
             if let Err(e) = socket.send_to(payload, out.remote).await {
                 log::warn!("responder: cannot send to {}: {e}", out.remote);
             }
         }
-        while let Some(e) = responder.poll_event() {
-            let _ = events.send(e);
+        while let Some(event) = self.responder.poll_event() {
+            let esp_proposal = match &event {
+                ResponderEvent::Established { spi_r, .. } => {
+                    self.responder.child(*spi_r).map(|c| c.selected.name())
+                }
+                ResponderEvent::Closed { .. } => None,
+            };
+            let _ = self.events.send(ServerEvent {
+                event,
+                esp_proposal,
+            });
+        }
+        if let Ok(mut s) = self.stats.lock() {
+            *s = self.responder.data_stats();
         }
     }
 }
+
+/// Waits for a datagram on any of `sockets`, polling from socket `turn` on; returns the
+/// socket's index, the length and the sender.
+async fn recv_any(
+    sockets: &[UdpSocket],
+    turn: usize,
+    buf: &mut [u8],
+) -> io::Result<(usize, usize, SocketAddr)> {
+    poll_fn(|cx| {
+        let n = sockets.len().max(1);
+        for k in 0..n {
+            let i = (turn + k) % n;
+            let Some(s) = sockets.get(i) else { continue };
+            let mut read = ReadBuf::new(buf);
+            match s.poll_recv_from(cx, &mut read) {
+                Poll::Ready(Ok(remote)) => {
+                    return Poll::Ready(Ok((i, read.filled().len(), remote)))
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {}
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests;

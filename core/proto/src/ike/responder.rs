@@ -3,6 +3,16 @@
 //! certificates (and checks the client's), hands out addresses and DNS from a pool through
 //! CP, creates one CHILD SA per client, and answers INFORMATIONAL requests. Sans-IO, like
 //! the initiator: datagrams in, datagrams and events out.
+//!
+//! Its data path (`data`) carries each client's ESP: [`Responder::handle_esp`] opens ESP from
+//! the network for the server's packet side, [`Responder::route_packet`] seals packets from the
+//! packet side for the client whose virtual IP they go to. Leases come from `pool` and return
+//! to it when the client's IKE SA goes.
+
+mod data;
+mod pool;
+
+pub use data::DataStats;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -16,6 +26,7 @@ use crate::crypto::dh::new_key_exchange;
 use crate::crypto::proposal::{choose, ProposalSpec};
 use crate::crypto::sign::PrivateKey;
 use crate::crypto::{ct_eq, Secret};
+use crate::esp::EspSa;
 use crate::identity::Identity;
 use crate::ike::child::ChildSa;
 use crate::ike::init::{hash_algorithms_data, parse_hash_algorithms, NONCE_LEN};
@@ -116,6 +127,8 @@ pub(super) struct ResponderSa {
     pub(super) child: Option<ChildSa>,
     pub(super) leases: Vec<IpAddr>,
     pub(super) eap: Option<super::responder_auth::EapServer>,
+    /// The CHILD SA's data plane, once established.
+    pub(super) esp: Option<EspSa>,
 }
 
 /// The responder.
@@ -126,7 +139,13 @@ pub struct Responder {
     /// (peer, SPIi) of IKE SAs past IKE_SA_INIT, to answer retransmitted IKE_SA_INIT requests.
     half_open: HashMap<(SocketAddr, u64), u64>,
     cookie_secret: [u8; 32],
-    next_lease: u32,
+    pool4: Option<pool::Pool>,
+    pool6: Option<pool::Pool>,
+    /// Inbound ESP SPI -> IKE SA.
+    by_spi: HashMap<u32, u64>,
+    /// Virtual IP -> IKE SA.
+    by_vip: HashMap<IpAddr, u64>,
+    data: DataStats,
     outbox: VecDeque<Outgoing>,
     pub(super) events: VecDeque<ResponderEvent>,
     dropped: u64,
@@ -139,13 +158,25 @@ impl Responder {
     pub fn new(cfg: ResponderConfig, mut rng: Box<dyn Rng>) -> Self {
         let mut cookie_secret = [0u8; 32];
         rng.fill(&mut cookie_secret);
+        let pool4 = cfg
+            .pool4
+            .filter(|(_, n)| *n > 0)
+            .map(|(a, n)| pool::Pool::new(a.into(), n));
+        let pool6 = cfg
+            .pool6
+            .filter(|(_, n)| *n > 0)
+            .map(|(a, n)| pool::Pool::new(a.into(), n));
         Self {
             cfg,
             rng,
             sas: HashMap::new(),
             half_open: HashMap::new(),
             cookie_secret,
-            next_lease: 0,
+            pool4,
+            pool6,
+            by_spi: HashMap::new(),
+            by_vip: HashMap::new(),
+            data: DataStats::default(),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             dropped: 0,
@@ -202,7 +233,7 @@ impl Responder {
         if keep {
             self.sas.insert(h.spi_r, sa);
         } else {
-            self.half_open.remove(&(sa.peer, sa.spi_i));
+            self.forget(&mut sa);
         }
     }
 
@@ -219,8 +250,8 @@ impl Responder {
             spis: &[],
         })];
         let sent = self.send_request(now, spi_r, ExchangeType::INFORMATIONAL, &d);
-        if let Some(sa) = self.sas.remove(&spi_r) {
-            self.half_open.remove(&(sa.peer, sa.spi_i));
+        if let Some(mut sa) = self.sas.remove(&spi_r) {
+            self.forget(&mut sa);
             self.events.push_back(ResponderEvent::Closed {
                 spi_r,
                 reason: "deleted by us".into(),
@@ -489,6 +520,7 @@ impl Responder {
                 child: None,
                 leases: Vec::new(),
                 eap: None,
+                esp: None,
             },
         );
     }
@@ -552,7 +584,6 @@ impl Responder {
                 self.respond(sa, ExchangeType::INFORMATIONAL, h.message_id, &[]);
                 if delete_ike {
                     info!("responder: client deleted IKE SA {:016x}", sa.spi_r);
-                    self.release(sa);
                     self.events.push_back(ResponderEvent::Closed {
                         spi_r: sa.spi_r,
                         reason: "deleted".into(),
@@ -604,30 +635,37 @@ impl Responder {
         datagrams
     }
 
-    /// Hands out the next addresses of the pools.
+    /// A free address of each configured pool (none of a family whose pool is exhausted).
     pub(super) fn lease(&mut self) -> Vec<IpAddr> {
-        let n = self.next_lease;
-        self.next_lease = self.next_lease.wrapping_add(1);
-        let mut v = Vec::new();
-        if let Some((base, size)) = self.cfg.pool4 {
-            if size > 0 {
-                v.push(IpAddr::V4(Ipv4Addr::from(
-                    u32::from(base).wrapping_add(n % size),
-                )));
-            }
-        }
-        if let Some((base, size)) = self.cfg.pool6 {
-            if size > 0 {
-                v.push(IpAddr::V6(Ipv6Addr::from(
-                    u128::from(base).wrapping_add(u128::from(n % size)),
-                )));
-            }
-        }
-        v
+        [self.pool4.as_mut(), self.pool6.as_mut()]
+            .into_iter()
+            .flatten()
+            .filter_map(pool::Pool::lease)
+            .collect()
     }
 
-    fn release(&mut self, sa: &ResponderSa) {
-        let _ = &sa.leases;
+    /// Whether any address pool is configured.
+    pub(super) fn has_pools(&self) -> bool {
+        self.pool4.is_some() || self.pool6.is_some()
+    }
+
+    fn release_lease(&mut self, a: IpAddr) {
+        let pool = if a.is_ipv4() {
+            self.pool4.as_mut()
+        } else {
+            self.pool6.as_mut()
+        };
+        if let Some(p) = pool {
+            p.release(a);
+        }
+    }
+
+    /// Addresses leased now (IPv4, IPv6).
+    pub fn leases_in_use(&self) -> (usize, usize) {
+        (
+            self.pool4.as_ref().map_or(0, pool::Pool::in_use),
+            self.pool6.as_ref().map_or(0, pool::Pool::in_use),
+        )
     }
 }
 

@@ -1,6 +1,6 @@
 //! The responder's IKE_AUTH: checks the client (PSK, certificate signature, or EAP-MSCHAPv2
 //! after our signed first answer), then answers with our AUTH, the CP lease, the ESP
-//! proposal and narrowed traffic selectors, and keys the CHILD SA.
+//! proposal and narrowed traffic selectors, and keys the CHILD SA and its ESP data plane.
 
 use std::net::IpAddr;
 
@@ -431,12 +431,22 @@ impl Responder {
                     .copied(),
             )
             .collect();
+        if req.cp_req && leases.is_empty() && self.has_pools() {
+            warn!("responder: address pools exhausted, {client_id} gets no CHILD SA");
+            out.push(Payload::notify(NotifyType::INTERNAL_ADDRESS_FAILURE, &[]));
+            self.respond(sa, ExchangeType::IKE_AUTH, message_id, &out);
+            return true;
+        }
         if ts_i.is_empty() || ts_r.is_empty() {
             out.push(Payload::notify(NotifyType::TS_UNACCEPTABLE, &[]));
             self.respond(sa, ExchangeType::IKE_AUTH, message_id, &out);
             return true;
         }
-        let spi_in = random_spi(self.rng.as_mut());
+        // Inbound SPIs find the client's ESP SA: unique among clients.
+        let mut spi_in = random_spi(self.rng.as_mut());
+        while self.spi_in_use(spi_in) {
+            spi_in = random_spi(self.rng.as_mut());
+        }
         let child = ChildSa::derive(
             Role::Responder,
             sa.keys.prf,
@@ -493,6 +503,7 @@ impl Responder {
             selected.name()
         );
         sa.child = Some(child);
+        self.install_data_path(sa);
         self.events.push_back(ResponderEvent::Established {
             spi_r: sa.spi_r,
             peer: sa.peer,
