@@ -7,6 +7,8 @@
 pub mod driver;
 pub mod packet_io;
 pub mod profile;
+pub mod resolv;
 pub mod rng;
 pub mod serve;
 mod socket;
+pub mod tun;

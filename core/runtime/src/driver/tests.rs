@@ -4,7 +4,6 @@
 //! the socket both ways (only once connected), and that the driver ends with the session.
 //! `responder_peer` runs the real session against roam-proto's responder and ESP.
 
-
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
