@@ -11,7 +11,7 @@ pub mod routes;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod device;
 #[cfg(any(target_os = "linux", target_os = "android"))]
-mod netlink;
+pub mod netlink;
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use device::TunDevice;
