@@ -2,8 +2,8 @@
 //! this file that answers pings from the tunnel):
 //! - a TUN that cannot be created closes the session, then exits 1 with one `error:` line;
 //! - as root, in two network namespaces made here: the TUN's addresses, MTU and routes (full
-//!   tunnel in halves, the server's host route), a ping through the tunnel, the DNS file, and
-//!   nothing left behind after SIGTERM. Without root it prints `SKIPPED (needs root): <name>`
+//!   tunnel in halves, the server's host route), a ping through the tunnel, the DNS file,
+//!   nothing left behind after SIGTERM, and a run after a killed one. Without root it prints `SKIPPED (needs root): <name>`
 //!   (a failure when ROAM_REQUIRE_LAB=1).
 
 // The workspace's clippy.toml keeps clocks and sockets out of roam-proto; a test of the
@@ -226,6 +226,18 @@ fn read_until(stdout: &mut BufReader<ChildStdout>, prefix: &str, seen: &mut Vec<
     }
 }
 
+/// A `roam` child killed (by its PID) if the test ends early, so it never outlives the test.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
     let started = Instant::now();
     loop {
@@ -402,23 +414,62 @@ fn tun_in_a_namespace_carries_pings_and_leaves_nothing_behind() {
     let resolv = dir.path().join("resolv.conf");
     std::fs::write(&resolv, "nameserver 192.0.2.53\n").unwrap();
 
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &ns.client, env!("CARGO_BIN_EXE_roam")])
-        .args(["connect", "--tun-name", "rt0", "--resolv-conf"])
-        .arg(&resolv)
-        .arg("--profile")
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    // A run killed outright leaves the server's host route behind (the TUN dies with it)...
+    let mut killed = Running(
+        Command::new("ip")
+            .args(["netns", "exec", &ns.client, env!("CARGO_BIN_EXE_roam")])
+            .args(["connect", "--tun-name", "rt0", "--profile"])
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut killed_out = BufReader::new(killed.0.stdout.take().unwrap());
+    read_until(&mut killed_out, "tun ", &mut Vec::new());
+    signal(&killed.0, "-KILL");
+    killed.0.wait().unwrap();
+    let routes = ip(&["-n", &ns.client, "-j", "route", "show"]);
+    assert!(json_has(&routes, "\"dst\":\"198.51.100.1\""), "{routes}");
+    assert!(!routes.contains("0.0.0.0/1"), "{routes}");
+
+    // ...which does not stop the next run.
+    let mut child = Running(
+        Command::new("ip")
+            .args(["netns", "exec", &ns.client, env!("CARGO_BIN_EXE_roam")])
+            .args(["connect", "--tun-name", "rt0", "--resolv-conf"])
+            .arg(&resolv)
+            .arg("--profile")
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
     let mut seen = Vec::new();
+    read_until(&mut stdout, "connected ", &mut seen);
+    // The killed run still holds the first lease: read this run's.
+    let vip = seen
+        .last()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .strip_prefix("vip=")
+        .unwrap()
+        .to_string();
+    let (vip4, vip6) = vip.split_once(',').unwrap();
+    assert!(
+        vip4.starts_with("198.18.0.") && vip6.starts_with("2001:db8:ffff::"),
+        "{vip}"
+    );
     read_until(&mut stdout, "tun ", &mut seen);
     assert_eq!(
         seen.last().unwrap(),
-        "tun name=rt0 mtu=1380 addresses=198.18.0.1/32,2001:db8:ffff::1/128 \
-         routes=0.0.0.0/1,128.0.0.0/1,::/1,8000::/1"
+        &format!(
+            "tun name=rt0 mtu=1380 addresses={vip4}/32,{vip6}/128 \
+             routes=0.0.0.0/1,128.0.0.0/1,::/1,8000::/1"
+        )
     );
     read_until(&mut stdout, "dns ", &mut seen);
     assert_eq!(
@@ -433,11 +484,11 @@ fn tun_in_a_namespace_carries_pings_and_leaves_nothing_behind() {
     let addr = ip(&["-n", &ns.client, "-j", "addr", "show", "dev", "rt0"]);
     assert!(json_has(&addr, "\"mtu\":1380"), "{addr}");
     assert!(
-        json_has(&addr, "\"local\":\"198.18.0.1\",\"prefixlen\":32"),
+        json_has(&addr, &format!("\"local\":\"{vip4}\",\"prefixlen\":32")),
         "{addr}"
     );
     assert!(
-        json_has(&addr, "\"local\":\"2001:db8:ffff::1\",\"prefixlen\":128"),
+        json_has(&addr, &format!("\"local\":\"{vip6}\",\"prefixlen\":128")),
         "{addr}"
     );
     let routes = ip(&["-n", &ns.client, "-j", "route", "show"]);
@@ -473,8 +524,8 @@ fn tun_in_a_namespace_carries_pings_and_leaves_nothing_behind() {
         String::from_utf8_lossy(&ping.stdout)
     );
 
-    signal(&child, "-TERM");
-    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
+    signal(&child.0, "-TERM");
+    assert_eq!(wait_exit(&mut child.0, Duration::from_secs(10)), Some(0));
     let rest: Vec<String> = stdout.lines().map(Result::unwrap).collect();
     assert_eq!(
         rest.last().map(String::as_str),
@@ -496,7 +547,7 @@ fn tun_in_a_namespace_carries_pings_and_leaves_nothing_behind() {
         "the DNS file is put back"
     );
     let log = server.stop();
-    assert_eq!(log.established, 1);
+    assert_eq!(log.established, 2, "the killed run and the real one");
     assert!(log.pings >= 3, "{log:?}");
     assert_eq!(log.closed, 1);
 }
