@@ -1,8 +1,12 @@
-//! `roam connect --profile FILE`: loads the profile, runs the session on a tokio driver and
-//! prints one line per state change on stdout. SIGINT/SIGTERM close the session (DELETE) and
-//! wait at most `CLOSE_WAIT` for the answer. Exit 0 when closed, 1 when the connection failed,
-//! 2 when the profile is bad.
+//! `roam connect --profile FILE [--no-tun] [--tun-name NAME] [--resolv-conf PATH]`: loads the
+//! profile, runs the session on a tokio driver and prints one line per state change on
+//! stdout. Once connected it sets up the packet path (`tun` line; see `local`) unless
+//! `--no-tun`, and writes the pushed DNS to `--resolv-conf` (`dns` line). SIGINT/SIGTERM close
+//! the session (DELETE), wait at most `CLOSE_WAIT` for the answer, then remove the TUN, its
+//! routes and the DNS file. Exit 0 when closed, 1 when the connection (or its TUN) failed, 2
+//! when the profile is bad.
 
+mod local;
 mod status;
 
 use std::net::SocketAddr;
@@ -14,7 +18,9 @@ use roam_proto::session::{DisconnectReason, Event, Session};
 use roam_runtime::driver::{self, Tunnel};
 use roam_runtime::profile::{self, ServerAddress};
 use roam_runtime::rng::OsRng;
+use roam_runtime::tun::{TunDevice, DEFAULT_NAME};
 
+use local::{Local, LocalOptions};
 use status::StatusLines;
 
 /// How long a close waits for the server's answer to DELETE.
@@ -28,6 +34,30 @@ pub struct Args {
     /// The client profile (TOML).
     #[arg(long, value_name = "FILE")]
     profile: PathBuf,
+    /// Control plane only: no TUN device, no routes.
+    #[arg(long, conflicts_with = "tun_name")]
+    no_tun: bool,
+    /// The TUN device's name.
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_NAME, value_parser = parse_tun_name)]
+    tun_name: String,
+    /// Write the pushed DNS servers and search domains to this resolv.conf-style file (put
+    /// back as it was on exit).
+    #[arg(long, value_name = "PATH")]
+    resolv_conf: Option<PathBuf>,
+}
+
+/// An interface name the kernel accepts: 1 to 15 bytes, no `/`, whitespace or NUL.
+fn parse_tun_name(s: &str) -> Result<String, String> {
+    let ok = (1..=15).contains(&s.len())
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("an interface name is 1 to 15 visible characters without '/' or ':'".to_string())
+    }
 }
 
 pub fn run(args: &Args) -> ExitCode {
@@ -36,6 +66,11 @@ pub fn run(args: &Args) -> ExitCode {
         Err(e) => return bad_profile(e),
     };
     let server = profile.server.clone();
+    let options = LocalOptions {
+        tun: (!args.no_tun).then(|| args.tun_name.clone()),
+        mtu: profile.config.mtu,
+        resolv_conf: args.resolv_conf.clone(),
+    };
     let session = match Session::new(profile.config, Box::new(OsRng)) {
         Ok(s) => s,
         Err(e) => return bad_profile(e),
@@ -47,7 +82,7 @@ pub fn run(args: &Args) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return failed(format!("cannot start the runtime: {e}")),
     };
-    runtime.block_on(connect(session, server))
+    runtime.block_on(connect(session, server, options))
 }
 
 /// One state line on stdout, flushed. A closed stdout does not stop the session.
@@ -77,7 +112,7 @@ enum End {
     GaveUp,
 }
 
-async fn connect(session: Session, server: ServerAddress) -> ExitCode {
+async fn connect(session: Session, server: ServerAddress, options: LocalOptions) -> ExitCode {
     let address = match driver::resolve(&server.host, server.port).await {
         Ok(a) => a,
         Err(e) => return failed(e),
@@ -86,7 +121,7 @@ async fn connect(session: Session, server: ServerAddress) -> ExitCode {
         Ok(s) => s,
         Err(e) => return failed(format!("cannot watch for signals: {e}")),
     };
-    let mut tunnel = match Tunnel::start(session, address).await {
+    let mut tunnel = match Tunnel::<TunDevice>::start_detached(session, address).await {
         Ok(t) => t,
         Err(e) => return failed(e),
     };
@@ -95,6 +130,9 @@ async fn connect(session: Session, server: ServerAddress) -> ExitCode {
 
     let mut reason: Option<DisconnectReason> = None;
     let mut close_deadline: Option<tokio::time::Instant> = None;
+    let mut local = Local::new(options, address.ip());
+    // Why we closed the session ourselves, when not for a signal.
+    let mut local_failure: Option<String> = None;
     let end = loop {
         tokio::select! {
             event = tunnel.next_event() => match event {
@@ -102,8 +140,20 @@ async fn connect(session: Session, server: ServerAddress) -> ExitCode {
                     if let Some(line) = lines.event(&event) {
                         print_line(&line);
                     }
-                    if let Event::Disconnected(r) = event {
-                        reason = Some(r);
+                    match event {
+                        Event::Disconnected(r) => reason = Some(r),
+                        Event::Connected(info) if close_deadline.is_none() => {
+                            match local.up(&info, &mut tunnel).await {
+                                Ok(new_lines) => new_lines.iter().for_each(|l| print_line(l)),
+                                Err(e) => {
+                                    log::info!("closing the session: {e}");
+                                    local_failure = Some(e);
+                                    tunnel.close();
+                                    close_deadline = Some(tokio::time::Instant::now() + CLOSE_WAIT);
+                                }
+                            }
+                        }
+                        _ => {}
                     }
                 }
                 None => break End::DriverEnded,
@@ -124,21 +174,27 @@ async fn connect(session: Session, server: ServerAddress) -> ExitCode {
         }
     };
     let closed_by_us = close_deadline.is_some();
-    match end {
+    let finished = match end {
         End::GaveUp => {
             tunnel.abort();
             if reason.is_none() {
                 print_line(&lines.disconnected(&DisconnectReason::Closed));
             }
-            ExitCode::SUCCESS
+            Ok(())
         }
-        End::DriverEnded => match (tunnel.finish().await, reason) {
-            (Err(e), _) => failed(e),
-            (Ok(()), Some(DisconnectReason::Closed)) => ExitCode::SUCCESS,
-            (Ok(()), Some(_)) | (Ok(()), None) if closed_by_us => ExitCode::SUCCESS,
-            (Ok(()), Some(r)) => failed(describe(&r, address)),
-            (Ok(()), None) => failed("the session ended without saying why"),
-        },
+        // The driver has dropped the TUN: the device and its routes are gone.
+        End::DriverEnded => tunnel.finish().await,
+    };
+    local.down().await;
+    if let Some(e) = local_failure {
+        return failed(e);
+    }
+    match (finished, reason) {
+        (Err(e), _) => failed(e),
+        (Ok(()), Some(DisconnectReason::Closed)) => ExitCode::SUCCESS,
+        (Ok(()), Some(_)) | (Ok(()), None) if closed_by_us => ExitCode::SUCCESS,
+        (Ok(()), Some(r)) => failed(describe(&r, address)),
+        (Ok(()), None) => failed("the session ended without saying why"),
     }
 }
 

@@ -8,7 +8,6 @@
 //! The demo is a sequence of phases on one [`Demo`]: handshake, traffic, close. Later phases
 //! (a network switch, a server restart) are further methods between them.
 
-mod client;
 mod packets;
 mod traffic;
 
@@ -30,10 +29,8 @@ use roam_runtime::serve::Server;
 use packets::Kind;
 use traffic::{EchoStats, Plan, Report};
 
-/// The client's tunnel with a packet path. INTERIM: once the driver carries packets this is
-/// `roam_runtime::driver::Tunnel<ChannelPackets>` (same `start_with_packets`, `local_addr`,
-/// `next_event`, `close`, `finish`) and `demo/client.rs` is deleted.
-type ClientTunnel = client::PacketTunnel;
+/// The client's tunnel: the real driver with a userspace packet path.
+type ClientTunnel = roam_runtime::driver::Tunnel<ChannelPackets>;
 
 /// The demo's shared key: a fixed, public value that protects nothing outside this process.
 const DEMO_PSK: &[u8] = b"roam-demo-psk-not-a-secret";

@@ -1,9 +1,15 @@
-//! The event loop that runs a sans-IO session over real UDP sockets and a tokio timer.
+//! The event loop that runs a sans-IO session over real UDP sockets, a tokio timer and a
+//! packet path ([`PacketIo`]: a TUN, channels, or none).
 //!
-//! [`Driver`] owns the sockets and the protocol state machine; one turn of its loop sends what
-//! the session wants sent, hands its events to the caller, then waits for the first of: a
-//! datagram, the session's deadline, or a command. It ends when the session is disconnected.
-//! [`Tunnel`] runs a driver on its own task and is the caller's handle to it.
+//! [`Driver`] owns the sockets, the packet path and the protocol state machine; one turn of its
+//! loop sends what the session wants sent, hands its events to the caller, then waits for the
+//! first of: a datagram, a packet from the packet path, the session's deadline, a command, or
+//! the packet path being attached. A wakeup drains up to [`BATCH`] ready datagrams or packets
+//! before the timer is re-armed. Datagrams go through `handle_datagram`; a decrypted inner
+//! packet is written to the packet path. Packets from the packet path go through
+//! `handle_packet` and out of the socket (drops are counted by the session). The buffers are
+//! allocated once per run, so nothing is allocated per packet. It ends when the session is
+//! disconnected. [`Tunnel`] runs a driver on its own task and is the caller's handle to it.
 //!
 //! The driver is written against the [`Protocol`] trait (implemented for
 //! `roam_proto::session::Session`) so its plumbing can be tested with a fake peer.
@@ -12,14 +18,22 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use roam_proto::session::{Event, Received, Session, State, Transmit};
-use tokio::sync::mpsc;
+use futures_util::FutureExt;
+use roam_proto::session::{Datagram, Event, PacketDrop, Received, Session, State, Transmit};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::packet_io::{NoPackets, PacketIo};
 use crate::socket::{self, Sockets};
 
 /// The largest UDP payload.
 const MAX_DATAGRAM: usize = 65_535;
+/// The largest inner packet read from the packet path (a TUN's MTU is far below).
+const MAX_PACKET: usize = 65_535;
+/// Room for what ESP adds around an inner packet (SPI, sequence, IV, padding, ICV, NAT-T).
+const ESP_OVERHEAD: usize = 512;
+/// Most datagrams (or packets) handled per wakeup before the loop turns (timer, IKE, events).
+pub const BATCH: usize = 32;
 /// Commands queued for the driver before `close` starts dropping them.
 const COMMAND_QUEUE: usize = 8;
 
@@ -36,6 +50,14 @@ pub trait Protocol {
         remote: SocketAddr,
         data: &mut [u8],
     ) -> Received;
+    /// An inner packet from the packet path: ESP-encapsulated into `out` when it may be sent
+    /// (`out[..len]` goes to `remote` from `local`), else dropped and counted.
+    fn handle_packet(
+        &mut self,
+        now: Instant,
+        packet: &[u8],
+        out: &mut [u8],
+    ) -> Result<Datagram, PacketDrop>;
     /// The deadline from `poll_timeout` has passed.
     fn handle_timeout(&mut self, now: Instant);
     /// Starts closing (a DELETE); the session ends when answered or timed out.
@@ -58,6 +80,14 @@ impl Protocol for Session {
         data: &mut [u8],
     ) -> Received {
         Session::handle_datagram(self, now, local, remote, data)
+    }
+    fn handle_packet(
+        &mut self,
+        now: Instant,
+        packet: &[u8],
+        out: &mut [u8],
+    ) -> Result<Datagram, PacketDrop> {
+        Session::handle_packet(self, now, packet, out)
     }
     fn handle_timeout(&mut self, now: Instant) {
         Session::handle_timeout(self, now)
@@ -118,7 +148,8 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// Runs `protocol` against `server` until it is disconnected: binds, connects, loops.
+/// Runs `protocol` against `server` until it is disconnected: binds, connects, loops
+/// (control plane only: no packet path).
 pub async fn run<P: Protocol>(
     protocol: P,
     server: SocketAddr,
@@ -131,17 +162,31 @@ pub async fn run<P: Protocol>(
         .await
 }
 
-/// A session, its sockets and its timer.
-pub struct Driver<P> {
+/// A session, its sockets, its timer and its packet path.
+pub struct Driver<P, I = NoPackets> {
     protocol: P,
     sockets: Sockets,
     local: SocketAddr,
     server: SocketAddr,
+    /// `None` until attached (see [`Driver::run_attaching`]).
+    packets: Option<I>,
 }
 
-impl<P: Protocol> Driver<P> {
-    /// Opens the socket toward `server`. Nothing is sent until `run`.
+impl<P: Protocol> Driver<P, NoPackets> {
+    /// Opens the socket toward `server`, with no packet path. Nothing is sent until `run`.
     pub async fn bind(protocol: P, server: SocketAddr) -> Result<Self, DriverError> {
+        Self::bind_with(protocol, server, Some(NoPackets)).await
+    }
+}
+
+impl<P: Protocol, I: PacketIo> Driver<P, I> {
+    /// Opens the socket toward `server`; `packets` is the packet path (or `None` to attach one
+    /// later through [`Driver::run_attaching`]). Nothing is sent until `run`.
+    pub async fn bind_with(
+        protocol: P,
+        server: SocketAddr,
+        packets: Option<I>,
+    ) -> Result<Self, DriverError> {
         let mut sockets = Sockets::default();
         let local = sockets
             .open_toward(server)
@@ -152,7 +197,19 @@ impl<P: Protocol> Driver<P> {
             sockets,
             local,
             server,
+            packets,
         })
+    }
+
+    /// The same driver with another packet path.
+    pub fn with_packets<J: PacketIo>(self, packets: J) -> Driver<P, J> {
+        Driver {
+            protocol: self.protocol,
+            sockets: self.sockets,
+            local: self.local,
+            server: self.server,
+            packets: Some(packets),
+        }
     }
 
     /// The address we send from.
@@ -169,13 +226,25 @@ impl<P: Protocol> Driver<P> {
     /// closed receiver is ignored); when `commands` is closed (every sender dropped) the
     /// session is closed as if `Command::Close` had come.
     pub async fn run(
+        self,
+        events: mpsc::UnboundedSender<Event>,
+        commands: mpsc::Receiver<Command>,
+    ) -> Result<(), DriverError> {
+        self.run_attaching(events, commands, None).await
+    }
+
+    /// Like [`Driver::run`], and a packet path sent on `attach` (typically a TUN made once the
+    /// `Connected` event told its addresses) replaces the current one. The packet path is
+    /// dropped (a TUN closed) when the driver ends.
+    pub async fn run_attaching(
         mut self,
         events: mpsc::UnboundedSender<Event>,
         mut commands: mpsc::Receiver<Command>,
+        mut attach: Option<oneshot::Receiver<I>>,
     ) -> Result<(), DriverError> {
         log::info!("connecting from {} to {}", self.local, self.server);
         self.protocol.connect(now(), self.local, self.server);
-        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut bufs = Buffers::new();
         let mut commands_open = true;
         loop {
             self.flush_transmits().await;
@@ -189,17 +258,12 @@ impl<P: Protocol> Driver<P> {
                 .poll_timeout()
                 .map(tokio::time::Instant::from_std);
             tokio::select! {
-                received = self.sockets.recv(&mut buf) => match received {
-                    Ok(r) => {
-                        log::trace!("received {} bytes from {} on {}", r.len, r.remote, r.local);
-                        if let Some(data) = buf.get_mut(..r.len) {
-                            // Inner packets reach a TUN once the driver has one.
-                            let _ = self.protocol.handle_datagram(now(), r.local, r.remote, data);
-                        }
-                    }
-                    Err(e) if socket::is_transient(&e) => log::debug!("receive: {e}"),
-                    Err(e) => return Err(DriverError::Socket(e)),
-                },
+                received = self.sockets.recv(&mut bufs.datagram) => {
+                    self.datagrams(received, &mut bufs).await?;
+                }
+                read = recv_packet(self.packets.as_mut(), &mut bufs.packet) => {
+                    self.packets_from_os(read, &mut bufs).await;
+                }
                 () = sleep_until(deadline), if deadline.is_some() => {
                     self.protocol.handle_timeout(now());
                 }
@@ -214,7 +278,100 @@ impl<P: Protocol> Driver<P> {
                         self.protocol.close(now());
                     }
                 },
+                attached = wait_attach(attach.as_mut()) => {
+                    attach = None;
+                    if let Ok(packets) = attached {
+                        log::debug!("packet path attached");
+                        self.packets = Some(packets);
+                    }
+                }
             }
+        }
+    }
+
+    /// The first datagram of a wakeup (`first`), then up to `BATCH - 1` more that are ready.
+    async fn datagrams(
+        &mut self,
+        first: io::Result<socket::Received>,
+        bufs: &mut Buffers,
+    ) -> Result<(), DriverError> {
+        let now = now();
+        let mut next = first;
+        for turn in 1..=BATCH {
+            match next {
+                Ok(r) => self.datagram(now, r, bufs).await,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if socket::is_transient(&e) => log::debug!("receive: {e}"),
+                Err(e) => return Err(DriverError::Socket(e)),
+            }
+            if turn == BATCH {
+                break;
+            }
+            next = self.sockets.try_recv(&mut bufs.datagram);
+        }
+        Ok(())
+    }
+
+    async fn datagram(&mut self, now: Instant, r: socket::Received, bufs: &mut Buffers) {
+        log::trace!("received {} bytes from {} on {}", r.len, r.remote, r.local);
+        let Some(data) = bufs.datagram.get_mut(..r.len) else {
+            return;
+        };
+        match self.protocol.handle_datagram(now, r.local, r.remote, data) {
+            Received::Packet(range) => {
+                let (Some(packet), Some(packets)) = (data.get(range), self.packets.as_mut()) else {
+                    return;
+                };
+                if let Err(e) = packets.send(packet).await {
+                    log::debug!("packet path refused a packet: {e}");
+                }
+            }
+            Received::Control => {}
+            Received::Dropped(reason) => log::trace!("datagram dropped: {reason}"),
+        }
+    }
+
+    /// The first packet of a wakeup (`first`), then up to `BATCH - 1` more that are ready.
+    async fn packets_from_os(&mut self, first: io::Result<usize>, bufs: &mut Buffers) {
+        let now = now();
+        let mut next = Some(first);
+        for turn in 1..=BATCH {
+            match next {
+                Some(Ok(len)) => self.packet(now, len, bufs).await,
+                Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Some(Err(e)) => {
+                    // The device is gone or broken: without it no traffic can flow, and
+                    // reading it again would spin. Say so and close the session.
+                    log::warn!("the packet path failed ({e}): closing the session");
+                    self.packets = None;
+                    self.protocol.close(now);
+                    return;
+                }
+                None => return,
+            }
+            let (true, Some(packets)) = (turn < BATCH, self.packets.as_mut()) else {
+                return;
+            };
+            // One poll: a packet already waiting, or none (nothing is lost by dropping the
+            // future: `PacketIo::recv` is cancel-safe, as `select!` requires anyway).
+            next = packets.recv(&mut bufs.packet).now_or_never();
+        }
+    }
+
+    async fn packet(&mut self, now: Instant, len: usize, bufs: &mut Buffers) {
+        let Some(packet) = bufs.packet.get(..len) else {
+            return;
+        };
+        match self.protocol.handle_packet(now, packet, &mut bufs.out) {
+            Ok(d) => {
+                let Some(payload) = bufs.out.get(..d.len) else {
+                    return;
+                };
+                if let Err(e) = self.sockets.send(d.local, d.remote, payload).await {
+                    log::debug!("cannot send ESP to {}: {e}", d.remote);
+                }
+            }
+            Err(reason) => log::trace!("packet dropped: {reason}"),
         }
     }
 
@@ -246,6 +403,44 @@ impl<P: Protocol> Driver<P> {
     }
 }
 
+/// The driver's buffers, allocated once per run.
+struct Buffers {
+    /// A received datagram (ESP is decrypted in place).
+    datagram: Vec<u8>,
+    /// A packet read from the packet path.
+    packet: Vec<u8>,
+    /// The ESP datagram made from `packet`.
+    out: Vec<u8>,
+}
+
+impl Buffers {
+    fn new() -> Self {
+        Self {
+            datagram: vec![0; MAX_DATAGRAM],
+            packet: vec![0; MAX_PACKET],
+            out: vec![0; MAX_PACKET + ESP_OVERHEAD],
+        }
+    }
+}
+
+/// The next packet from the packet path, or never when there is none (yet).
+async fn recv_packet<I: PacketIo>(packets: Option<&mut I>, buf: &mut [u8]) -> io::Result<usize> {
+    match packets {
+        Some(p) => p.recv(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The packet path to attach, or never when none is coming.
+async fn wait_attach<I>(
+    attach: Option<&mut oneshot::Receiver<I>>,
+) -> Result<I, oneshot::error::RecvError> {
+    match attach {
+        Some(rx) => rx.await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
@@ -254,35 +449,86 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 /// A driver running on its own tokio task: read its events, ask it to close, wait for its end.
+/// `I` is its packet path.
 #[derive(Debug)]
-pub struct Tunnel {
+pub struct Tunnel<I = NoPackets> {
     commands: mpsc::Sender<Command>,
     events: mpsc::UnboundedReceiver<Event>,
+    attach: Option<oneshot::Sender<I>>,
     task: JoinHandle<Result<(), DriverError>>,
     local: SocketAddr,
     server: SocketAddr,
 }
 
-impl Tunnel {
-    /// Binds toward `server` and starts the driver on a new task (it connects at once).
+impl Tunnel<NoPackets> {
+    /// Binds toward `server` and starts the driver on a new task (it connects at once), with
+    /// no packet path (the control plane alone).
     pub async fn start<P: Protocol + Send + 'static>(
         protocol: P,
         server: SocketAddr,
     ) -> Result<Self, DriverError> {
-        let driver = Driver::bind(protocol, server).await?;
+        Self::spawn(protocol, server, Some(NoPackets)).await
+    }
+}
+
+impl<I: PacketIo + 'static> Tunnel<I> {
+    /// Binds toward `server` and starts the driver with the packet path `packets` (packets
+    /// read before the CHILD SA exists are dropped and counted by the session).
+    pub async fn start_with_packets<P: Protocol + Send + 'static>(
+        protocol: P,
+        server: SocketAddr,
+        packets: I,
+    ) -> Result<Self, DriverError> {
+        Self::spawn(protocol, server, Some(packets)).await
+    }
+
+    /// Binds toward `server` and starts the driver without a packet path: attach one with
+    /// [`Tunnel::attach`] once it exists (a TUN needs the `Connected` event's addresses).
+    pub async fn start_detached<P: Protocol + Send + 'static>(
+        protocol: P,
+        server: SocketAddr,
+    ) -> Result<Self, DriverError> {
+        Self::spawn(protocol, server, None).await
+    }
+
+    async fn spawn<P: Protocol + Send + 'static>(
+        protocol: P,
+        server: SocketAddr,
+        packets: Option<I>,
+    ) -> Result<Self, DriverError> {
+        let detached = packets.is_none();
+        let driver = Driver::bind_with(protocol, server, packets).await?;
         let (local, server) = (driver.local_addr(), driver.server_addr());
         let (events_tx, events) = mpsc::unbounded_channel();
         let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
-        let task = tokio::spawn(driver.run(events_tx, commands_rx));
+        let (attach, attach_rx) = if detached {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let task = tokio::spawn(driver.run_attaching(events_tx, commands_rx, attach_rx));
         Ok(Self {
             commands,
             events,
+            attach,
             task,
             local,
             server,
         })
     }
 
+    /// Hands the packet path to a driver started with [`Tunnel::start_detached`]. Gives it
+    /// back when the driver already has one or has ended.
+    pub fn attach(&mut self, packets: I) -> Result<(), I> {
+        match self.attach.take() {
+            Some(tx) => tx.send(packets),
+            None => Err(packets),
+        }
+    }
+}
+
+impl<I> Tunnel<I> {
     /// The address we send from.
     pub fn local_addr(&self) -> SocketAddr {
         self.local

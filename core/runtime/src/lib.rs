@@ -7,8 +7,10 @@
 pub mod driver;
 pub mod packet_io;
 pub mod profile;
+pub mod resolv;
 pub mod rng;
 pub mod serve;
 pub mod serve_profile;
 pub mod serve_tun;
 mod socket;
+pub mod tun;

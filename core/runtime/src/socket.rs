@@ -98,6 +98,25 @@ impl Sockets {
         poll_fn(|cx| self.poll_recv(cx, buf)).await
     }
 
+    /// A datagram that is already waiting on any socket, without waiting (`WouldBlock` when
+    /// none is): the driver drains a few after each wakeup.
+    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+        for bound in self.bound() {
+            match bound.socket.try_recv_from(buf) {
+                Ok((len, remote)) => {
+                    return Ok(Received {
+                        local: bound.local,
+                        remote,
+                        len,
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+
     fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<Received>> {
         for bound in self.bound() {
             let mut read = ReadBuf::new(buf);

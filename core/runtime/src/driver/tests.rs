@@ -1,6 +1,8 @@
 //! Driver tests on loopback: a fake `Protocol` whose "server" is a plain UDP socket in the
 //! test. They check that what the protocol polls is sent from the address it was given, that
-//! datagrams, deadlines and commands reach it, and that the driver ends with the session.
+//! datagrams, deadlines and commands reach it, that packets cross between the packet path and
+//! the socket both ways (only once connected), and that the driver ends with the session.
+//! `responder_peer` runs the real session against roam-proto's responder and ESP.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
@@ -10,6 +12,7 @@ use roam_proto::session::DisconnectReason;
 use tokio::net::UdpSocket;
 
 use super::*;
+use crate::packet_io::ChannelPackets;
 
 const RETRY: Duration = Duration::from_millis(50);
 
@@ -20,7 +23,12 @@ struct Seen {
     datagrams: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     timeouts: u32,
     closes: u32,
+    /// Packets from the packet path refused (not connected).
+    packet_drops: u32,
 }
+
+/// The fake's "ESP": a prefix on the inner packet.
+const FAKE_ESP: &[u8] = b"esp:";
 
 /// A toy handshake: sends "hello" (again every RETRY, three sends in all) until "welcome"
 /// comes; on close sends "delete" and ends on "deleted" (or at once when not connected).
@@ -87,6 +95,9 @@ impl Protocol for Fake {
         remote: SocketAddr,
         data: &mut [u8],
     ) -> Received {
+        if self.state == State::Connected && data.starts_with(FAKE_ESP) {
+            return Received::Packet(FAKE_ESP.len()..data.len());
+        }
         let data: &[u8] = data;
         self.seen
             .lock()
@@ -105,6 +116,22 @@ impl Protocol for Fake {
             _ => {}
         }
         Received::Control
+    }
+    fn handle_packet(
+        &mut self,
+        _now: Instant,
+        packet: &[u8],
+        out: &mut [u8],
+    ) -> Result<Datagram, PacketDrop> {
+        let (State::Connected, Some(local), Some(remote)) = (self.state, self.local, self.server)
+        else {
+            self.seen.lock().unwrap().packet_drops += 1;
+            return Err(PacketDrop::NotConnected);
+        };
+        let len = FAKE_ESP.len() + packet.len();
+        out[..FAKE_ESP.len()].copy_from_slice(FAKE_ESP);
+        out[FAKE_ESP.len()..len].copy_from_slice(packet);
+        Ok(Datagram { local, remote, len })
     }
     fn handle_timeout(&mut self, now: Instant) {
         self.seen.lock().unwrap().timeouts += 1;
@@ -150,7 +177,7 @@ async fn recv(server: &UdpSocket) -> (Vec<u8>, SocketAddr) {
     (buf[..n].to_vec(), from)
 }
 
-async fn event(tunnel: &mut Tunnel) -> Option<Event> {
+async fn event<I>(tunnel: &mut Tunnel<I>) -> Option<Event> {
     tokio::time::timeout(Duration::from_secs(5), tunnel.next_event())
         .await
         .expect("no event")
@@ -341,4 +368,135 @@ async fn resolves_literals_and_localhost() {
 fn the_real_session_is_a_protocol() {
     fn driveable<P: Protocol + Send + 'static>() {}
     driveable::<Session>();
+}
+
+/// Waits until `cond` holds of what the fake saw (or fails after 5 s).
+async fn until(seen: &Arc<Mutex<Seen>>, cond: impl Fn(&Seen) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !cond(&seen.lock().unwrap()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition never held"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The next datagram that is not a (re)transmitted hello.
+async fn recv_data(server: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+    loop {
+        let (d, from) = recv(server).await;
+        if d != b"hello" {
+            return (d, from);
+        }
+    }
+}
+
+#[tokio::test]
+async fn packets_cross_both_ways_only_once_connected() {
+    let server = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let (fake, seen) = Fake::new();
+    let (packets, mut app) = ChannelPackets::new(16);
+    let mut tunnel = Tunnel::start_with_packets(fake, server.local_addr().unwrap(), packets)
+        .await
+        .unwrap();
+    let (_, local) = recv(&server).await;
+
+    // Before the session is connected a packet is refused, and nothing goes out for it.
+    app.to_tunnel.send(b"early".to_vec()).await.unwrap();
+    until(&seen, |s| s.packet_drops == 1).await;
+    // ESP-looking datagrams before connected are control traffic to the fake, not packets.
+    server.send_to(b"esp:too-early", local).await.unwrap();
+    server.send_to(b"welcome", local).await.unwrap();
+    while event(&mut tunnel).await != Some(Event::StateChanged(State::Connected)) {}
+    assert!(
+        app.from_tunnel.try_recv().is_err(),
+        "nothing reached the app"
+    );
+
+    app.to_tunnel.send(b"ping".to_vec()).await.unwrap();
+    let (d, from) = recv_data(&server).await;
+    assert_eq!(
+        d, b"esp:ping",
+        "the first data datagram is the packet sent once connected"
+    );
+    assert_eq!(from, local);
+
+    server.send_to(b"esp:pong", local).await.unwrap();
+    let back = tokio::time::timeout(Duration::from_secs(5), app.from_tunnel.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, b"pong");
+    assert_eq!(seen.lock().unwrap().packet_drops, 1);
+    tunnel.abort();
+}
+
+#[tokio::test]
+async fn bursts_are_carried_whole_both_ways() {
+    const N: usize = 200;
+    let server = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let (fake, _seen) = Fake::new();
+    let (packets, mut app) = ChannelPackets::new(N);
+    let mut tunnel = Tunnel::start_with_packets(fake, server.local_addr().unwrap(), packets)
+        .await
+        .unwrap();
+    let (_, local) = recv(&server).await;
+    server.send_to(b"welcome", local).await.unwrap();
+    while event(&mut tunnel).await != Some(Event::StateChanged(State::Connected)) {}
+
+    // More than a batch at once each way, queued before the driver wakes.
+    for i in 0..N {
+        app.to_tunnel
+            .send(format!("out {i}").into_bytes())
+            .await
+            .unwrap();
+    }
+    for i in 0..N {
+        let (d, _) = recv_data(&server).await;
+        assert_eq!(
+            d,
+            format!("esp:out {i}").into_bytes(),
+            "in order, none lost"
+        );
+    }
+    for i in 0..N {
+        server
+            .send_to(format!("esp:in {i}").as_bytes(), local)
+            .await
+            .unwrap();
+    }
+    for i in 0..N {
+        let p = tokio::time::timeout(Duration::from_secs(5), app.from_tunnel.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(p, format!("in {i}").into_bytes());
+    }
+    tunnel.abort();
+}
+
+#[tokio::test]
+async fn a_packet_path_attached_later_carries_packets() {
+    let server = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let (fake, _seen) = Fake::new();
+    let mut tunnel = Tunnel::start_detached(fake, server.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (_, local) = recv(&server).await;
+    server.send_to(b"welcome", local).await.unwrap();
+    while event(&mut tunnel).await != Some(Event::StateChanged(State::Connected)) {}
+    let (packets, mut app) = ChannelPackets::new(4);
+    tunnel.attach(packets).unwrap();
+    let (again, _) = ChannelPackets::new(1);
+    assert!(tunnel.attach(again).is_err(), "one attach only");
+    app.to_tunnel.send(b"late".to_vec()).await.unwrap();
+    assert_eq!(recv_data(&server).await.0, b"esp:late");
+    server.send_to(b"esp:back", local).await.unwrap();
+    let back = tokio::time::timeout(Duration::from_secs(5), app.from_tunnel.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, b"back");
+    tunnel.abort();
 }
