@@ -555,7 +555,8 @@ iperf_start() {
   if pid_of "$dir/iperf3.pid" iperf3 >/dev/null; then return 0; fi
   rm -f "$dir/iperf3.pid"
   # -D: iperf3 daemonizes itself and writes the pid file; it listens on [::] (v4 and v6)
-  in_ns "$NS_L" iperf3 -s -D --pidfile "$dir/iperf3.pid" --logfile "$dir/iperf3.log" ||
+  # --idle-timeout: a test that stalled (a broken tunnel) does not block the next one
+  in_ns "$NS_L" iperf3 -s -D --idle-timeout 30 --pidfile "$dir/iperf3.pid" --logfile "$dir/iperf3.log" ||
     fail "iperf3 server did not start in $NS_L"
   wait_for 5 iperf_listening || { tail -n 20 "$dir/iperf3.log" >&2 2>/dev/null; fail "iperf3 server not listening in $NS_L"; }
   say "iperf3 server in $NS_L, pid $(pid_of "$dir/iperf3.pid" iperf3 || echo '?'), port 5201"

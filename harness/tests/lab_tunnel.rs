@@ -210,10 +210,11 @@ fn iperf_totals(json: &str) -> Result<IperfTotals, String> {
     })
 }
 
-/// Runs an iperf3 client in `ns` with `-R -n 50M -J` (reverse: the client receives and ends
-/// only once it has every byte, so its count is exact) and checks the totals: the server sent
-/// exactly the requested size and the client received exactly that.
-fn iperf_exact(ns: &str, server: &str, port: &str, what: &str, ctx: &dyn Fn() -> String) {
+/// Runs an iperf3 client in `ns` with `-R -n 50M -J` and checks the totals. Reverse mode,
+/// because there the receiving side (the client) ends the test only once it has read the
+/// requested size; in forward mode the sender ends it when its last write returns, while data
+/// is still in flight, and the receiver's count falls short of the request.
+fn iperf_checked(ns: &str, server: &str, port: &str, what: &str, ctx: &dyn Fn() -> String) {
     let out = run(Command::new("timeout").args([
         IPERF_LIMIT_S,
         "ip",
@@ -231,6 +232,9 @@ fn iperf_exact(ns: &str, server: &str, port: &str, what: &str, ctx: &dyn Fn() ->
         "-J",
         "--connect-timeout",
         "5000",
+        // a stalled tunnel fails here, not at the timeout(1) bound
+        "--rcv-timeout",
+        "15000",
     ]));
     let json = String::from_utf8_lossy(&out.stdout);
     let totals = match iperf_totals(&json) {
@@ -242,35 +246,31 @@ fn iperf_exact(ns: &str, server: &str, port: &str, what: &str, ctx: &dyn Fn() ->
             ctx()
         ),
     };
-    assert_eq!(
-        totals.sent,
-        IPERF_BYTES,
-        "{what}: iperf3 sent {} bytes, asked for {IPERF_BYTES}\n{}",
-        totals.sent,
-        ctx()
-    );
-    assert_eq!(
-        totals.received,
-        totals.sent,
-        "{what}: {} bytes received of {} sent\n{}",
+    // The receiver ends the test once it has the requested size, so it received at least
+    // that; the sender may have queued a little more by then (sent >= received), which is
+    // why the counts are not simply equal.
+    assert!(
+        totals.received >= IPERF_BYTES && totals.received <= totals.sent,
+        "{what}: {} bytes received, {} sent, {IPERF_BYTES} requested\n{}",
         totals.received,
         totals.sent,
         ctx()
     );
     loud(&format!(
-        "{what}: {} bytes, {:.0} Mbit/s",
+        "{what}: {} bytes received ({} sent), {:.0} Mbit/s",
         totals.received,
+        totals.sent,
         totals.bits_per_second / 1e6
     ));
 }
 
 /// 50 MiB from the LAN host to the client (download), then 50 MiB from the client to the LAN
 /// host (upload: a one-shot iperf3 server in the client namespace on our virtual IP, whose
-/// client runs in the LAN namespace, so the LAN side receives and counts exactly).
+/// client runs in the LAN namespace, so the receiving side is the one that ends the transfer).
 fn iperf_both_ways(lab: &Lab, vip4: &str, ctx: &dyn Fn() -> String) {
     let c = lab.get("CLIENT_NS");
     let l = lab.get("LAN_NS");
-    iperf_exact(
+    iperf_checked(
         &c,
         &lab.get("LAN_HOST"),
         "5201",
@@ -300,7 +300,7 @@ fn iperf_both_ways(lab: &Lab, vip4: &str, ctx: &dyn Fn() -> String) {
         );
         thread::sleep(Duration::from_millis(100));
     }
-    iperf_exact(&l, vip4, CLIENT_IPERF_PORT, "upload client -> LAN", ctx);
+    iperf_checked(&l, vip4, CLIENT_IPERF_PORT, "upload client -> LAN", ctx);
 }
 
 // ------------------------------------------------------------------- checks --

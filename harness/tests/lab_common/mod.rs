@@ -582,9 +582,16 @@ impl Roam {
 }
 
 impl Drop for Roam {
+    /// SIGTERM first (so that roam can remove its TUN and routes for the next case), SIGKILL
+    /// if it is still running 5 s later.
     fn drop(&mut self) {
         if self.status.is_none() {
             if let Ok(None) = self.child.try_wait() {
+                self.terminate();
+                let end = Instant::now() + Duration::from_secs(5);
+                while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < end {
+                    thread::sleep(Duration::from_millis(50));
+                }
                 let _ = self.child.kill();
             }
             let _ = self.child.wait();
