@@ -575,8 +575,14 @@ iperf_stop() {
 # roam-to-roam tests. The server profile follows the issue-3 contract; the pool,
 # DNS, PSK and PKI are the lab's, so `lab.sh profile psk|cert-*` clients fit it.
 serve_dir() { echo "$LAB/serve"; }
-serve_comm() { basename "$ROAM_BIN" | cut -c1-15; }
-serve_pid() { pid_of "$(serve_dir)/roam.pid" "$(serve_comm)"; }
+serve_pid() { # the pid of our `roam serve`, if it still runs (checked by its command line)
+  local f p
+  f=$(serve_dir)/roam.pid
+  [ -s "$f" ] || return 1
+  p=$(cat "$f")
+  [[ $p =~ ^[0-9]+$ ]] && tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q ' serve --profile ' || return 1
+  echo "$p"
+}
 
 do_serve_profile() { # [MODE] [--out FILE]
   local mode=psk out=""
