@@ -19,6 +19,12 @@
 #                                   MODE: psk|eap|cert-rsa|cert-ecdsa|cert-ecdsa384|cert-ed25519
 #                                   opts: --ike P --esp P --server ADDR --port N --psk S
 #                                         --password S --id ID --out FILE
+#   lab.sh iperf                    (re)start the iperf3 server in roam-l if it is not running
+#   lab.sh server-stop              stop the server charon (for a `roam serve` run by the caller)
+#   lab.sh serve-profile [MODE] [--out FILE]   write a `roam serve` profile (psk|cert), print its path
+#   lab.sh serve-up [MODE]          `roam serve` in roam-s instead of charon (ROAM_BIN, default
+#                                   target/debug/roam), by PID file; waits for its tun line
+#   lab.sh serve-down               stop `roam serve`, restart charon
 #   lab.sh selftest                 reference client psk/eap/cert + ping the LAN
 #   lab.sh handshake-times N        handshake time statistics, strongSwan and roam
 #
@@ -34,6 +40,7 @@
 #                                 s-l  203.0.113.1/24  ------  l-0 203.0.113.2/24
 #                                      2001:db8:203::1/64          2001:db8:203::2/64
 #   pools 198.18.0.0/24, 2001:db8:ffff::/112; DNS pushed 203.0.113.53, 2001:db8:203::53
+#   iperf3 server in roam-l on 203.0.113.2 / 2001:db8:203::2 port 5201
 set -euo pipefail
 
 SELF=$(readlink -f "$0")
@@ -45,6 +52,8 @@ CHARON=${CHARON:-/usr/lib/ipsec/charon}
 PLUGIN_DIR=/usr/lib/ipsec/plugins
 
 KEY_TYPE=${KEY_TYPE:-rsa}
+ROAM_BIN=${ROAM_BIN:-$REPO/target/debug/roam}
+SERVE_TUN=${SERVE_TUN:-roams0}
 SERVER_ID=${SERVER_ID:-vpn.example.org}
 PSK=${PSK:-roam-lab-psk-2f7c1e9a0b4d}
 PSK_ID=${PSK_ID:-psk-client@example.org}
@@ -520,6 +529,173 @@ daemon_stop() { # ROLE
   say "$1 charon (pid $p) stopped"
 }
 
+# ------------------------------------------------------- LAN iperf3 server --
+# One iperf3 server in roam-l (all addresses: 203.0.113.2 and 2001:db8:203::2,
+# port 5201), for traffic through the tunnel. It serves one test at a time.
+pid_of() { # PIDFILE COMM: print the pid if that process runs with that name
+  local p
+  [ -s "$1" ] || return 1
+  p=$(cat "$1")
+  [[ $p =~ ^[0-9]+$ ]] && [ -r "/proc/$p/comm" ] && [ "$(cat "/proc/$p/comm")" = "$2" ] || return 1
+  echo "$p"
+}
+
+stop_pid() { # PID SECONDS: SIGTERM, wait, SIGKILL; fails if SIGKILL was needed
+  kill -TERM "$1" 2>/dev/null || return 0
+  wait_for "$2" sh -c "! test -d /proc/$1" && return 0
+  kill -KILL "$1" 2>/dev/null || true
+  return 1
+}
+
+iperf_listening() { in_ns "$NS_L" ss -Hltn 'sport = :5201' | grep -q LISTEN; }
+
+iperf_start() {
+  local dir=$LAB/lan
+  mkdir -p "$dir"
+  if pid_of "$dir/iperf3.pid" iperf3 >/dev/null; then return 0; fi
+  rm -f "$dir/iperf3.pid"
+  # -D: iperf3 daemonizes itself and writes the pid file; it listens on [::] (v4 and v6)
+  # --idle-timeout: a test that stalled (a broken tunnel) does not block the next one
+  in_ns "$NS_L" iperf3 -s -D --idle-timeout 30 --pidfile "$dir/iperf3.pid" --logfile "$dir/iperf3.log" ||
+    fail "iperf3 server did not start in $NS_L"
+  wait_for 5 iperf_listening || { tail -n 20 "$dir/iperf3.log" >&2 2>/dev/null; fail "iperf3 server not listening in $NS_L"; }
+  say "iperf3 server in $NS_L, pid $(pid_of "$dir/iperf3.pid" iperf3 || echo '?'), port 5201"
+}
+
+iperf_stop() {
+  local p
+  p=$(pid_of "$LAB/lan/iperf3.pid" iperf3) || return 0
+  stop_pid "$p" 3 || true
+  rm -f "$LAB/lan/iperf3.pid"
+  say "iperf3 server (pid $p) stopped"
+}
+
+# ------------------------------------------------------------- roam serve --
+# `roam serve` in roam-s in place of charon (both want UDP 500/4500 there), for
+# roam-to-roam tests. The server profile follows the issue-3 contract; the pool,
+# DNS, PSK and PKI are the lab's, so `lab.sh profile psk|cert-*` clients fit it.
+serve_dir() { echo "$LAB/serve"; }
+serve_pid() { # the pid of our `roam serve`, if it still runs (checked by its command line)
+  local f p
+  f=$(serve_dir)/roam.pid
+  [ -s "$f" ] || return 1
+  p=$(cat "$f")
+  [[ $p =~ ^[0-9]+$ ]] && tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q ' serve --profile ' || return 1
+  echo "$p"
+}
+
+do_serve_profile() { # [MODE] [--out FILE]
+  local mode=psk out=""
+  if [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; then mode=$1; shift; fi
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --out) out=$2; shift 2 ;;
+      *) fail "serve-profile: unknown option '$1'" ;;
+    esac
+  done
+  local kt pki; kt=$(active_key_type); pki=$LAB/pki/$kt
+  [ -s "$pki/server.crt" ] || fail "no PKI yet: run lab.sh up first"
+  [ -n "$out" ] || { mkdir -p "$(serve_dir)"; out=$(serve_dir)/server-$mode.toml; }
+  toml() { local s=${1//\\/\\\\}; printf '"%s"' "${s//\"/\\\"}"; }
+  {
+    echo "# roam serve profile written by scripts/lab.sh ($mode, server key type $kt)"
+    echo "[server]"
+    echo "port = 500"
+    echo "id = $(toml "$SERVER_ID")"
+    echo "certificate = $(toml "$pki/server.crt")"
+    echo "private_key = $(toml "$pki/server.key")"
+    echo
+    echo "[auth]"
+    case $mode in
+      psk)
+        echo 'method = "psk"'
+        echo "psk = $(toml "$PSK")" ;;
+      cert)
+        echo 'method = "certificate"'
+        echo "ca = $(toml "$pki/ca.crt")" ;;
+      *) fail "serve-profile MODE must be psk or cert" ;;
+    esac
+    echo
+    echo "[pool]"
+    echo 'ipv4 = "198.18.0.0/24"'
+    echo 'ipv6 = "2001:db8:ffff::/112"'
+    echo 'dns = ["203.0.113.53", "2001:db8:203::53"]'
+    echo
+    echo "[tunnel]"
+    echo 'subnets = ["0.0.0.0/0", "::/0"]'
+    echo "mobike = true"
+    echo "mtu = 1400"
+    echo "tun_name = $(toml "$SERVE_TUN")"
+    echo
+    echo "[crypto]"
+    echo 'ike = ["aes256gcm16-prfsha384-ecp384", "aes256gcm16-prfsha256-curve25519", "aes256-sha256-modp2048", "chacha20poly1305-prfsha256-curve25519"]'
+    echo 'esp = ["aes256gcm16", "aes256-sha256", "chacha20poly1305"]'
+  } > "$out.tmp"
+  chmod 600 "$out.tmp"; mv "$out.tmp" "$out"
+  echo "$out"
+}
+
+do_server_stop() {
+  require_root
+  daemon_stop server
+  # kernel-libipsec removes its TUN on a clean stop; a killed charon may leave it
+  ip -n "$NS_S" link del ipsec0 2>/dev/null || true
+}
+
+serve_stop() { # stops roam serve; fails if it needed SIGKILL or left its TUN
+  local p ok=0
+  p=$(serve_pid) || { rm -f "$(serve_dir)/roam.pid"; return 0; }
+  if stop_pid "$p" 10; then say "roam serve (pid $p) exited after SIGTERM"
+  else say "roam serve (pid $p) did not exit within 10 s of SIGTERM: killed"; ok=1; fi
+  rm -f "$(serve_dir)/roam.pid"
+  if ip -n "$NS_S" link show "$SERVE_TUN" >/dev/null 2>&1; then
+    say "roam serve left its TUN $SERVE_TUN behind: deleting it"
+    ip -n "$NS_S" link del "$SERVE_TUN" 2>/dev/null || true
+    ok=1
+  fi
+  return "$ok"
+}
+
+do_serve_up() { # [MODE]
+  require_root; check_tools
+  local mode=${1:-psk} dir out prof p i
+  dir=$(serve_dir); out=$dir/serve.out
+  ns_exists "$NS_S" || fail "no lab (lab.sh up first)"
+  [ -x "$ROAM_BIN" ] || fail "no roam binary at $ROAM_BIN (set ROAM_BIN or cargo build -p roam-harness)"
+  "$ROAM_BIN" serve --help >/dev/null 2>&1 || fail "$ROAM_BIN has no 'serve' subcommand"
+  serve_stop || true
+  prof=$(do_serve_profile "$mode")
+  do_server_stop
+  mkdir -p "$dir"
+  # `ip netns exec` execs roam, so $! is roam's pid
+  RUST_LOG=${RUST_LOG:-info} setsid nohup ip netns exec "$NS_S" "$ROAM_BIN" serve --profile "$prof" \
+    > "$out" 2>&1 < /dev/null &
+  p=$!
+  echo "$p" > "$dir/roam.pid"
+  for i in $(seq 1 100); do
+    grep -q '^tun ' "$out" 2>/dev/null && break
+    [ -d "/proc/$p" ] || break
+    sleep 0.1
+  done
+  if ! grep -q '^tun ' "$out" 2>/dev/null || ! serve_pid >/dev/null; then
+    tail -n 30 "$out" >&2 2>/dev/null || true
+    serve_stop || true
+    fail "roam serve did not print its tun line within 10 s (output: $out)"
+  fi
+  grep -E '^(listening|tun) ' "$out" >&2 || true
+  say "roam serve ($mode) runs in $NS_S, pid $p, output $out; charon is stopped until serve-down"
+}
+
+do_serve_down() {
+  require_root
+  local rc=0
+  serve_stop || rc=1
+  if ns_exists "$NS_S" && [ -s "$LAB/server/key_type" ]; then
+    daemon_start server
+  fi
+  return "$rc"
+}
+
 # --------------------------------------------------------------- commands --
 do_up() {
   require_root; check_tools
@@ -527,7 +703,10 @@ do_up() {
   network_up
   pki_up "$KEY_TYPE"
   server_conf "$KEY_TYPE"
+  # a `roam serve` from serve-up holds UDP 500/4500 in roam-s: charon again
+  serve_stop || true
   daemon_start server
+  iperf_start
   say "up: server 198.51.100.1 / 2001:db8:a::1 / 192.0.2.1 / 192.0.2.129 (NAT), key type $KEY_TYPE, state in $LAB"
 }
 
@@ -567,6 +746,15 @@ do_status() {
       echo "== $r charon not running"
     fi
   done
+  if serve_pid >/dev/null; then
+    echo "== roam serve, pid $(serve_pid), output $(serve_dir)/serve.out"
+    grep -E '^(listening|tun|client-)' "$(serve_dir)/serve.out" 2>/dev/null | tail -n 20 || true
+  fi
+  if pid_of "$LAB/lan/iperf3.pid" iperf3 >/dev/null; then
+    echo "== iperf3 server in $NS_L, pid $(pid_of "$LAB/lan/iperf3.pid" iperf3)"
+  else
+    echo "== iperf3 server not running"
+  fi
 }
 
 do_env() {
@@ -622,6 +810,10 @@ CLIENT_ED25519_ID C=CH, O=roam-lab, CN=client-ed25519
 SERVER_LOG $LAB/server/charon.log
 CLIENT_LOG $LAB/client/charon.log
 PROFILES $LAB/profiles
+SERVE_DIR $LAB/serve
+SERVE_OUT $LAB/serve/serve.out
+SERVE_TUN $SERVE_TUN
+IPERF_PORT 5201
 EOF
 }
 
@@ -792,7 +984,9 @@ do_handshake_times() {
 do_down() {
   require_root
   daemon_stop client 2>/dev/null || true
+  serve_stop 2>/dev/null || true
   daemon_stop server 2>/dev/null || true
+  iperf_stop 2>/dev/null || true
   local ns p
   for ns in "${NAMESPACES[@]}"; do
     ns_exists "$ns" || continue
@@ -831,6 +1025,11 @@ case $cmd in
   down-client) do_down_client ;;
   profile) do_profile "$@" ;;
   selftest) do_selftest ;;
+  iperf) require_root; iperf_start ;;
+  server-stop) do_server_stop ;;
+  serve-profile) do_serve_profile "$@" ;;
+  serve-up) do_serve_up "$@" ;;
+  serve-down) do_serve_down ;;
   handshake-times) do_handshake_times "$@" ;;
   help|-h|--help) usage ;;
   *) usage >&2; exit 2 ;;
