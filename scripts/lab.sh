@@ -602,8 +602,10 @@ do_serve_profile() { # [MODE] [--out FILE]
     echo "[server]"
     echo "port = 500"
     echo "id = $(toml "$SERVER_ID")"
-    echo "certificate = $(toml "$pki/server.crt")"
-    echo "private_key = $(toml "$pki/server.key")"
+    if [ "$mode" = cert ]; then   # a PSK server has no certificate (the loader refuses one)
+      echo "certificate = $(toml "$pki/server.crt")"
+      echo "private_key = $(toml "$pki/server.key")"
+    fi
     echo
     echo "[auth]"
     case $mode in
