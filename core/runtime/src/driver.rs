@@ -103,6 +103,24 @@ pub enum DriverError {
     Task(String),
 }
 
+/// A platform hook called with each new socket's file descriptor before the socket is used
+/// (Android's `VpnService.protect`, so IKE and ESP do not loop into the VPN); returning false
+/// refuses the socket and the driver fails to bind.
+#[derive(Clone)]
+pub struct ProtectSocket(pub std::sync::Arc<dyn Fn(i32) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for ProtectSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProtectSocket(..)")
+    }
+}
+
+/// Optional platform settings for the driver's sockets (`Default`: none, as on a desktop).
+#[derive(Clone, Debug, Default)]
+pub struct SocketOptions {
+    pub protect: Option<ProtectSocket>,
+}
+
 /// Resolves the server's name (or IP literal) to one address.
 pub async fn resolve(host: &str, port: u16) -> Result<SocketAddr, DriverError> {
     socket::resolve(host, port)
@@ -142,7 +160,16 @@ pub struct Driver<P> {
 impl<P: Protocol> Driver<P> {
     /// Opens the socket toward `server`. Nothing is sent until `run`.
     pub async fn bind(protocol: P, server: SocketAddr) -> Result<Self, DriverError> {
-        let mut sockets = Sockets::default();
+        Self::bind_with(protocol, server, SocketOptions::default()).await
+    }
+
+    /// `bind` with platform socket options (a protect hook).
+    pub async fn bind_with(
+        protocol: P,
+        server: SocketAddr,
+        options: SocketOptions,
+    ) -> Result<Self, DriverError> {
+        let mut sockets = Sockets::with_protect(options.protect);
         let local = sockets
             .open_toward(server)
             .await
@@ -269,7 +296,16 @@ impl Tunnel {
         protocol: P,
         server: SocketAddr,
     ) -> Result<Self, DriverError> {
-        let driver = Driver::bind(protocol, server).await?;
+        Self::start_with(protocol, server, SocketOptions::default()).await
+    }
+
+    /// `start` with platform socket options (a protect hook called before any socket is used).
+    pub async fn start_with<P: Protocol + Send + 'static>(
+        protocol: P,
+        server: SocketAddr,
+        options: SocketOptions,
+    ) -> Result<Self, DriverError> {
+        let driver = Driver::bind_with(protocol, server, options).await?;
         let (local, server) = (driver.local_addr(), driver.server_addr());
         let (events_tx, events) = mpsc::unbounded_channel();
         let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
