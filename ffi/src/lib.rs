@@ -14,7 +14,7 @@ mod config;
 mod engine;
 mod error;
 mod logging;
-#[cfg(feature = "test-fixture")]
+#[cfg(any(test, feature = "test-fixture"))]
 mod testing;
 mod tun_fd;
 mod tunnel;

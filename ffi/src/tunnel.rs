@@ -555,3 +555,6 @@ async fn fd_input(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
