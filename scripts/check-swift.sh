@@ -141,48 +141,60 @@ else
   ko "C smoke test through the header"
 fi
 
-# 4. a syntax parse of the Swift bindings
-if python3 - "$swift_dir/RoamCore.swift" <<'PY'
-import sys
+# 4. a syntax parse of the generated Swift bindings and of the Swift shell under ios/
+swift_check() {
+  python3 - "$@" <<'PY'
+import re, sys
 try:
     import tree_sitter_swift
     from tree_sitter import Language, Parser
 except ImportError as e:
     print(f"tree-sitter-swift missing ({e}): pip install tree-sitter tree-sitter-swift")
     sys.exit(1)
-source = open(sys.argv[1], "rb").read()
-# Two gaps of the tree-sitter-swift grammar, rewritten to what Swift means by them (each
-# rewrite is counted and printed; every other line is parsed as generated):
-#  - an attribute that an `#if` block separates from its declaration: UniFFI's
-#    `#if swift(>=5.8) @_documentation(...) #endif` is resolved as Swift 5.8+ does;
-#  - a closure returning the empty tuple, `{ () }`, is written `{ }` (the same closure).
-import re
-source, resolved = re.subn(rb"#if swift\(>=5\.8\)\n([ \t]*@_documentation\(visibility: private\))\n#endif\n",
-                           rb"\1\n", source)
-source, closures = re.subn(rb"= \{ \(\) \}$", rb"= { }", source, flags=re.M)
-print(f"swift parse: resolved {resolved} '#if swift(>=5.8)' attribute blocks, {closures} '{{ () }}' closures")
 parser = Parser(Language(tree_sitter_swift.language()))
 # The parser is not vacuous: broken Swift has errors.
 assert parser.parse(b"func f( { let = }").root_node.has_error, "the parser accepts broken Swift"
-tree = parser.parse(source)
-bad = []
-stack = [tree.root_node]
-while stack:
-    n = stack.pop()
-    if n.type == "ERROR" or n.is_missing:
-        bad.append(n)
-    stack.extend(n.children)
-for n in bad[:10]:
-    line = n.start_point[0] + 1
-    print(f"swift parse: {'missing ' + n.type if n.is_missing else 'error'} at line {line}: "
-          f"{source.splitlines()[line - 1].decode(errors='replace').strip()[:100]}")
-print(f"swift parse: {len(source.splitlines())} lines, {len(bad)} error nodes")
-sys.exit(1 if bad or tree.root_node.has_error else 0)
+status = 0
+for path in sys.argv[1:]:
+    source = open(path, "rb").read()
+    # Two gaps of the tree-sitter-swift grammar, rewritten to what Swift means by them (each
+    # rewrite is counted and printed; every other line is parsed as written):
+    #  - an attribute that an `#if` block separates from its declaration: UniFFI's
+    #    `#if swift(>=5.8) @_documentation(...) #endif` is resolved as Swift 5.8+ does;
+    #  - a closure returning the empty tuple, `{ () }`, is written `{ }` (the same closure).
+    source, resolved = re.subn(rb"#if swift\(>=5\.8\)\n([ \t]*@_documentation\(visibility: private\))\n#endif\n",
+                               rb"\1\n", source)
+    source, closures = re.subn(rb"= \{ \(\) \}$", rb"= { }", source, flags=re.M)
+    tree = parser.parse(source)
+    bad = []
+    stack = [tree.root_node]
+    while stack:
+        n = stack.pop()
+        if n.type == "ERROR" or n.is_missing:
+            bad.append(n)
+        stack.extend(n.children)
+    lines = source.splitlines()
+    for n in bad[:10]:
+        line = n.start_point[0] + 1
+        text = lines[line - 1].decode(errors="replace").strip()[:100] if line <= len(lines) else ""
+        print(f"swift parse: {path}:{line}: {'missing ' + n.type if n.is_missing else 'error'}: {text}")
+    print(f"swift parse: {path}: {len(lines)} lines, {len(bad)} error nodes"
+          f" ({resolved} '#if swift(>=5.8)' attribute blocks and {closures} '{{ () }}' closures rewritten)")
+    if bad or tree.root_node.has_error:
+        status = 1
+sys.exit(status)
 PY
-then
-  ok "tree-sitter-swift parses RoamCore.swift"
+}
+if swift_check "$swift_dir/RoamCore.swift"; then
+  ok "tree-sitter-swift parses the generated RoamCore.swift"
 else
-  ko "tree-sitter-swift parses RoamCore.swift"
+  ko "tree-sitter-swift parses the generated RoamCore.swift"
+fi
+mapfile -t shell_swift < <(find ios -name '*.swift' -not -path 'ios/.build/*' -not -path 'ios/Sources/RoamCore/*' | sort)
+if [ "${#shell_swift[@]}" -gt 0 ] && swift_check "${shell_swift[@]}"; then
+  ok "tree-sitter-swift parses the Swift shell under ios/ (${#shell_swift[@]} files)"
+else
+  ko "tree-sitter-swift parses the Swift shell under ios/"
 fi
 
 finish
