@@ -303,6 +303,7 @@ fn trace_logs_of_a_whole_session_hold_no_secret() {
         .unwrap_or_default();
     log::error!("profile error: {err}");
     crate::logging::set_log_sink(None);
+    crate::logging::set_log_level(crate::logging::LogLevel::Info);
 
     let lines = lock(&capture.0).clone();
     assert!(
