@@ -133,6 +133,24 @@ pub enum DriverError {
     Task(String),
 }
 
+/// A platform hook called with each new socket's file descriptor before the socket is used
+/// (Android's `VpnService.protect`, so IKE and ESP do not loop into the VPN); returning false
+/// refuses the socket and the driver fails to bind.
+#[derive(Clone)]
+pub struct ProtectSocket(pub std::sync::Arc<dyn Fn(i32) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for ProtectSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProtectSocket(..)")
+    }
+}
+
+/// Optional platform settings for the driver's sockets (`Default`: none, as on a desktop).
+#[derive(Clone, Debug, Default)]
+pub struct SocketOptions {
+    pub protect: Option<ProtectSocket>,
+}
+
 /// Resolves the server's name (or IP literal) to one address.
 pub async fn resolve(host: &str, port: u16) -> Result<SocketAddr, DriverError> {
     socket::resolve(host, port)
@@ -175,19 +193,21 @@ pub struct Driver<P, I = NoPackets> {
 impl<P: Protocol> Driver<P, NoPackets> {
     /// Opens the socket toward `server`, with no packet path. Nothing is sent until `run`.
     pub async fn bind(protocol: P, server: SocketAddr) -> Result<Self, DriverError> {
-        Self::bind_with(protocol, server, Some(NoPackets)).await
+        Self::bind_with(protocol, server, Some(NoPackets), SocketOptions::default()).await
     }
 }
 
 impl<P: Protocol, I: PacketIo> Driver<P, I> {
-    /// Opens the socket toward `server`; `packets` is the packet path (or `None` to attach one
-    /// later through [`Driver::run_attaching`]). Nothing is sent until `run`.
+    /// Opens the socket toward `server` with platform socket `options` (a protect hook);
+    /// `packets` is the packet path (or `None` to attach one later through
+    /// [`Driver::run_attaching`]). Nothing is sent until `run`.
     pub async fn bind_with(
         protocol: P,
         server: SocketAddr,
         packets: Option<I>,
+        options: SocketOptions,
     ) -> Result<Self, DriverError> {
-        let mut sockets = Sockets::default();
+        let mut sockets = Sockets::with_protect(options.protect);
         let local = sockets
             .open_toward(server)
             .await
@@ -467,7 +487,7 @@ impl Tunnel<NoPackets> {
         protocol: P,
         server: SocketAddr,
     ) -> Result<Self, DriverError> {
-        Self::spawn(protocol, server, Some(NoPackets)).await
+        Self::start_with(protocol, server, Some(NoPackets), SocketOptions::default()).await
     }
 }
 
@@ -479,7 +499,7 @@ impl<I: PacketIo + 'static> Tunnel<I> {
         server: SocketAddr,
         packets: I,
     ) -> Result<Self, DriverError> {
-        Self::spawn(protocol, server, Some(packets)).await
+        Self::start_with(protocol, server, Some(packets), SocketOptions::default()).await
     }
 
     /// Binds toward `server` and starts the driver without a packet path: attach one with
@@ -488,16 +508,19 @@ impl<I: PacketIo + 'static> Tunnel<I> {
         protocol: P,
         server: SocketAddr,
     ) -> Result<Self, DriverError> {
-        Self::spawn(protocol, server, None).await
+        Self::start_with(protocol, server, None, SocketOptions::default()).await
     }
 
-    async fn spawn<P: Protocol + Send + 'static>(
+    /// The general form: a packet path now (`Some`) or later (`None`, see [`Tunnel::attach`]),
+    /// and platform socket options (a protect hook called before any socket is used).
+    pub async fn start_with<P: Protocol + Send + 'static>(
         protocol: P,
         server: SocketAddr,
         packets: Option<I>,
+        options: SocketOptions,
     ) -> Result<Self, DriverError> {
         let detached = packets.is_none();
-        let driver = Driver::bind_with(protocol, server, packets).await?;
+        let driver = Driver::bind_with(protocol, server, packets, options).await?;
         let (local, server) = (driver.local_addr(), driver.server_addr());
         let (events_tx, events) = mpsc::unbounded_channel();
         let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);

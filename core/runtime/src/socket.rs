@@ -34,15 +34,47 @@ pub struct Received {
 pub struct Sockets {
     v4: Option<Bound>,
     v6: Option<Bound>,
+    /// Called with every new socket before it sends or connects (Android `VpnService.protect`).
+    protect: Option<crate::driver::ProtectSocket>,
 }
 
 impl Sockets {
+    /// Sockets whose every new socket is first handed to `protect` (None: no hook).
+    pub fn with_protect(protect: Option<crate::driver::ProtectSocket>) -> Self {
+        Self {
+            protect,
+            ..Self::default()
+        }
+    }
+
+    /// Hands a new socket to the platform hook before its first use; a refusal is an error
+    /// (a socket the VPN would capture must not carry IKE).
+    fn protect(&self, socket: &UdpSocket) -> io::Result<()> {
+        let Some(protect) = &self.protect else {
+            return Ok(());
+        };
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            if !(protect.0)(socket.as_raw_fd()) {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    "the platform refused to protect the socket",
+                ));
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = (protect, socket);
+        Ok(())
+    }
+
     /// Opens a socket toward `server`: asks the routing which source address it would use (a
     /// connected probe socket sends nothing), then binds that address and an ephemeral port.
     /// Returns the bound local address.
     pub async fn open_toward(&mut self, server: SocketAddr) -> io::Result<SocketAddr> {
-        let source = source_address_toward(server).await?;
+        let source = source_address_toward(server, |probe| self.protect(probe)).await?;
         let socket = UdpSocket::bind(SocketAddr::new(source, 0)).await?;
+        self.protect(&socket)?;
         let local = socket.local_addr()?;
         log::debug!("bound UDP socket {local} toward {server}");
         let slot = if server.is_ipv4() {
@@ -138,14 +170,19 @@ impl Sockets {
     }
 }
 
-/// The source address the routing table picks toward `server`.
-async fn source_address_toward(server: SocketAddr) -> io::Result<IpAddr> {
+/// The source address the routing table picks toward `server` (`protect` sees the probe
+/// socket before it connects).
+async fn source_address_toward(
+    server: SocketAddr,
+    protect: impl FnOnce(&UdpSocket) -> io::Result<()>,
+) -> io::Result<IpAddr> {
     let any: IpAddr = if server.is_ipv4() {
         Ipv4Addr::UNSPECIFIED.into()
     } else {
         Ipv6Addr::UNSPECIFIED.into()
     };
     let probe = UdpSocket::bind(SocketAddr::new(any, 0)).await?;
+    protect(&probe)?;
     probe.connect(server).await?;
     Ok(probe.local_addr()?.ip())
 }

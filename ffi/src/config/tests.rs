@@ -1,0 +1,112 @@
+use super::*;
+
+fn psk_config() -> VpnConfig {
+    VpnConfig {
+        server: ServerConfig {
+            address: "vpn.example.org".into(),
+            port: 4500,
+            id: Some("vpn.example.org".into()),
+            ca_pem: None,
+        },
+        auth: AuthConfig::Psk {
+            local_id: "phone@example.org".into(),
+            psk: SecretText::new("a long shared secret".into()),
+        },
+        crypto: None,
+        tunnel: None,
+    }
+}
+
+fn key_of(r: Result<Validated, VpnError>) -> String {
+    match r {
+        Err(VpnError::Config { key, .. }) => key,
+        other => panic!("expected a config error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_psk_config_validates_with_the_defaults() {
+    let v = validate(&psk_config(), None).unwrap();
+    assert_eq!(v.server.host, "vpn.example.org");
+    assert_eq!(v.server.port, 4500);
+    assert_eq!(v.config.mtu, 1400);
+    assert_eq!(v.config.ike_proposals, proposal::default_ike());
+    assert!(v.config.mobike);
+}
+
+#[test]
+fn errors_name_the_field() {
+    let mut c = psk_config();
+    c.server.address = "not a host!".into();
+    assert_eq!(key_of(validate(&c, None)), "server.address");
+
+    let mut c = psk_config();
+    c.server.port = 0;
+    assert_eq!(key_of(validate(&c, None)), "server.port");
+
+    let mut c = psk_config();
+    c.auth = AuthConfig::Psk {
+        local_id: "me@example.org".into(),
+        psk: SecretText::new(String::new()),
+    };
+    assert_eq!(key_of(validate(&c, None)), "auth.psk");
+
+    let mut c = psk_config();
+    c.crypto = Some(CryptoConfig {
+        ike: vec!["aes256-sha256-modp2048".into(), "nonsense".into()],
+        ..CryptoConfig::default()
+    });
+    assert_eq!(key_of(validate(&c, None)), "crypto.ike[1]");
+
+    let mut c = psk_config();
+    c.tunnel = Some(TunnelConfig {
+        mtu: 100,
+        ..TunnelConfig::default()
+    });
+    assert_eq!(key_of(validate(&c, None)), "tunnel.mtu");
+
+    let mut c = psk_config();
+    c.auth = AuthConfig::EapMschapv2 {
+        username: "alice".into(),
+        password: SecretText::new("pw-123456".into()),
+        local_id: None,
+    };
+    assert_eq!(key_of(validate(&c, None)), "server.ca");
+
+    let mut c = psk_config();
+    c.auth = AuthConfig::Certificate {
+        certificate_pem: "garbage".into(),
+        private_key_pem: SecretText::new("also garbage".into()),
+        local_id: None,
+    };
+    assert_eq!(key_of(validate(&c, None)), "auth.certificate");
+}
+
+#[test]
+fn secrets_stay_out_of_debug_and_errors() {
+    let c = psk_config();
+    assert!(!format!("{c:?}").contains("a long shared secret"));
+    let mut c = psk_config();
+    c.auth = AuthConfig::Certificate {
+        certificate_pem: "garbage".into(),
+        private_key_pem: SecretText::new("SECRET-KEY-MATERIAL".into()),
+        local_id: None,
+    };
+    let e = validate(&c, None).unwrap_err().to_string();
+    assert!(!e.contains("SECRET-KEY-MATERIAL"), "{e}");
+}
+
+#[test]
+fn a_profile_source_reports_profile_keys() {
+    let source = ConfigSource::Profile {
+        text: Arc::new(Zeroizing::new(
+            "[server]\naddress = \"192.0.2.1\"\n[auth]\nmethod = \"psk\"\nlocal_id = \"a@b.example\"\n"
+                .into(),
+        )),
+        base_dir: ".".into(),
+    };
+    match source.build() {
+        Err(VpnError::Config { key, .. }) => assert_eq!(key, "auth.psk"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,0 +1,103 @@
+//! The one place the FFI drives roam-runtime: resolve the server, build the session, start
+//! `driver::Tunnel` with the platform's protect hook, forward its events, close on request.
+//! Re-wire here when the driver takes a `PacketIo`: today's driver carries IKE only, so the
+//! driver's end of the packet channel (`ChannelPackets`) is held here, unread, for the run.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use roam_proto::session::{Event, Session};
+use roam_runtime::driver::{self, ProtectSocket, SocketOptions, Tunnel};
+use roam_runtime::packet_io::ChannelPackets;
+use roam_runtime::rng::OsRng;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+use crate::config::Validated;
+use crate::error::VpnError;
+
+/// What a run reports, in order; `Ended` comes last, exactly once.
+#[derive(Debug)]
+pub(crate) enum EngineEvent {
+    /// Sockets are open: our local address and the server's.
+    Bound {
+        local: SocketAddr,
+        server: SocketAddr,
+    },
+    Session(Event),
+    /// The run failed (before or after connecting).
+    Failed(VpnError),
+    Ended,
+}
+
+/// Where a run's events go (called on a runtime thread; must not block).
+pub(crate) trait EngineSink: Send + Sync + 'static {
+    fn engine_event(&self, event: EngineEvent);
+}
+
+/// A running engine: ask it to close.
+#[derive(Debug)]
+pub(crate) struct Engine {
+    close: mpsc::UnboundedSender<()>,
+}
+
+impl Engine {
+    /// Starts a run on `runtime`: resolve, bind (sockets protected first), connect.
+    pub(crate) fn spawn(
+        runtime: &Handle,
+        validated: Validated,
+        protect: ProtectSocket,
+        packets: ChannelPackets,
+        sink: Arc<dyn EngineSink>,
+    ) -> Self {
+        let (close, close_rx) = mpsc::unbounded_channel();
+        runtime.spawn(async move {
+            if let Err(e) = run(validated, protect, packets, &*sink, close_rx).await {
+                sink.engine_event(EngineEvent::Failed(e));
+            }
+            sink.engine_event(EngineEvent::Ended);
+        });
+        Self { close }
+    }
+
+    /// Closes the session (DELETE); `Disconnected` and `Ended` follow. Does not wait.
+    pub(crate) fn close(&self) {
+        let _ = self.close.send(());
+    }
+}
+
+async fn run(
+    validated: Validated,
+    protect: ProtectSocket,
+    packets: ChannelPackets,
+    sink: &dyn EngineSink,
+    mut close: mpsc::UnboundedReceiver<()>,
+) -> Result<(), VpnError> {
+    let Validated { server, config } = validated;
+    let server = driver::resolve(&server.host, server.port).await?;
+    let session = Session::new(config, Box::new(OsRng))?;
+    let options = SocketOptions {
+        protect: Some(protect),
+    };
+    let mut tunnel = Tunnel::start_with(session, server, Some(packets), options).await?;
+    sink.engine_event(EngineEvent::Bound {
+        local: tunnel.local_addr(),
+        server: tunnel.server_addr(),
+    });
+    let mut close_open = true;
+    loop {
+        tokio::select! {
+            event = tunnel.next_event() => match event {
+                Some(e) => sink.engine_event(EngineEvent::Session(e)),
+                None => break,
+            },
+            request = close.recv(), if close_open => {
+                // A dropped handle closes too.
+                close_open = request.is_some();
+                tunnel.close();
+            }
+        }
+    }
+    tunnel.finish().await?;
+    Ok(())
+}
