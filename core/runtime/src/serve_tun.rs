@@ -1,10 +1,13 @@
 //! The server's TUN device (`roam serve`): created with the server's own pool addresses and
 //! their prefixes, so the kernel routes each pool into it; a [`PacketIo`] for the server loop.
-//! Closing it (dropping it) removes the device and its routes. Linux and Android (tun-rs).
+//! Closing it (dropping it) removes the device and its routes. The device is Linux only
+//! (tun-rs); the settings are everywhere.
 
+#[cfg(target_os = "linux")]
 use std::io;
 use std::net::IpAddr;
 
+#[cfg(target_os = "linux")]
 use crate::packet_io::PacketIo;
 
 /// What the TUN is made with.
@@ -61,13 +64,13 @@ pub fn network(a: IpAddr, prefix: u8) -> IpAddr {
 }
 
 /// The server's TUN device.
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(target_os = "linux")]
 pub struct ServerTun {
     device: tun_rs::AsyncDevice,
     name: String,
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(target_os = "linux")]
 impl ServerTun {
     /// Creates the device, sets its MTU and addresses and brings it up (needs CAP_NET_ADMIN).
     pub fn create(s: &TunSettings) -> io::Result<Self> {
@@ -90,7 +93,7 @@ impl ServerTun {
     }
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(target_os = "linux")]
 impl std::fmt::Debug for ServerTun {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerTun")
@@ -99,7 +102,7 @@ impl std::fmt::Debug for ServerTun {
     }
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(target_os = "linux")]
 impl PacketIo for ServerTun {
     async fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.device.recv(buf).await

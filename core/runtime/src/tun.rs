@@ -8,14 +8,14 @@
 
 pub mod routes;
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(target_os = "linux")]
 mod device;
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(target_os = "linux")]
 pub mod netlink;
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(target_os = "linux")]
 pub use device::TunDevice;
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(target_os = "linux")]
 pub use linux::{up, TunSetup};
 
 use std::io;
@@ -59,7 +59,7 @@ pub fn addresses(virtual_ips: &[IpAddr]) -> Vec<Prefix> {
     out
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(target_os = "linux")]
 mod linux {
     use std::net::IpAddr;
 
