@@ -215,7 +215,24 @@ fn iperf_totals(json: &str) -> Result<IperfTotals, String> {
 /// requested size; in forward mode the sender ends it when its last write returns, while data
 /// is still in flight, and the receiver's count falls short of the request.
 fn iperf_checked(ns: &str, server: &str, port: &str, what: &str, ctx: &dyn Fn() -> String) {
-    let out = run(Command::new("timeout").args([
+    // An iperf3 server still finishing an earlier test answers "busy": wait for it (bounded).
+    let mut out = iperf_once(ns, server, port);
+    for _ in 0..BUSY_RETRIES {
+        if !String::from_utf8_lossy(&out.stdout).contains("the server is busy") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        out = iperf_once(ns, server, port);
+    }
+    let json = String::from_utf8_lossy(&out.stdout);
+    check_iperf(&out, &json, what, ctx);
+}
+
+/// How often a busy iperf3 server is asked again (3 s apart: beyond its 30 s idle timeout).
+const BUSY_RETRIES: u32 = 12;
+
+fn iperf_once(ns: &str, server: &str, port: &str) -> std::process::Output {
+    run(Command::new("timeout").args([
         IPERF_LIMIT_S,
         "ip",
         "netns",
@@ -235,9 +252,11 @@ fn iperf_checked(ns: &str, server: &str, port: &str, what: &str, ctx: &dyn Fn() 
         // a stalled tunnel fails here, not at the timeout(1) bound
         "--rcv-timeout",
         "15000",
-    ]));
-    let json = String::from_utf8_lossy(&out.stdout);
-    let totals = match iperf_totals(&json) {
+    ]))
+}
+
+fn check_iperf(out: &std::process::Output, json: &str, what: &str, ctx: &dyn Fn() -> String) {
+    let totals = match iperf_totals(json) {
         Ok(t) => t,
         Err(e) => panic!(
             "{what}: iperf3 failed ({}): {e}\n{}\n{}",
