@@ -1,7 +1,7 @@
 //! The one place the FFI drives roam-runtime: resolve the server, build the session, start
 //! `driver::Tunnel` with the platform's protect hook, forward its events, close on request.
-//! Re-wire here when the driver takes a `PacketIo`: today's driver carries IKE only, so the
-//! driver's end of the packet channel (`ChannelPackets`) is held here, unread, for the run.
+//! The driver's end of the packet channel (`ChannelPackets`) carries the app's packets through
+//! ESP for the run.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! TEST FIXTURES ONLY (cargo feature `test-fixture`, never in an app build): Roam's own
 //! responder on loopback for the binding tests, and a counter of live Rust objects for leak
-//! tests. The responder uses a fixed, public PSK-style setup and protects nothing.
+//! tests. The responder uses a fixed, public PSK-style setup and protects nothing; behind it,
+//! `roam_runtime::echo` answers ICMP/ICMPv6 echo requests and UDP datagrams sent through the
+//! tunnel, so the binding tests see packets come back.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -13,6 +15,8 @@ use roam_proto::crypto::Secret;
 use roam_proto::identity::Identity;
 use roam_proto::ike::child::ts_any;
 use roam_proto::ike::responder::{Responder, ResponderAuth, ResponderConfig, ResponderEvent};
+use roam_runtime::echo::echo;
+use roam_runtime::packet_io::ChannelPackets;
 use roam_runtime::rng::OsRng;
 use roam_runtime::serve::Server;
 use tokio::runtime::Runtime;
@@ -23,9 +27,13 @@ use crate::tunnel::LIVE_OBJECTS;
 
 /// The responder's identity (what a client's `server.id` may name).
 pub const TEST_SERVER_ID: &str = "test-server.roam.example";
+/// Packets queued each way between the responder and its echo.
+const ECHO_QUEUE: usize = 256;
 
 /// TEST FIXTURE: Roam's responder serving PSK clients on 127.0.0.1 (a free port), handing out
-/// 198.18.0.0/24 and 2001:db8:ffff::/112 addresses and DNS 203.0.113.53.
+/// 198.18.0.0/24 and 2001:db8:ffff::/112 addresses and DNS 203.0.113.53. Every address
+/// behind it echoes: an ICMP or ICMPv6 echo request is answered with its reply, a UDP datagram
+/// comes back with its ports swapped; anything else is dropped.
 #[derive(uniffi::Object)]
 pub struct TestResponder {
     runtime: Option<Runtime>,
@@ -49,9 +57,15 @@ impl TestResponder {
             .map_err(VpnError::internal)?;
         let responder = Responder::new(config(psk.as_bytes())?, Box::new(OsRng));
         let bind: SocketAddr = ([127, 0, 0, 1], 0).into();
+        let (server_packets, echo_app) = ChannelPackets::new(ECHO_QUEUE);
         let mut server = runtime
-            .block_on(Server::start(responder, bind))
+            .block_on(Server::start_with_packets(responder, bind, server_packets))
             .map_err(|e| VpnError::internal(format!("test responder: {e}")))?;
+        // The echo ends when the server (the other end of its packet path) stops.
+        {
+            let _guard = runtime.enter();
+            drop(echo(echo_app, 0));
+        }
         let address = server.local_addr();
         let established = Arc::new(AtomicU32::new(0));
         let closed = Arc::new(AtomicU32::new(0));

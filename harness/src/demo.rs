@@ -8,7 +8,6 @@
 //! The demo is a sequence of phases on one [`Demo`]: handshake, traffic, close. Later phases
 //! (a network switch, a server restart) are further methods between them.
 
-mod packets;
 mod traffic;
 
 use std::net::SocketAddr;
@@ -22,12 +21,12 @@ use roam_proto::identity::Identity;
 use roam_proto::ike::child::ts_any;
 use roam_proto::ike::responder::{Responder, ResponderAuth, ResponderConfig, ResponderEvent};
 use roam_proto::session::{ConnectedInfo, Event, Session, State};
+use roam_runtime::echo::{EchoStats, Kind};
 use roam_runtime::packet_io::{AppPackets, ChannelPackets};
 use roam_runtime::rng::OsRng;
 use roam_runtime::serve::Server;
 
-use packets::Kind;
-use traffic::{EchoStats, Plan, Report};
+use traffic::{Plan, Report};
 
 /// The client's tunnel: the real driver with a userspace packet path.
 type ClientTunnel = roam_runtime::driver::Tunnel<ChannelPackets>;
@@ -183,7 +182,7 @@ impl Demo {
         let server = Server::start_with_packets(responder, bind, server_packets)
             .await
             .map_err(|e| format!("responder: {e}"))?;
-        let echo = traffic::echo(server_app, args.lose);
+        let echo = roam_runtime::echo::echo(server_app, args.lose);
         let server_addr = server.local_addr();
         let session = Session::new(client_config(args.ike.as_deref()), Box::new(OsRng))
             .map_err(|e| e.to_string())?;

@@ -2,9 +2,11 @@
 //! generator, and the TOML profile loader.
 //!
 //! [`profile::load`] turns a profile file into a `ClientConfig`; [`driver::Tunnel`] runs a
-//! session over UDP sockets until it disconnects.
+//! session over UDP sockets until it disconnects; [`echo`] answers probes on a responder's
+//! packet side for demos and test fixtures.
 
 pub mod driver;
+pub mod echo;
 pub mod packet_io;
 pub mod profile;
 pub mod resolv;

@@ -1,12 +1,14 @@
 //! End-to-end tests of `VpnTunnel` against Roam's responder on loopback (the test fixture),
-//! with a Rust implementation of the platform callbacks. The driver does not carry packets
-//! yet (see engine.rs): packet tests check the app's side of the path only. Tests own their
-//! clock (deadlines for waiting), hence the clippy allowance.
+//! with a Rust implementation of the platform callbacks. Packets go through ESP to the
+//! fixture's echo and come back. Tests own their clock (deadlines for waiting), hence the
+//! clippy allowance.
 #![allow(clippy::disallowed_methods)]
 
 use std::os::unix::net::UnixDatagram;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
+
+use roam_runtime::echo::{probe, reply_tag, Kind};
 
 use super::*;
 use crate::config::{AuthConfig, SecretText, ServerConfig, VpnConfig};
@@ -228,7 +230,7 @@ fn a_bad_config_is_refused_at_construction_with_its_key() {
 }
 
 #[test]
-fn packets_read_from_an_adopted_tun_fd_reach_the_tunnel() {
+fn packets_through_an_adopted_tun_fd_come_back_from_the_echo() {
     let psk = "unit-test-psk-fd";
     let responder = TestResponder::start(psk.into()).unwrap();
     let platform = Arc::new(Recorder::default());
@@ -244,22 +246,111 @@ fn packets_read_from_an_adopted_tun_fd_reach_the_tunnel() {
         ))
         .unwrap();
     tunnel.start().unwrap();
-    platform.wait_for("Connected", |e| matches!(e, VpnEvent::Connected { .. }));
+    let vip = connected_vip4(&platform);
     let mut packet = Vec::new();
     if tun_fd::UTUN_HEADER {
         packet.extend_from_slice(&2u32.to_be_bytes());
     }
-    packet.extend_from_slice(&udp_packet([198, 18, 0, 1]));
+    packet.extend_from_slice(&udp_packet(vip.octets()));
     os_side.send(&packet).unwrap();
+    // The echo's answer comes back through the fd: 192.0.2.1:53 -> vip:12345.
+    os_side.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = [0u8; 2048];
+    let n = os_side.recv(&mut buf).expect("no echo through the TUN fd");
+    let header = if tun_fd::UTUN_HEADER { 4 } else { 0 };
+    let reply = &buf[header..n];
+    assert_eq!(reply.len(), 32);
+    assert_eq!(reply[12..16], [192, 0, 2, 1]);
+    assert_eq!(reply[16..20], vip.octets());
+    assert_eq!(reply[20..24], [0, 53, 0x30, 0x39]);
+    assert_eq!(&reply[28..], b"roam");
+    // The fd paths count after their read and write: the echo may be back first.
     let deadline = std::time::Instant::now() + WAIT;
-    while tunnel.status().packets_to_tunnel == 0 {
+    loop {
+        let s = tunnel.status();
+        let counted = (
+            s.packets_to_tunnel,
+            s.bytes_to_tunnel,
+            s.packets_from_tunnel,
+            s.bytes_from_tunnel,
+        );
+        if counted == (1, 32, 1, 32) {
+            break;
+        }
         assert!(
             std::time::Instant::now() < deadline,
-            "the packet was not read"
+            "counters: {counted:?}"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(tunnel.status().bytes_to_tunnel, 32);
+    tunnel.stop();
+    platform.wait_for("Disconnected", |e| {
+        matches!(e, VpnEvent::Disconnected { .. })
+    });
+}
+
+/// Waits for `Connected`; returns the tunnel's virtual IPv4 address.
+fn connected_vip4(platform: &Recorder) -> std::net::Ipv4Addr {
+    let VpnEvent::Connected { info } =
+        platform.wait_for("Connected", |e| matches!(e, VpnEvent::Connected { .. }))
+    else {
+        unreachable!()
+    };
+    info.virtual_ips
+        .iter()
+        .find_map(|ip| ip.parse().ok())
+        .expect("no virtual IPv4 address")
+}
+
+#[test]
+fn probes_through_the_packet_flow_come_back_from_the_echo() {
+    let psk = "unit-test-psk-echo";
+    let responder = TestResponder::start(psk.into()).unwrap();
+    let platform = Arc::new(Recorder::default());
+    let tunnel = VpnTunnel::new(config(&responder, psk), platform.clone()).unwrap();
+    let flow = Arc::new(FlowRecorder::default());
+    tunnel.set_packet_flow(flow.clone());
+    tunnel.start().unwrap();
+    let vip4 = connected_vip4(&platform);
+    let vip6: std::net::Ipv6Addr = tunnel
+        .status()
+        .virtual_ips
+        .iter()
+        .find_map(|ip| ip.parse().ok())
+        .expect("no virtual IPv6 address");
+    let (t4, t6): (std::net::IpAddr, std::net::IpAddr) =
+        ([203, 0, 113, 1].into(), "2001:db8:203::1".parse().unwrap());
+    let mut sent = Vec::new();
+    for tag in 1..=12u32 {
+        let (kind, src, dst) = match tag % 3 {
+            0 => (Kind::Icmp, vip4.into(), t4),
+            1 => (Kind::Udp, vip4.into(), t4),
+            _ => (Kind::Icmp6, vip6.into(), t6),
+        };
+        sent.push((kind, tag, probe(kind, src, dst, tag, 24).unwrap()));
+    }
+    let bytes: u64 = sent.iter().map(|(_, _, p)| p.len() as u64).sum();
+    let queued = tunnel.send_packets(sent.iter().map(|(_, _, p)| p.clone()).collect());
+    assert_eq!(queued, 12);
+
+    let deadline = std::time::Instant::now() + WAIT;
+    while lock(&flow.0).len() < sent.len() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "echoes: {} of {}",
+            lock(&flow.0).len(),
+            sent.len()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut got: Vec<(Kind, u32)> = lock(&flow.0).iter().filter_map(|p| reply_tag(p)).collect();
+    got.sort_by_key(|&(_, tag)| tag);
+    let want: Vec<(Kind, u32)> = sent.iter().map(|&(k, t, _)| (k, t)).collect();
+    assert_eq!(got, want);
+    let s = tunnel.status();
+    assert_eq!((s.packets_to_tunnel, s.bytes_to_tunnel), (12, bytes));
+    assert_eq!((s.packets_from_tunnel, s.bytes_from_tunnel), (12, bytes));
+    assert_eq!(s.packets_dropped, 0);
     tunnel.stop();
     platform.wait_for("Disconnected", |e| {
         matches!(e, VpnEvent::Disconnected { .. })

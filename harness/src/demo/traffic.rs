@@ -1,14 +1,12 @@
 //! The demo's traffic: the client's app sends probes into its tunnel one at a time and waits
-//! for each echo (round-trip time, loss), and the server's app answers every probe it gets
-//! (`echo`). Both ends talk to a `ChannelPackets` pair: no TUN, no root.
+//! for each echo (round-trip time, loss); the server's app is `roam_runtime::echo`. Both ends
+//! talk to a `ChannelPackets` pair: no TUN, no root.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
+use roam_runtime::echo::{probe, reply_tag, Kind};
 use roam_runtime::packet_io::AppPackets;
-use tokio::task::JoinHandle;
-
-use super::packets::{echo_reply, probe, reply_tag, Kind};
 
 /// What to send in one traffic phase.
 #[derive(Clone, Debug)]
@@ -127,42 +125,10 @@ pub async fn exchange(
     Ok(r)
 }
 
-/// What the server's echo answered.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct EchoStats {
-    pub answered: u64,
-    pub ignored: u64,
-}
-
-/// The server's app: answers every probe out of the server's packet path until it closes,
-/// except the first `lose` (a testing aid: loss the demo must report).
-pub fn echo(mut app: AppPackets, lose: u64) -> JoinHandle<EchoStats> {
-    tokio::spawn(async move {
-        let mut s = EchoStats::default();
-        let mut lose = lose;
-        while let Some(p) = app.from_tunnel.recv().await {
-            if lose > 0 {
-                lose -= 1;
-                s.ignored += 1;
-                continue;
-            }
-            match echo_reply(&p) {
-                Some(reply) => {
-                    if app.to_tunnel.send(reply).await.is_err() {
-                        break;
-                    }
-                    s.answered += 1;
-                }
-                None => s.ignored += 1,
-            }
-        }
-        s
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use roam_runtime::echo::echo_reply;
     use roam_runtime::packet_io::{ChannelPackets, PacketIo};
 
     fn plan(timeout_ms: u64) -> Plan {
@@ -227,27 +193,5 @@ mod tests {
         assert_eq!((r.sent, r.received, r.lost), (5, 0, 5));
         assert_eq!(r.what(), "3 ICMP echo, 2 UDP");
         assert!(r.summary().contains("no round trip"));
-    }
-
-    #[tokio::test]
-    async fn the_echo_answers_probes_and_ignores_the_rest() {
-        let (mut side, app) = ChannelPackets::new(8);
-        let task = echo(app, 0);
-        let src: IpAddr = "198.18.0.1".parse().unwrap();
-        let dst: IpAddr = "203.0.113.1".parse().unwrap();
-        let p = probe(Kind::Icmp, src, dst, 42, 4).unwrap();
-        side.send(b"junk").await.unwrap();
-        side.send(&p).await.unwrap();
-        let mut buf = vec![0u8; 2048];
-        let n = side.recv(&mut buf).await.unwrap();
-        assert_eq!(reply_tag(&buf[..n]), Some((Kind::Icmp, 42)));
-        drop(side);
-        assert_eq!(
-            task.await.unwrap(),
-            EchoStats {
-                answered: 1,
-                ignored: 1
-            }
-        );
     }
 }

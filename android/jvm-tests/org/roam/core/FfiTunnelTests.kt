@@ -1,7 +1,7 @@
 // JVM tests of the generated Kotlin bindings: a real tunnel to Roam's embedded responder
 // (the TestResponder fixture of the `test-fixture` build) in packet-flow mode, through JNA.
-// Run by scripts/test-kotlin.sh. The driver of this build carries IKE only, so packets handed
-// to the tunnel are checked on the app's side (queued and counted); no answer comes back yet.
+// Run by scripts/test-kotlin.sh. The responder's echo answers what goes through the tunnel:
+// the tests build ICMP echo requests here, by hand, and check the replies that come back.
 package org.roam.core
 
 import java.util.concurrent.CopyOnWriteArrayList
@@ -48,9 +48,21 @@ open class RecordingPlatform : PlatformCallbacks {
 }
 
 class RecordingFlow : PacketFlow {
-    val written = CopyOnWriteArrayList<ByteArray>()
+    val written = LinkedBlockingQueue<ByteArray>()
     override fun writePackets(packets: List<ByteArray>) {
         written += packets
+    }
+
+    /** The next `n` packets the tunnel wrote, within WAIT_SECONDS in all. */
+    fun take(n: Int): List<ByteArray> {
+        val deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(WAIT_SECONDS)
+        val got = ArrayList<ByteArray>()
+        while (got.size < n) {
+            val left = deadline - System.nanoTime()
+            if (left <= 0) fail("${got.size} of $n packets came out of the tunnel within $WAIT_SECONDS s")
+            got += written.poll(left, TimeUnit.NANOSECONDS) ?: continue
+        }
+        return got
     }
 }
 
@@ -66,12 +78,63 @@ fun psk(responder: TestResponder, secret: String) = VpnConfig(
     auth = AuthConfig.Psk(localId = "phone@roam.example", psk = SecretText(secret)),
 )
 
-/** An IPv4 UDP packet from `src` to 192.0.2.1:53. */
-fun udpPacket(src: String): ByteArray {
-    val s = src.split('.').map { it.toInt().toByte() }
-    val header = byteArrayOf(0x45, 0, 0, 32, 0, 0, 0x40, 0, 64, 17, 0, 0, s[0], s[1], s[2], s[3], 192.toByte(), 0, 2, 1)
-    val udp = byteArrayOf(0x30, 0x39, 0, 53, 0, 12, 0, 0) + "roam".toByteArray()
-    return header + udp
+/** RFC 1071: the internet checksum of `data` (zero when `data` holds a correct checksum). */
+fun internetChecksum(data: ByteArray): Int {
+    var sum = 0L
+    for (i in data.indices step 2) {
+        val hi = data[i].toInt() and 0xff
+        val lo = if (i + 1 < data.size) data[i + 1].toInt() and 0xff else 0
+        sum += (hi shl 8) or lo
+    }
+    while (sum shr 16 != 0L) sum = (sum and 0xffff) + (sum shr 16)
+    return sum.inv().toInt() and 0xffff
+}
+
+fun ipv4(address: String): ByteArray = address.split('.').map { it.toInt().toByte() }.toByteArray()
+
+fun u16(p: ByteArray, at: Int): Int = ((p[at].toInt() and 0xff) shl 8) or (p[at + 1].toInt() and 0xff)
+
+fun putU16(p: ByteArray, at: Int, v: Int) {
+    p[at] = (v shr 8).toByte()
+    p[at + 1] = v.toByte()
+}
+
+const val ICMP_ID = 0x4b74 // "Kt"
+
+fun icmpPayload(seq: Int) = "roam-kotlin-$seq".toByteArray()
+
+/** An IPv4 ICMP echo request from `src` to `dst` (identifier ICMP_ID, sequence `seq`), checksums set. */
+fun icmpEchoRequest(src: String, dst: String, seq: Int): ByteArray {
+    val icmp = ByteArray(8) + icmpPayload(seq)
+    icmp[0] = 8 // echo request
+    putU16(icmp, 4, ICMP_ID)
+    putU16(icmp, 6, seq)
+    putU16(icmp, 2, internetChecksum(icmp))
+    val ip = ByteArray(20)
+    ip[0] = 0x45
+    putU16(ip, 2, ip.size + icmp.size)
+    ip[6] = 0x40 // don't fragment
+    ip[8] = 64 // TTL
+    ip[9] = 1 // ICMP
+    ipv4(src).copyInto(ip, 12)
+    ipv4(dst).copyInto(ip, 16)
+    putU16(ip, 10, internetChecksum(ip))
+    return ip + icmp
+}
+
+/**
+ * The sequence number of `p` if it is a well-formed ICMP echo reply from `from` to `to`
+ * answering one of icmpEchoRequest's (both checksums verified, identifier and payload intact).
+ */
+fun icmpEchoReplySeq(p: ByteArray, from: String, to: String): Int? {
+    if (p.size < 28 || p[0].toInt() != 0x45 || u16(p, 2) != p.size || p[9].toInt() != 1) return null
+    if (internetChecksum(p.copyOfRange(0, 20)) != 0) return null
+    if (!p.copyOfRange(12, 16).contentEquals(ipv4(from)) || !p.copyOfRange(16, 20).contentEquals(ipv4(to))) return null
+    val icmp = p.copyOfRange(20, p.size)
+    if (icmp[0].toInt() != 0 || icmp[1].toInt() != 0 || internetChecksum(icmp) != 0) return null
+    if (u16(icmp, 4) != ICMP_ID) return null
+    val seq = u16(icmp, 6)
+    return if (icmp.copyOfRange(8, icmp.size).contentEquals(icmpPayload(seq))) seq else null
 }
 
 class FfiTunnelTests {
@@ -80,7 +143,7 @@ class FfiTunnelTests {
         uniffiEnsureInitialized()
     }
 
-    fun testConnectsReceivesSettingsCarriesPacketsToTheTunnelAndStops() {
+    fun testConnectsReceivesSettingsGetsEchoesThroughThePacketFlowAndStops() {
         val secret = "kotlin-test-psk-0123456789"
         val logs = LogCapture()
         setLogSink(logs)
@@ -105,12 +168,24 @@ class FfiTunnelTests {
                 assertEquals(TunnelState.CONNECTED, tunnel.status().state)
                 assertEquals(1u, responder.establishedCount())
 
-                // Packets in: queued for the tunnel and counted (the driver does not encrypt
-                // them yet in this build, so no answer comes back through the flow).
-                assertEquals(3u, tunnel.sendPackets(List(3) { udpPacket(vip) }))
+                // Packets in, answers out: ICMP echo requests from the virtual IP through ESP to
+                // the responder's echo, and the replies back through the packet flow.
+                val target = "203.0.113.1"
+                val requests = (1..10).map { icmpEchoRequest(vip, target, it) }
+                assertEquals(requests.size.toUInt(), tunnel.sendPackets(requests))
+                val replies = flow.take(requests.size)
+                val seqs = replies.map { p ->
+                    icmpEchoReplySeq(p, from = target, to = vip)
+                        ?: fail("not an echo reply to $vip: ${p.joinToString("") { "%02x".format(it) }}")
+                }
+                assertEquals((1..10).toList(), seqs.sorted())
+                val bytes = requests.sumOf { it.size }.toULong()
                 val status = tunnel.status()
-                assertEquals(3uL, status.packetsToTunnel)
-                assertEquals(96uL, status.bytesToTunnel)
+                assertEquals(10uL, status.packetsToTunnel)
+                assertEquals(bytes, status.bytesToTunnel)
+                assertEquals(10uL, status.packetsFromTunnel)
+                assertEquals(bytes, status.bytesFromTunnel)
+                assertEquals(0uL, status.packetsDropped)
 
                 val cellular = NetworkInfo(NetworkKind.CELLULAR, "rmnet0", listOf("198.51.100.7"), expensive = true)
                 tunnel.networkChanged(cellular)
@@ -134,6 +209,29 @@ class FfiTunnelTests {
         for (line in logs.lines) {
             assertFalse(line.contains(secret), "the PSK is in a log line: $line")
         }
+    }
+
+    fun testTheHandBuiltEchoRequestIsWellFormed() {
+        // RFC 1071 section 3: the words 0001 f203 f4f5 f6f7 sum to ddf2.
+        assertEquals(0xddf2.inv() and 0xffff, internetChecksum(byteArrayOf(0, 1, 0xf2.toByte(), 3, 0xf4.toByte(), 0xf5.toByte(), 0xf6.toByte(), 0xf7.toByte())))
+        // An ICMP echo request with identifier 1, sequence 1 and no data has checksum f7fd.
+        assertEquals(0xf7fd, internetChecksum(byteArrayOf(8, 0, 0, 0, 0, 1, 0, 1)))
+        val p = icmpEchoRequest("198.18.0.1", "203.0.113.1", 7)
+        assertEquals(0, internetChecksum(p.copyOfRange(0, 20)))
+        assertEquals(0, internetChecksum(p.copyOfRange(20, p.size)))
+        assertEquals(null, icmpEchoReplySeq(p, "198.18.0.1", "203.0.113.1"), "a request is not a reply")
+        // The reply the echo should send: addresses swapped, type 0, checksums fixed.
+        val r = p.copyOf()
+        ipv4("203.0.113.1").copyInto(r, 12)
+        ipv4("198.18.0.1").copyInto(r, 16)
+        putU16(r, 10, 0)
+        putU16(r, 10, internetChecksum(r.copyOfRange(0, 20)))
+        r[20] = 0
+        putU16(r, 22, 0)
+        putU16(r, 22, internetChecksum(r.copyOfRange(20, r.size)))
+        assertEquals(7, icmpEchoReplySeq(r, from = "203.0.113.1", to = "198.18.0.1"))
+        r[r.size - 1] = (r[r.size - 1] + 1).toByte()
+        assertEquals(null, icmpEchoReplySeq(r, from = "203.0.113.1", to = "198.18.0.1"), "a flipped byte breaks the checksum")
     }
 
     fun testAConfigErrorIsATypedException() {

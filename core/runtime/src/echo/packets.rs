@@ -1,8 +1,8 @@
-//! The demo's inner packets: probes the client sends (ICMP and ICMPv6 echo requests, UDP
-//! datagrams, each carrying a 4-byte tag), the echo the server side answers with (addresses
-//! swapped, ICMP type 0 / ICMPv6 type 129, UDP ports swapped, checksums recomputed), and the
-//! check that a reply is well formed. RFC 1071 checksums; no options or extension headers.
-//! Packets come out of a tunnel: malformed ones yield `None`, never a panic.
+//! The echo's packets: probes (ICMP and ICMPv6 echo requests, UDP datagrams, each carrying a
+//! 4-byte tag), the reply the echo answers with (addresses swapped, ICMP type 0 / ICMPv6 type
+//! 129, UDP ports swapped, checksums recomputed), and the check that a reply is well formed.
+//! RFC 1071 checksums; no options or extension headers. Packets come out of a tunnel:
+//! malformed ones yield `None`, never a panic.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
