@@ -4,6 +4,7 @@ mod connect;
 mod demo;
 mod logging;
 mod serve;
+mod signals;
 
 use std::process::ExitCode;
 

@@ -174,11 +174,18 @@ const SECRET_KEYS: &[&str] = &["auth.psk", "auth.password"];
 /// Reads and validates the profile at `path`. Relative file names in it are relative to the
 /// profile's directory; certificate validity is checked against the current wall-clock time.
 pub fn load(path: &Path) -> Result<Profile, ProfileError> {
-    let text = read_limited(path).map_err(|source| ProfileError::Read {
+    let (text, base) = read_profile_text(path)?;
+    from_str(&text, &base, wall_clock_unix_time())
+}
+
+/// Reads a profile file (bounded, zeroized on drop: it may hold secrets) and the directory its
+/// relative file names are relative to.
+pub(crate) fn read_profile_text(path: &Path) -> Result<(Zeroizing<String>, PathBuf), ProfileError> {
+    let bytes = read_limited(path).map_err(|source| ProfileError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let text = std::str::from_utf8(&text).map_err(|_| ProfileError::Syntax {
+    let text = std::str::from_utf8(&bytes).map_err(|_| ProfileError::Syntax {
         key: None,
         location: "profile".into(),
         message: "not UTF-8".into(),
@@ -187,7 +194,7 @@ pub fn load(path: &Path) -> Result<Profile, ProfileError> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| Path::new("."));
-    from_str(text, base, wall_clock_unix_time())
+    Ok((Zeroizing::new(text.to_string()), base.to_path_buf()))
 }
 
 /// Validates a profile given as text. `base_dir` anchors relative file names; `unix_time` is
@@ -624,7 +631,7 @@ fn tunnel(raw: Option<RawTunnel>) -> Result<Tunnel, ProfileError> {
 
 // ---- files ---------------------------------------------------------------------------------
 
-fn resolve(base_dir: &Path, p: &str) -> PathBuf {
+pub(crate) fn resolve(base_dir: &Path, p: &str) -> PathBuf {
     let p = Path::new(p);
     if p.is_absolute() {
         p.to_path_buf()
@@ -634,7 +641,7 @@ fn resolve(base_dir: &Path, p: &str) -> PathBuf {
 }
 
 /// Reads a file of at most `MAX_FILE_SIZE` bytes into a buffer zeroized on drop.
-fn read_limited(path: &Path) -> std::io::Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn read_limited(path: &Path) -> std::io::Result<Zeroizing<Vec<u8>>> {
     use std::io::Read;
     let file = std::fs::File::open(path)?;
     let mut buf = Zeroizing::new(Vec::new());
@@ -685,7 +692,7 @@ impl FileData {
 /// The wall-clock time for certificate validity checks. The runtime, not the sans-IO core,
 /// reads the clock.
 #[allow(clippy::disallowed_methods)]
-fn wall_clock_unix_time() -> Option<u64> {
+pub(crate) fn wall_clock_unix_time() -> Option<u64> {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .ok()

@@ -9,7 +9,7 @@
 //! `2001:db8:ffff::/112` gives the server ::1 and the clients ::2 onwards.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use roam_proto::config::{Retransmit, DEFAULT_FRAGMENT_SIZE};
 use roam_proto::crypto::cert::Certificate;
@@ -24,13 +24,12 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 pub use crate::profile::ProfileError;
+use crate::profile::{read_limited, read_profile_text, resolve, wall_clock_unix_time};
 use crate::serve_tun::{network, TunSettings};
 
 pub const DEFAULT_PORT: u16 = 500;
 pub const DEFAULT_TUN_NAME: &str = "roams0";
 pub const DEFAULT_MTU: u16 = 1400;
-/// Files larger than this are refused (profiles, certificates and keys are a few KiB).
-const MAX_FILE_SIZE: u64 = 1024 * 1024;
 /// Most entries in a list key (subnets, DNS servers, proposals).
 const MAX_LIST: usize = 64;
 
@@ -112,20 +111,8 @@ fn missing(key: &str, why: Option<&str>) -> ProfileError {
 
 /// Reads and validates the server profile at `path`.
 pub fn load(path: &Path) -> Result<ServerProfile, ProfileError> {
-    let text = read_limited(path).map_err(|source| ProfileError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let text = std::str::from_utf8(&text).map_err(|_| ProfileError::Syntax {
-        key: None,
-        location: "profile".into(),
-        message: "not UTF-8".into(),
-    })?;
-    let base = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| Path::new("."));
-    from_str(text, base, wall_clock_unix_time())
+    let (text, base) = read_profile_text(path)?;
+    from_str(&text, &base, wall_clock_unix_time())
 }
 
 /// Validates a server profile given as text; `base_dir` anchors relative file names and
@@ -501,29 +488,6 @@ fn parse_toml(text: &str) -> Result<Raw, ProfileError> {
     })
 }
 
-fn resolve(base_dir: &Path, p: &str) -> PathBuf {
-    let p = Path::new(p);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base_dir.join(p)
-    }
-}
-
-fn read_limited(path: &Path) -> std::io::Result<Zeroizing<Vec<u8>>> {
-    use std::io::Read;
-    let file = std::fs::File::open(path)?;
-    let mut buf = Zeroizing::new(Vec::new());
-    file.take(MAX_FILE_SIZE + 1).read_to_end(&mut buf)?;
-    if buf.len() as u64 > MAX_FILE_SIZE {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "larger than 1 MiB",
-        ));
-    }
-    Ok(buf)
-}
-
 fn read_file(key: &str, base_dir: &Path, name: &str) -> Result<Zeroizing<Vec<u8>>, ProfileError> {
     let path = resolve(base_dir, name);
     read_limited(&path).map_err(|source| ProfileError::File {
@@ -541,14 +505,6 @@ fn certificates(key: &str, base_dir: &Path, name: &str) -> Result<Vec<Certificat
         return Err(invalid(key, "no certificate in it"));
     }
     Ok(certs)
-}
-
-#[allow(clippy::disallowed_methods)]
-fn wall_clock_unix_time() -> Option<u64> {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()
-        .map(|d| d.as_secs())
 }
 
 #[cfg(test)]
