@@ -3,7 +3,6 @@
 //! names its field with the profile's key. Secrets travel as `SecretText` objects, so they
 //! never show up in a generated `toString()`/`description` nor in a Rust `Debug`.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -238,39 +237,7 @@ pub(crate) fn validate(c: &VpnConfig, unix_time: Option<u64>) -> Result<Validate
 }
 
 fn server_address(s: &ServerConfig) -> Result<ServerAddress, VpnError> {
-    let host = s.address.trim();
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    if host.is_empty() {
-        return Err(VpnError::config("server.address", "empty"));
-    }
-    if host.parse::<IpAddr>().is_err() && !is_host_name(host) {
-        return Err(VpnError::config(
-            "server.address",
-            format!("'{host}' is neither an IP address nor a host name"),
-        ));
-    }
-    if s.port == 0 {
-        return Err(VpnError::config("server.port", "must be 1 to 65535"));
-    }
-    Ok(ServerAddress {
-        host: host.to_string(),
-        port: s.port,
-    })
-}
-
-/// A DNS name: dot-separated labels of letters, digits, '-' and '_', at most 253 characters.
-fn is_host_name(s: &str) -> bool {
-    s.len() <= 253
-        && s.trim_end_matches('.').split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
+    Ok(ServerAddress::parse(&s.address, s.port)?)
 }
 
 fn identity(key: &str, s: &str) -> Result<Identity, VpnError> {

@@ -325,29 +325,35 @@ fn server_address(server: &RawServer) -> Result<ServerAddress, ProfileError> {
     let host = server
         .address
         .as_deref()
-        .ok_or_else(|| ProfileError::missing("server.address", None))?
-        .trim();
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    if host.is_empty() {
-        return Err(ProfileError::invalid("server.address", "empty"));
+        .ok_or_else(|| ProfileError::missing("server.address", None))?;
+    ServerAddress::parse(host, server.port.unwrap_or(DEFAULT_PORT))
+}
+
+impl ServerAddress {
+    /// Checks `server.address` (an IP address, `[v6]`, or a host name) and `server.port`.
+    pub fn parse(host: &str, port: u16) -> Result<Self, ProfileError> {
+        let host = host.trim();
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        if host.is_empty() {
+            return Err(ProfileError::invalid("server.address", "empty"));
+        }
+        if host.parse::<IpAddr>().is_err() && !is_host_name(host) {
+            return Err(ProfileError::invalid(
+                "server.address",
+                format!("'{host}' is neither an IP address nor a host name"),
+            ));
+        }
+        if port == 0 {
+            return Err(ProfileError::invalid("server.port", "must be 1 to 65535"));
+        }
+        Ok(Self {
+            host: host.to_string(),
+            port,
+        })
     }
-    if host.parse::<IpAddr>().is_err() && !is_host_name(host) {
-        return Err(ProfileError::invalid(
-            "server.address",
-            format!("'{host}' is neither an IP address nor a host name"),
-        ));
-    }
-    let port = server.port.unwrap_or(DEFAULT_PORT);
-    if port == 0 {
-        return Err(ProfileError::invalid("server.port", "must be 1 to 65535"));
-    }
-    Ok(ServerAddress {
-        host: host.to_string(),
-        port,
-    })
 }
 
 /// A DNS name: dot-separated labels of letters, digits, '-' and '_', at most 253 characters.
