@@ -2,6 +2,7 @@
 //! payload's ciphers, key exchange groups, proposals in strongSwan syntax, signatures and
 //! certificates for AUTH, and MSCHAPv2. Every key is zeroized on drop and never printed.
 
+pub mod aead;
 pub mod cert;
 pub mod dh;
 pub mod error;

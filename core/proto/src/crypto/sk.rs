@@ -10,14 +10,12 @@ use std::sync::Mutex;
 
 use aes::cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit};
 use aes::{Aes128, Aes192, Aes256};
-use aes_gcm::aead::consts::U12;
-use aes_gcm::aead::{AeadInOut, Nonce, Tag};
-use aes_gcm::{AesGcm, KeyInit};
-use chacha20poly1305::ChaCha20Poly1305;
+use aes_gcm::KeyInit;
 use hmac::{Hmac, Mac};
 use sha2::{Sha256, Sha384, Sha512};
 use zeroize::Zeroize;
 
+use super::aead::{self, Aead};
 use super::error::CryptoError;
 use super::secret::Secret;
 use crate::rng::Rng;
@@ -25,58 +23,6 @@ use crate::wire::{EncrId, IntegId};
 
 /// AES block size, also the CBC IV length.
 const AES_BLOCK: usize = 16;
-/// Explicit IV of the AEAD ciphers (RFC 5282 §3.1, RFC 7634 §2).
-const AEAD_IV_LEN: usize = 8;
-/// Implicit salt at the end of AEAD key material.
-const AEAD_SALT_LEN: usize = 4;
-/// ICV of AES-GCM-16 and ChaCha20-Poly1305.
-const AEAD_ICV_LEN: usize = 16;
-
-type Aes128Gcm = AesGcm<Aes128, U12>;
-type Aes192Gcm = AesGcm<Aes192, U12>;
-type Aes256Gcm = AesGcm<Aes256, U12>;
-
-/// The AEAD primitive keyed for one direction.
-enum AeadAlg {
-    Gcm128(Box<Aes128Gcm>),
-    Gcm192(Box<Aes192Gcm>),
-    Gcm256(Box<Aes256Gcm>),
-    ChaCha(Box<ChaCha20Poly1305>),
-}
-
-impl AeadAlg {
-    fn encrypt(
-        &self,
-        nonce: &Nonce<Aes128Gcm>,
-        aad: &[u8],
-        buf: &mut [u8],
-    ) -> Result<[u8; 16], CryptoError> {
-        let tag = match self {
-            Self::Gcm128(c) => c.encrypt_inout_detached(nonce, aad, buf.into()),
-            Self::Gcm192(c) => c.encrypt_inout_detached(nonce, aad, buf.into()),
-            Self::Gcm256(c) => c.encrypt_inout_detached(nonce, aad, buf.into()),
-            Self::ChaCha(c) => c.encrypt_inout_detached(nonce, aad, buf.into()),
-        }
-        .map_err(|_| CryptoError::Malformed)?;
-        Ok(tag.into())
-    }
-    fn decrypt(
-        &self,
-        nonce: &Nonce<Aes128Gcm>,
-        aad: &[u8],
-        buf: &mut [u8],
-        tag: &[u8],
-    ) -> Result<(), CryptoError> {
-        let tag = Tag::<Aes128Gcm>::try_from(tag).map_err(|_| CryptoError::Malformed)?;
-        match self {
-            Self::Gcm128(c) => c.decrypt_inout_detached(nonce, aad, buf.into(), &tag),
-            Self::Gcm192(c) => c.decrypt_inout_detached(nonce, aad, buf.into(), &tag),
-            Self::Gcm256(c) => c.decrypt_inout_detached(nonce, aad, buf.into(), &tag),
-            Self::ChaCha(c) => c.decrypt_inout_detached(nonce, aad, buf.into(), &tag),
-        }
-        .map_err(|_| CryptoError::Integrity)
-    }
-}
 
 /// The HMAC-SHA2 integrity algorithms of RFC 4868.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -155,8 +101,7 @@ impl Integ {
 /// What one `SkCipher` runs.
 enum Mode {
     Aead {
-        alg: AeadAlg,
-        salt: Secret,
+        alg: Aead,
         /// The next explicit IV; seeded from the RNG on first use.
         counter: Mutex<Option<u64>>,
     },
@@ -187,9 +132,9 @@ impl SkCipher {
     pub fn encr_key_len(encr: EncrId, key_bits: Option<u16>) -> Result<usize, CryptoError> {
         match encr {
             EncrId::AES_CBC => aes_key_bytes(key_bits),
-            EncrId::AES_GCM_16 => Ok(aes_key_bytes(key_bits)? + AEAD_SALT_LEN),
+            EncrId::AES_GCM_16 => Ok(aes_key_bytes(key_bits)? + aead::SALT_LEN),
             EncrId::CHACHA20_POLY1305 => match key_bits {
-                None | Some(256) => Ok(32 + AEAD_SALT_LEN),
+                None | Some(256) => Ok(32 + aead::SALT_LEN),
                 Some(_) => Err(CryptoError::KeyLength),
             },
             _ => Err(CryptoError::Unsupported(format!("{encr}"))),
@@ -204,7 +149,7 @@ impl SkCipher {
     }
     /// Whether `encr` is an AEAD (then INTEG must be NONE).
     pub fn is_aead(encr: EncrId) -> bool {
-        matches!(encr, EncrId::AES_GCM_16 | EncrId::CHACHA20_POLY1305)
+        Aead::is_aead(encr)
     }
     pub fn new(
         encr: EncrId,
@@ -224,19 +169,8 @@ impl SkCipher {
             if !integ_key.is_empty() {
                 return Err(CryptoError::KeyLength);
             }
-            let (key, salt) = encr_key.split_at(key_len - AEAD_SALT_LEN);
-            let bad = |_| CryptoError::KeyLength;
-            let alg = match (encr, key.len()) {
-                (EncrId::CHACHA20_POLY1305, _) => AeadAlg::ChaCha(Box::new(
-                    ChaCha20Poly1305::new_from_slice(key).map_err(bad)?,
-                )),
-                (_, 16) => AeadAlg::Gcm128(Box::new(Aes128Gcm::new_from_slice(key).map_err(bad)?)),
-                (_, 24) => AeadAlg::Gcm192(Box::new(Aes192Gcm::new_from_slice(key).map_err(bad)?)),
-                _ => AeadAlg::Gcm256(Box::new(Aes256Gcm::new_from_slice(key).map_err(bad)?)),
-            };
             let mode = Mode::Aead {
-                alg,
-                salt: Secret::from_slice(salt),
+                alg: Aead::new(encr, encr_key)?,
                 counter: Mutex::new(None),
             };
             return Ok(Self { mode });
@@ -255,13 +189,13 @@ impl SkCipher {
 
     fn iv_len(&self) -> usize {
         match self.mode {
-            Mode::Aead { .. } => AEAD_IV_LEN,
+            Mode::Aead { .. } => aead::IV_LEN,
             Mode::Cbc { .. } => AES_BLOCK,
         }
     }
     fn icv_len(&self) -> usize {
         match &self.mode {
-            Mode::Aead { .. } => AEAD_ICV_LEN,
+            Mode::Aead { .. } => aead::ICV_LEN,
             Mode::Cbc { integ, .. } => integ.icv_len(),
         }
     }
@@ -333,9 +267,8 @@ impl SkCipher {
             return Err(CryptoError::Malformed);
         }
         match &self.mode {
-            Mode::Aead { alg, salt, .. } => {
-                let nonce = aead_nonce(salt, iv)?;
-                let tag = alg.encrypt(&nonce, aad, buf)?;
+            Mode::Aead { alg, .. } => {
+                let tag = alg.seal_in_place(iv, aad, buf)?;
                 out.extend_from_slice(iv);
                 out.extend_from_slice(buf);
                 out.extend_from_slice(&tag);
@@ -369,9 +302,8 @@ impl SkCipher {
         let (ct, icv) = rest.split_at(rest.len() - icv_len);
         let mut buf = ct.to_vec();
         match &self.mode {
-            Mode::Aead { alg, salt, .. } => {
-                let nonce = aead_nonce(salt, iv)?;
-                if let Err(e) = alg.decrypt(&nonce, aad, &mut buf, icv) {
+            Mode::Aead { alg, .. } => {
+                if let Err(e) = alg.open_in_place(iv, aad, &mut buf, icv) {
                     buf.zeroize();
                     return Err(e);
                 }
@@ -390,18 +322,6 @@ impl SkCipher {
         }
         strip_padding(buf)
     }
-}
-
-/// nonce = salt | IV (RFC 5282 §4, RFC 7634 §2).
-fn aead_nonce(salt: &Secret, iv: &[u8]) -> Result<Nonce<Aes128Gcm>, CryptoError> {
-    let mut n = [0u8; AEAD_SALT_LEN + AEAD_IV_LEN];
-    let (s, i) = n.split_at_mut(AEAD_SALT_LEN);
-    if salt.len() != AEAD_SALT_LEN || iv.len() != AEAD_IV_LEN {
-        return Err(CryptoError::Malformed);
-    }
-    s.copy_from_slice(salt.as_bytes());
-    i.copy_from_slice(iv);
-    Ok(Nonce::<Aes128Gcm>::from(n))
 }
 
 /// Removes `padding | pad length` from decrypted data.
@@ -467,22 +387,12 @@ fn cbc_decrypt(key: &[u8], iv: &[u8], buf: &mut [u8]) -> Result<(), CryptoError>
 impl std::fmt::Debug for SkCipher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let name = match &self.mode {
-            Mode::Aead {
-                alg: AeadAlg::Gcm128(_),
-                ..
-            } => "AES-GCM-16-128",
-            Mode::Aead {
-                alg: AeadAlg::Gcm192(_),
-                ..
-            } => "AES-GCM-16-192",
-            Mode::Aead {
-                alg: AeadAlg::Gcm256(_),
-                ..
-            } => "AES-GCM-16-256",
-            Mode::Aead {
-                alg: AeadAlg::ChaCha(_),
-                ..
-            } => "ChaCha20-Poly1305",
+            Mode::Aead { alg, .. } => match alg.name() {
+                "aes128gcm16" => "AES-GCM-16-128",
+                "aes192gcm16" => "AES-GCM-16-192",
+                "aes256gcm16" => "AES-GCM-16-256",
+                _ => "ChaCha20-Poly1305",
+            },
             Mode::Cbc { key, integ, .. } => {
                 return write!(f, "SkCipher(AES-CBC-{}/{})", key.len() * 8, integ.name());
             }

@@ -8,15 +8,12 @@
 
 use aes::cipher::{BlockCipherEncrypt, BlockModeDecrypt, BlockModeEncrypt, InnerIvInit};
 use aes::{Aes128, Aes192, Aes256};
-use aes_gcm::aead::consts::U12;
-use aes_gcm::aead::{AeadInOut, Nonce, Tag};
-use aes_gcm::{AesGcm, KeyInit};
-use chacha20poly1305::ChaCha20Poly1305;
+use aes_gcm::KeyInit;
 use hmac::{Hmac, Mac};
 use sha2::{Sha256, Sha384, Sha512};
-use zeroize::Zeroizing;
 
 use super::EspError;
+use crate::crypto::aead::{self, Aead};
 use crate::crypto::sk::SkCipher;
 use crate::wire::{EncrId, IntegId};
 
@@ -24,26 +21,8 @@ use crate::wire::{EncrId, IntegId};
 pub(crate) const ESP_HEADER_LEN: usize = 8;
 /// AES block size: the CBC IV length and padding unit.
 const AES_BLOCK: usize = 16;
-/// The explicit IV of the AEAD transforms.
-const AEAD_IV_LEN: usize = 8;
-/// The salt at the end of AEAD key material.
-const SALT_LEN: usize = 4;
-/// The ICV of AES-GCM-16 and ChaCha20-Poly1305.
-const AEAD_ICV_LEN: usize = 16;
 /// ESP aligns the ciphertext to 4 bytes even for stream-like ciphers (RFC 4303 §2.4).
 const ESP_ALIGN: usize = 4;
-
-type Aes128Gcm = AesGcm<Aes128, U12>;
-type Aes192Gcm = AesGcm<Aes192, U12>;
-type Aes256Gcm = AesGcm<Aes256, U12>;
-
-/// An AEAD keyed for one direction. Boxed: the key schedules are large.
-enum Aead {
-    Gcm128(Box<Aes128Gcm>),
-    Gcm192(Box<Aes192Gcm>),
-    Gcm256(Box<Aes256Gcm>),
-    ChaCha(Box<ChaCha20Poly1305>),
-}
 
 /// AES keyed for CBC.
 enum CbcKey {
@@ -60,14 +39,8 @@ enum Integ {
 }
 
 enum Mode {
-    Aead {
-        aead: Aead,
-        salt: Zeroizing<[u8; SALT_LEN]>,
-    },
-    Cbc {
-        key: CbcKey,
-        integ: Integ,
-    },
+    Aead(Aead),
+    Cbc { key: CbcKey, integ: Integ },
 }
 
 /// One direction's ESP transform.
@@ -111,32 +84,10 @@ impl Cipher {
             if integ != IntegId::NONE {
                 return Err(unsupported());
             }
-            let (key, salt_bytes) = encr_key.split_at(encr_len - SALT_LEN);
-            let mut salt = Zeroizing::new([0u8; SALT_LEN]);
-            salt.copy_from_slice(salt_bytes);
-            let (aead, name) = match (encr, key.len()) {
-                (EncrId::CHACHA20_POLY1305, _) => (
-                    Aead::ChaCha(Box::new(
-                        ChaCha20Poly1305::new_from_slice(key).map_err(bad)?,
-                    )),
-                    "chacha20poly1305",
-                ),
-                (_, 16) => (
-                    Aead::Gcm128(Box::new(Aes128Gcm::new_from_slice(key).map_err(bad)?)),
-                    "aes128gcm16",
-                ),
-                (_, 24) => (
-                    Aead::Gcm192(Box::new(Aes192Gcm::new_from_slice(key).map_err(bad)?)),
-                    "aes192gcm16",
-                ),
-                (_, 32) => (
-                    Aead::Gcm256(Box::new(Aes256Gcm::new_from_slice(key).map_err(bad)?)),
-                    "aes256gcm16",
-                ),
-                _ => return Err(EspError::KeyLength),
-            };
+            let aead = Aead::new(encr, encr_key).map_err(|_| EspError::KeyLength)?;
+            let name = aead.name();
             return Ok(Self {
-                mode: Mode::Aead { aead, salt },
+                mode: Mode::Aead(aead),
                 name,
             });
         }
@@ -185,14 +136,14 @@ impl Cipher {
 
     pub(crate) fn iv_len(&self) -> usize {
         match self.mode {
-            Mode::Aead { .. } => AEAD_IV_LEN,
+            Mode::Aead(_) => aead::IV_LEN,
             Mode::Cbc { .. } => AES_BLOCK,
         }
     }
 
     pub(crate) fn icv_len(&self) -> usize {
         match &self.mode {
-            Mode::Aead { .. } => AEAD_ICV_LEN,
+            Mode::Aead(_) => aead::ICV_LEN,
             Mode::Cbc { integ, .. } => match integ {
                 Integ::Sha256(_) => 16,
                 Integ::Sha384(_) => 24,
@@ -204,7 +155,7 @@ impl Cipher {
     /// What the ciphertext (payload, padding, pad length, next header) is a multiple of.
     pub(crate) fn align(&self) -> usize {
         match self.mode {
-            Mode::Aead { .. } => ESP_ALIGN,
+            Mode::Aead(_) => ESP_ALIGN,
             Mode::Cbc { .. } => AES_BLOCK,
         }
     }
@@ -212,7 +163,7 @@ impl Cipher {
     /// Whether `ct_len` bytes of ciphertext can be a valid packet's.
     pub(crate) fn ciphertext_len_ok(&self, ct_len: usize) -> bool {
         match self.mode {
-            Mode::Aead { .. } => ct_len >= 2,
+            Mode::Aead(_) => ct_len >= 2,
             Mode::Cbc { .. } => ct_len >= AES_BLOCK && ct_len.is_multiple_of(AES_BLOCK),
         }
     }
@@ -235,17 +186,12 @@ impl Cipher {
     pub(crate) fn seal(&self, packet: &mut [u8], seq_hi: Option<u32>) -> Result<(), EspError> {
         let (head, ct, icv) = self.split(packet).ok_or(EspError::Malformed)?;
         match &self.mode {
-            Mode::Aead { aead, salt } => {
+            Mode::Aead(aead) => {
                 let (aad, aad_len) = aead_aad(head, seq_hi)?;
-                let nonce = aead_nonce(salt, head)?;
                 let aad = aad.get(..aad_len).ok_or(EspError::Malformed)?;
-                let tag = match aead {
-                    Aead::Gcm128(c) => c.encrypt_inout_detached(&nonce, aad, ct.into()),
-                    Aead::Gcm192(c) => c.encrypt_inout_detached(&nonce, aad, ct.into()),
-                    Aead::Gcm256(c) => c.encrypt_inout_detached(&nonce, aad, ct.into()),
-                    Aead::ChaCha(c) => c.encrypt_inout_detached(&nonce, aad, ct.into()),
-                }
-                .map_err(|_| EspError::Malformed)?;
+                let tag = aead
+                    .seal_in_place(explicit_iv(head)?, aad, ct)
+                    .map_err(|_| EspError::Malformed)?;
                 icv.copy_from_slice(&tag);
             }
             Mode::Cbc { key, integ } => {
@@ -262,18 +208,14 @@ impl Cipher {
     pub(crate) fn open(&self, packet: &mut [u8], seq_hi: Option<u32>) -> Result<(), EspError> {
         let (head, ct, icv) = self.split(packet).ok_or(EspError::Malformed)?;
         match &self.mode {
-            Mode::Aead { aead, salt } => {
+            Mode::Aead(aead) => {
                 let (aad, aad_len) = aead_aad(head, seq_hi)?;
-                let nonce = aead_nonce(salt, head)?;
                 let aad = aad.get(..aad_len).ok_or(EspError::Malformed)?;
-                let tag = Tag::<Aes128Gcm>::try_from(&*icv).map_err(|_| EspError::Malformed)?;
-                match aead {
-                    Aead::Gcm128(c) => c.decrypt_inout_detached(&nonce, aad, ct.into(), &tag),
-                    Aead::Gcm192(c) => c.decrypt_inout_detached(&nonce, aad, ct.into(), &tag),
-                    Aead::Gcm256(c) => c.decrypt_inout_detached(&nonce, aad, ct.into(), &tag),
-                    Aead::ChaCha(c) => c.decrypt_inout_detached(&nonce, aad, ct.into(), &tag),
-                }
-                .map_err(|_| EspError::Auth)?;
+                aead.open_in_place(explicit_iv(head)?, aad, ct, icv)
+                    .map_err(|e| match e {
+                        crate::crypto::CryptoError::Integrity => EspError::Auth,
+                        _ => EspError::Malformed,
+                    })?;
             }
             Mode::Cbc { key, integ } => {
                 if !ct.len().is_multiple_of(AES_BLOCK) {
@@ -311,16 +253,10 @@ fn aead_aad(head: &[u8], seq_hi: Option<u32>) -> Result<([u8; 12], usize), EspEr
     }
 }
 
-/// nonce = salt | explicit IV.
-fn aead_nonce(salt: &[u8; SALT_LEN], head: &[u8]) -> Result<Nonce<Aes128Gcm>, EspError> {
-    let iv = head
-        .get(ESP_HEADER_LEN..ESP_HEADER_LEN + AEAD_IV_LEN)
-        .ok_or(EspError::Malformed)?;
-    let mut n = Nonce::<Aes128Gcm>::default();
-    let (s, i) = n.split_at_mut(SALT_LEN);
-    s.copy_from_slice(salt);
-    i.copy_from_slice(iv);
-    Ok(n)
+/// The explicit IV after SPI and sequence number.
+fn explicit_iv(head: &[u8]) -> Result<&[u8], EspError> {
+    head.get(ESP_HEADER_LEN..ESP_HEADER_LEN + aead::IV_LEN)
+        .ok_or(EspError::Malformed)
 }
 
 impl Integ {
