@@ -407,6 +407,11 @@ impl Shared {
                 }
                 self.call(Call::Event(VpnEvent::Disconnected { reason, error }));
             }
+            EngineEvent::Session(
+                Event::Roamed { .. } | Event::Rekeyed(_) | Event::Reconnecting { .. },
+            ) => {
+                // Carried to the app by the "staying connected" events (issue 4, in progress).
+            }
             EngineEvent::Failed(e) => {
                 let error = e.to_string();
                 log::warn!("tunnel failed: {error}");

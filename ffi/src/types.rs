@@ -64,6 +64,10 @@ pub enum TunnelState {
     /// IKE SA authenticated, CHILD SA not yet in place.
     Authenticated,
     Connected,
+    /// Connected, moving to another network path.
+    Roaming,
+    /// The connection was lost; a new one is being made.
+    Reconnecting,
     Closing,
     Disconnected,
 }
@@ -76,6 +80,8 @@ impl From<State> for TunnelState {
             State::IkeSaEstablished => Self::Authenticated,
             State::Connected => Self::Connected,
             State::Closing => Self::Closing,
+            State::Roaming => Self::Roaming,
+            State::Reconnecting => Self::Reconnecting,
             State::Disconnected => Self::Disconnected,
         }
     }

@@ -208,6 +208,8 @@ fn describe(reason: &DisconnectReason, server: SocketAddr) -> String {
         DisconnectReason::AuthenticationFailed(s) => format!("authentication failed: {s}"),
         DisconnectReason::NegotiationFailed(s) => format!("negotiation failed: {s}"),
         DisconnectReason::ProtocolError(s) => format!("protocol error: {s}"),
+        DisconnectReason::PathLost => "the network path to the server is gone".to_string(),
+        DisconnectReason::ServerRestarted => format!("{server} lost our session (restarted)"),
     }
 }
 

@@ -215,7 +215,10 @@ impl Demo {
                 Event::StateChanged(State::IkeSaEstablished) => {
                     t.line("IKE SA established (IKE_SA_INIT + IKE_AUTH)")
                 }
-                Event::StateChanged(_) => {}
+                Event::StateChanged(_)
+                | Event::Roamed { .. }
+                | Event::Rekeyed(_)
+                | Event::Reconnecting { .. } => {}
                 Event::Connected(info) => {
                     self.handshake = Some(t.0.elapsed());
                     t.line("CHILD SA established: connected, keys on both ends");

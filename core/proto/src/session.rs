@@ -35,6 +35,10 @@ pub enum State {
     /// IKE SA authenticated, CHILD SA not (yet) in place.
     IkeSaEstablished,
     Connected,
+    /// Connected, and moving the SAs to another path (MOBIKE UPDATE_SA_ADDRESSES in flight).
+    Roaming,
+    /// The IKE SA was lost; a new one is being made (after a backoff delay).
+    Reconnecting,
     Closing,
     Disconnected,
 }
@@ -77,6 +81,21 @@ pub enum DisconnectReason {
     NegotiationFailed(String),
     /// The peer broke the protocol.
     ProtocolError(String),
+    /// The path to the server is gone and could not be moved (no MOBIKE, or no candidate
+    /// path answered).
+    PathLost,
+    /// The server no longer knows our IKE SA (INVALID_IKE_SPI: it restarted).
+    ServerRestarted,
+}
+
+impl DisconnectReason {
+    /// Whether reconnecting cannot help (the user must change something first).
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            Self::AuthenticationFailed(_) | Self::NegotiationFailed(_) | Self::Closed
+        )
+    }
 }
 
 impl std::fmt::Display for DisconnectReason {
@@ -88,6 +107,8 @@ impl std::fmt::Display for DisconnectReason {
             Self::AuthenticationFailed(s) => write!(f, "authentication-failed: {s}"),
             Self::NegotiationFailed(s) => write!(f, "negotiation-failed: {s}"),
             Self::ProtocolError(s) => write!(f, "protocol-error: {s}"),
+            Self::PathLost => f.write_str("path-lost"),
+            Self::ServerRestarted => f.write_str("server-restarted"),
         }
     }
 }
@@ -97,7 +118,29 @@ impl std::fmt::Display for DisconnectReason {
 pub enum Event {
     StateChanged(State),
     Connected(ConnectedInfo),
+    /// The SAs moved to another path (MOBIKE) without a new IKE SA.
+    Roamed {
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
+    /// A SA was rekeyed (traffic keeps flowing).
+    Rekeyed(RekeyKind),
+    /// The IKE SA was lost for `reason`; attempt number `attempt` starts after `delay`.
+    Reconnecting {
+        attempt: u32,
+        delay: std::time::Duration,
+        reason: DisconnectReason,
+    },
     Disconnected(DisconnectReason),
+}
+
+/// Which SA a rekey replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RekeyKind {
+    /// The CHILD SA: new ESP SPIs (`spi_in`, `spi_out`).
+    Child { spi_in: u32, spi_out: u32 },
+    /// The IKE SA: new IKE SPIs.
+    Ike { spi_i: u64, spi_r: u64 },
 }
 
 /// Why a packet was not carried through the tunnel.
@@ -163,7 +206,8 @@ pub struct Session {
     /// IKE goes to the NAT-T port with the non-ESP marker (RFC 3948).
     natt: bool,
     transmits: VecDeque<Transmit>,
-    events: VecDeque<Event>,
+    /// Events with the instant they happened.
+    events: VecDeque<(Instant, Event)>,
     /// Datagrams dropped before IKE saw them (not from the server, unusable framing).
     dropped: u64,
     /// The data plane of the CHILD SA, once established.
@@ -199,9 +243,9 @@ impl Session {
         self.local = local;
         self.server = server;
         self.natt = server.port() != IKE_PORT;
-        self.set_state(State::Connecting);
+        self.set_state(now, State::Connecting);
         self.ike.start(now, local, server);
-        self.flush();
+        self.flush(now);
     }
 
     /// A datagram arrived from `remote` on the socket bound to `local`. IKE is handled here
@@ -236,7 +280,7 @@ impl Session {
                 }
             }
         };
-        self.flush();
+        self.flush(now);
         received
     }
 
@@ -321,7 +365,7 @@ impl Session {
     /// The deadline from `poll_timeout` has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.ike.handle_timeout(now);
-        self.flush();
+        self.flush(now);
     }
 
     /// Deletes the SAs (a DELETE request) and ends the session when answered or timed out.
@@ -330,10 +374,10 @@ impl Session {
             return;
         }
         if self.state != State::Idle {
-            self.set_state(State::Closing);
+            self.set_state(now, State::Closing);
         }
         self.ike.close(now);
-        self.flush();
+        self.flush(now);
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -344,7 +388,27 @@ impl Session {
         self.ike.poll_timeout()
     }
     pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front().map(|(_, e)| e)
+    }
+    /// The next event with the instant it happened (the `now` of the call that raised it).
+    pub fn poll_timed_event(&mut self) -> Option<(Instant, Event)> {
         self.events.pop_front()
+    }
+
+    /// The platform's view of the network changed: `locals` are the local addresses we can
+    /// send from now (one bound socket each, the preferred first; empty: no network). The
+    /// session moves its SAs when the current path is gone or a better one appeared (MOBIKE),
+    /// or makes a new connection when the server cannot move them.
+    pub fn network_changed(&mut self, now: Instant, locals: &[SocketAddr]) {
+        let _ = locals;
+        self.flush(now);
+    }
+
+    /// Every address the server's name resolves to now (the caller resolves it again before
+    /// each reconnect attempt and after a network change). Candidates for MOBIKE and for the
+    /// next connection attempt.
+    pub fn set_server_addresses(&mut self, now: Instant, addresses: &[IpAddr]) {
+        let _ = (now, addresses);
     }
     pub fn state(&self) -> State {
         self.state
@@ -358,16 +422,20 @@ impl Session {
         &self.ike
     }
 
-    fn set_state(&mut self, s: State) {
+    fn set_state(&mut self, now: Instant, s: State) {
         if self.state != s {
             self.state = s;
-            self.events.push_back(Event::StateChanged(s));
+            self.push_event(now, Event::StateChanged(s));
         }
+    }
+
+    fn push_event(&mut self, now: Instant, e: Event) {
+        self.events.push_back((now, e));
     }
 
     /// Moves what IKE produced out: the switch to the NAT-T port once IKE_SA_INIT is done,
     /// datagrams framed for the path, and events.
-    fn flush(&mut self) {
+    fn flush(&mut self, now: Instant) {
         if !self.natt && self.ike.has_keys() && self.ike.peer().nat.supported {
             self.natt = true;
             let remote = SocketAddr::new(self.server.ip(), NATT_PORT);
@@ -391,7 +459,7 @@ impl Session {
         }
         while let Some(e) = self.ike.poll_event() {
             match e {
-                IkeEvent::IkeEstablished => self.set_state(State::IkeSaEstablished),
+                IkeEvent::IkeEstablished => self.set_state(now, State::IkeSaEstablished),
                 IkeEvent::ChildEstablished => {
                     self.esp = match self.ike.child().cloned() {
                         Some(child) => match EspSa::new(&child, self.ike.rng()) {
@@ -404,13 +472,13 @@ impl Session {
                         None => None,
                     };
                     let info = self.connected_info();
-                    self.set_state(State::Connected);
-                    self.events.push_back(Event::Connected(info));
+                    self.set_state(now, State::Connected);
+                    self.push_event(now, Event::Connected(info));
                 }
                 IkeEvent::Down(reason) => {
                     self.esp = None;
-                    self.set_state(State::Disconnected);
-                    self.events.push_back(Event::Disconnected(reason));
+                    self.set_state(now, State::Disconnected);
+                    self.push_event(now, Event::Disconnected(reason));
                 }
             }
         }

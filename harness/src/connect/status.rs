@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::net::{IpAddr, SocketAddr};
 
-use roam_proto::session::{ConnectedInfo, DisconnectReason, Event, State};
+use roam_proto::session::{ConnectedInfo, DisconnectReason, Event, RekeyKind, State};
 
 /// Turns events into lines, one per state change (repeats are dropped).
 pub struct StatusLines {
@@ -40,6 +40,8 @@ impl StatusLines {
                     State::Connecting => format!("connecting server={}", self.server),
                     State::IkeSaEstablished => "ike-sa-established".to_string(),
                     State::Closing => "closing".to_string(),
+                    State::Roaming => "roaming".to_string(),
+                    State::Reconnecting => return None,
                     // These two have their own event with the details.
                     State::Connected | State::Disconnected | State::Idle => return None,
                 };
@@ -51,6 +53,26 @@ impl StatusLines {
                 Some(connected_line(info))
             }
             Event::Disconnected(reason) => Some(self.disconnected(reason)),
+            Event::Roamed { local, remote } => {
+                Some(format!("roamed local={local} remote={remote}"))
+            }
+            Event::Rekeyed(RekeyKind::Child { spi_in, spi_out }) => Some(format!(
+                "rekeyed child spi_in={spi_in:08x} spi_out={spi_out:08x}"
+            )),
+            Event::Rekeyed(RekeyKind::Ike { spi_i, spi_r }) => {
+                Some(format!("rekeyed ike spi={spi_i:016x}_{spi_r:016x}"))
+            }
+            Event::Reconnecting {
+                attempt,
+                delay,
+                reason,
+            } => {
+                self.last = Some(State::Reconnecting);
+                Some(format!(
+                    "reconnecting attempt={attempt} delay_ms={} reason={reason}",
+                    delay.as_millis()
+                ))
+            }
         }
     }
 }
