@@ -73,6 +73,8 @@ pub struct ClientConfig {
     pub fragment_size: usize,
     /// Wall-clock seconds since the epoch, for certificate validity (None skips that check).
     pub unix_time: Option<u64>,
+    /// Reconnect by itself after losing a connection that was up (None: end the session).
+    pub reconnect: Option<crate::session::ReconnectPolicy>,
 }
 
 impl ClientConfig {
@@ -101,6 +103,7 @@ impl ClientConfig {
             retransmit: Retransmit::default(),
             fragment_size: DEFAULT_FRAGMENT_SIZE,
             unix_time: None,
+            reconnect: Some(crate::session::ReconnectPolicy::default()),
         }
     }
 }

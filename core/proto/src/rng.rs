@@ -54,3 +54,28 @@ impl std::fmt::Debug for SeededRng {
         f.write_str("SeededRng")
     }
 }
+
+/// One generator shared by several owners (the IKE SAs a session makes one after another,
+/// and the session's own jitter): each clone draws from the same stream.
+#[derive(Clone)]
+pub struct SharedRng(std::sync::Arc<std::sync::Mutex<Box<dyn Rng>>>);
+
+impl SharedRng {
+    pub fn new(rng: Box<dyn Rng>) -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new(rng)))
+    }
+}
+
+impl Rng for SharedRng {
+    fn fill(&mut self, dst: &mut [u8]) {
+        // A panic elsewhere cannot leave the generator half-updated in a way that matters.
+        let mut rng = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        rng.fill(dst);
+    }
+}
+
+impl std::fmt::Debug for SharedRng {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedRng")
+    }
+}

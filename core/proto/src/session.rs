@@ -3,17 +3,27 @@
 //! and events. The data path joins IKE and ESP: a packet from the TUN goes into the CHILD SA
 //! when its selectors allow it (never in the clear), and a decrypted packet goes to the TUN
 //! only when it matches the negotiated selectors; everything else is dropped and counted.
+//!
+//! Once connected, a lost IKE SA (dead peer, server restart, deleted by the server, path
+//! lost) is replaced by a new one after a backoff (`reconnect`); the session then reports
+//! `Reconnecting` rather than `Disconnected`, and drops packets from the TUN until the new
+//! CHILD SA is up (never sends them in the clear).
+
+mod reconnect;
+
+pub use reconnect::ReconnectPolicy;
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::ClientConfig;
 use crate::esp::{Counters as EspCounters, EspError, EspSa};
-use crate::ike::initiator::{IkeEvent, Initiator};
+use crate::ike::initiator::{IkeEvent, Initiator, Phase};
 use crate::ike::params::IkeParams;
 use crate::packet;
-use crate::rng::Rng;
+use crate::rng::{Rng, SharedRng};
 use crate::wire::natt::{self, NattDatagram};
 use crate::wire::{IKE_PORT, NATT_PORT};
 
@@ -200,6 +210,14 @@ pub enum ConfigError {
 /// The client session.
 pub struct Session {
     ike: Initiator,
+    /// The checked configuration every IKE SA of this session is made from.
+    params: Arc<IkeParams>,
+    rng: SharedRng,
+    /// Reconnects after a loss, once a connection was up (None: the profile turned it off).
+    backoff: Option<reconnect::Backoff>,
+    /// A connection was up at least once (before that, a failure ends the session: the user
+    /// is told the server cannot be reached or refused us, instead of retrying silently).
+    was_connected: bool,
     state: State,
     local: SocketAddr,
     server: SocketAddr,
@@ -218,10 +236,16 @@ pub struct Session {
 impl Session {
     /// Builds a session, checking the configuration (proposals, identities).
     pub fn new(config: ClientConfig, rng: Box<dyn Rng>) -> Result<Self, ConfigError> {
-        let params = IkeParams::new(config)?;
+        let backoff = config.reconnect.map(reconnect::Backoff::new);
+        let params = Arc::new(IkeParams::new(config)?);
+        let rng = SharedRng::new(rng);
         let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
         Ok(Self {
-            ike: Initiator::new(params, rng),
+            ike: Initiator::new(params.clone(), Box::new(rng.clone())),
+            params,
+            rng,
+            backoff,
+            was_connected: false,
             state: State::Idle,
             local: unspecified,
             server: unspecified,
@@ -242,9 +266,18 @@ impl Session {
         }
         self.local = local;
         self.server = server;
-        self.natt = server.port() != IKE_PORT;
+        self.start_attempt(now);
+    }
+
+    /// Starts a connection attempt on a fresh IKE SA (the first, or a reconnect).
+    fn start_attempt(&mut self, now: Instant) {
+        if self.ike.phase() != Phase::Idle {
+            self.ike = Initiator::new(self.params.clone(), Box::new(self.rng.clone()));
+        }
+        self.esp = None;
+        self.natt = self.server.port() != IKE_PORT;
         self.set_state(now, State::Connecting);
-        self.ike.start(now, local, server);
+        self.ike.start(now, self.local, self.server);
         self.flush(now);
     }
 
@@ -364,6 +397,12 @@ impl Session {
 
     /// The deadline from `poll_timeout` has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Reconnecting {
+            if self.backoff.as_mut().is_some_and(|b| b.take_due(now)) {
+                self.start_attempt(now);
+            }
+            return;
+        }
         self.ike.handle_timeout(now);
         self.flush(now);
     }
@@ -371,6 +410,15 @@ impl Session {
     /// Deletes the SAs (a DELETE request) and ends the session when answered or timed out.
     pub fn close(&mut self, now: Instant) {
         if matches!(self.state, State::Disconnected | State::Closing) {
+            return;
+        }
+        if self.state == State::Reconnecting {
+            // No IKE SA to delete: the wait for the next attempt simply ends.
+            if let Some(b) = self.backoff.as_mut() {
+                b.cancel();
+            }
+            self.set_state(now, State::Disconnected);
+            self.push_event(now, Event::Disconnected(DisconnectReason::Closed));
             return;
         }
         if self.state != State::Idle {
@@ -385,6 +433,9 @@ impl Session {
     }
     /// The next instant `handle_timeout` must be called, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state == State::Reconnecting {
+            return self.backoff.as_ref().and_then(|b| b.due());
+        }
         self.ike.poll_timeout()
     }
     pub fn poll_event(&mut self) -> Option<Event> {
@@ -472,14 +523,45 @@ impl Session {
                         None => None,
                     };
                     let info = self.connected_info();
+                    self.was_connected = true;
+                    if let Some(b) = self.backoff.as_mut() {
+                        b.reset();
+                    }
                     self.set_state(now, State::Connected);
                     self.push_event(now, Event::Connected(info));
                 }
-                IkeEvent::Down(reason) => {
-                    self.esp = None;
-                    self.set_state(now, State::Disconnected);
-                    self.push_event(now, Event::Disconnected(reason));
-                }
+                IkeEvent::Down(reason) => self.lost(now, reason),
+            }
+        }
+    }
+
+    /// The IKE SA is gone: wait and reconnect when that can help, else end the session.
+    fn lost(&mut self, now: Instant, reason: DisconnectReason) {
+        self.esp = None;
+        let retry = self.was_connected
+            && self.state != State::Closing
+            && !reason.is_permanent()
+            && self.backoff.is_some();
+        let next = match self.backoff.as_mut() {
+            Some(b) if retry => Some(b.schedule(now, &mut self.rng)),
+            _ => None,
+        };
+        match next {
+            Some((attempt, delay)) => {
+                log::info!("connection lost ({reason}): attempt {attempt} in {delay:?}");
+                self.set_state(now, State::Reconnecting);
+                self.push_event(
+                    now,
+                    Event::Reconnecting {
+                        attempt,
+                        delay,
+                        reason,
+                    },
+                );
+            }
+            None => {
+                self.set_state(now, State::Disconnected);
+                self.push_event(now, Event::Disconnected(reason));
             }
         }
     }

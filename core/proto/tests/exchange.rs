@@ -293,20 +293,6 @@ fn liveness_checks_from_the_server_are_answered() {
 }
 
 #[test]
-fn server_delete_ends_the_session() {
-    let mut p = Pair::new(psk_client(PSK, &[], &[]), psk_server(PSK), 19);
-    p.connect();
-    let spi_r = p.server_established().unwrap();
-    let now = p.now;
-    assert!(p.server.delete_ike_sa(now, spi_r));
-    p.pump();
-    assert_eq!(
-        p.disconnect_reason(),
-        Some(&DisconnectReason::DeletedByPeer)
-    );
-}
-
-#[test]
 fn hostile_datagrams_are_dropped_and_the_session_lives_on() {
     // Corrupt, truncate and inject datagrams toward the client at every step.
     let mut p = Pair::new(psk_client(PSK, &[], &[]), psk_server(PSK), 20);

@@ -79,7 +79,7 @@ pub struct DropCounters {
 
 /// The IKE SA, initiator role.
 pub struct Initiator {
-    pub(super) params: IkeParams,
+    pub(super) params: std::sync::Arc<IkeParams>,
     pub(super) rng: Box<dyn Rng>,
     pub(super) spi_i: u64,
     pub(super) spi_r: u64,
@@ -112,7 +112,7 @@ pub struct Initiator {
 
 impl Initiator {
     /// A new IKE SA that will connect with `params`.
-    pub fn new(params: IkeParams, mut rng: Box<dyn Rng>) -> Self {
+    pub fn new(params: std::sync::Arc<IkeParams>, mut rng: Box<dyn Rng>) -> Self {
         let mut spi_i = 0;
         while spi_i == 0 {
             spi_i = rng.next_u64();

@@ -102,6 +102,8 @@ pub struct Pair {
     pub client: Session,
     pub server: Responder,
     pub client_events: Vec<Event>,
+    /// When each of `client_events` happened (the session's own stamp).
+    pub client_event_times: Vec<Instant>,
     pub server_events: Vec<ResponderEvent>,
     /// Datagrams sent each way so far (after the filter's verdict, counted before it).
     pub sent: [usize; 2],
@@ -119,6 +121,7 @@ impl Pair {
             client: session,
             server: responder,
             client_events: Vec::new(),
+            client_event_times: Vec::new(),
             server_events: Vec::new(),
             sent: [0, 0],
             filter: None,
@@ -153,8 +156,9 @@ impl Pair {
             self.in_flight
                 .push_back((Dir::ToClient, server_addr(), o.remote, framed));
         }
-        while let Some(e) = self.client.poll_event() {
+        while let Some((at, e)) = self.client.poll_timed_event() {
             self.client_events.push(e);
+            self.client_event_times.push(at);
         }
         while let Some(e) = self.server.poll_event() {
             self.server_events.push(e);
