@@ -74,11 +74,13 @@ async fn run(
     mut close: mpsc::UnboundedReceiver<()>,
 ) -> Result<(), VpnError> {
     let Validated { server, config } = validated;
-    let server = driver::resolve(&server.host, server.port).await?;
+    let address = driver::resolve(&server.host, server.port).await?;
     let session = Session::new(config, Box::new(OsRng))?;
     let options = SocketOptions {
         protect: Some(protect),
+        server_name: Some((server.host, server.port)),
     };
+    let server = address;
     let mut tunnel = Tunnel::start_with(session, server, Some(packets), options).await?;
     sink.engine_event(EngineEvent::Bound {
         local: tunnel.local_addr(),

@@ -4,7 +4,13 @@
 //! `--no-tun`, and writes the pushed DNS to `--resolv-conf` (`dns` line). SIGINT/SIGTERM close
 //! the session (DELETE), wait at most `CLOSE_WAIT` for the answer, then remove the TUN, its
 //! routes and the DNS file. Exit 0 when closed, 1 when the connection (or its TUN) failed, 2
-//! when the profile is bad.
+//! when the profile is bad. Every event line ends in `at_ms=<Unix time in ms>`, the time the
+//! session saw it happen.
+//!
+//! The session stays up across network changes: a netlink watcher (`roam_runtime::netwatch`)
+//! plays the phone's network callback; on each settled change the server's host route is
+//! pinned to the best path outside the tunnel again, then the driver finds its local addresses
+//! again and the session moves (MOBIKE) or reconnects. The TUN stays up while reconnecting.
 
 mod local;
 mod status;
@@ -16,7 +22,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use roam_proto::session::{DisconnectReason, Event, Session};
-use roam_runtime::driver::{self, Tunnel};
+use roam_runtime::driver::{self, SocketOptions, TimedEvent, Tunnel};
+use roam_runtime::netwatch::{self, NetWatch};
 use roam_runtime::profile::{self, ServerAddress};
 use roam_runtime::rng::OsRng;
 use roam_runtime::tun::{TunDevice, DEFAULT_NAME};
@@ -122,12 +129,30 @@ async fn connect(session: Session, server: ServerAddress, options: LocalOptions)
         Ok(s) => s,
         Err(e) => return failed(format!("cannot watch for signals: {e}")),
     };
-    let mut tunnel = match Tunnel::<TunDevice>::start_detached(session, address).await {
-        Ok(t) => t,
-        Err(e) => return failed(e),
+    let options_net = SocketOptions {
+        protect: None,
+        server_name: Some((server.host.clone(), server.port)),
+    };
+    let mut tunnel =
+        match Tunnel::<TunDevice>::start_with(session, address, None, options_net).await {
+            Ok(t) => t,
+            Err(e) => return failed(e),
+        };
+    let mut watch = match NetWatch::start(netwatch::DEFAULT_DEBOUNCE) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            log::warn!("cannot watch the network ({e}): network changes go unnoticed");
+            None
+        }
     };
     let mut lines = StatusLines::new(address);
-    print_line(&lines.connecting());
+    print_line(&stamped(
+        &lines.connecting(),
+        &TimedEvent {
+            at: wall_clock_now(),
+            event: Event::StateChanged(roam_proto::session::State::Connecting),
+        },
+    ));
 
     let mut reason: Option<DisconnectReason> = None;
     let mut close_deadline: Option<tokio::time::Instant> = None;
@@ -136,16 +161,21 @@ async fn connect(session: Session, server: ServerAddress, options: LocalOptions)
     let mut local_failure: Option<String> = None;
     let end = loop {
         tokio::select! {
-            event = tunnel.next_event() => match event {
-                Some(event) => {
-                    if let Some(line) = lines.event(&event) {
-                        print_line(&line);
+            event = tunnel.next_timed_event() => match event {
+                Some(timed) => {
+                    if let Some(line) = lines.event(&timed.event) {
+                        print_line(&stamped(&line, &timed));
                     }
-                    match event {
+                    match timed.event {
                         Event::Disconnected(r) => reason = Some(r),
                         Event::Connected(info) if close_deadline.is_none() => {
                             match local.up(&info, &mut tunnel).await {
-                                Ok(new_lines) => new_lines.iter().for_each(|l| print_line(l)),
+                                Ok(new_lines) => {
+                                    new_lines.iter().for_each(|l| print_line(l));
+                                    if let (Some(w), Some(index)) = (&watch, local.tun_index()) {
+                                        w.ignore_interface(index);
+                                    }
+                                }
                                 Err(e) => {
                                     log::info!("closing the session: {e}");
                                     local_failure = Some(e);
@@ -159,6 +189,15 @@ async fn connect(session: Session, server: ServerAddress, options: LocalOptions)
                 }
                 None => break End::DriverEnded,
             },
+            changed = wait_change(watch.as_mut()) => {
+                if changed.is_none() {
+                    log::warn!("the network watcher stopped: network changes go unnoticed");
+                    watch = None;
+                    continue;
+                }
+                local.network_changed().await;
+                tunnel.network_changed();
+            }
             () = signals.recv() => {
                 if close_deadline.is_some() {
                     log::warn!("second signal: not waiting for the server any longer");
@@ -210,6 +249,25 @@ fn describe(reason: &DisconnectReason, server: SocketAddr) -> String {
         DisconnectReason::ProtocolError(s) => format!("protocol error: {s}"),
         DisconnectReason::PathLost => "the network path to the server is gone".to_string(),
         DisconnectReason::ServerRestarted => format!("{server} lost our session (restarted)"),
+    }
+}
+
+// The harness owns the clocks (the lint is for the sans-IO protocol).
+#[allow(clippy::disallowed_methods)]
+fn wall_clock_now() -> std::time::SystemTime {
+    std::time::SystemTime::now()
+}
+
+/// `line` with the event's time: `… at_ms=1764450000123`.
+fn stamped(line: &str, timed: &TimedEvent) -> String {
+    format!("{line} at_ms={}", timed.unix_ms())
+}
+
+/// The next settled network change, or never without a watcher.
+async fn wait_change(watch: Option<&mut NetWatch>) -> Option<()> {
+    match watch {
+        Some(w) => w.changed().await,
+        None => std::future::pending().await,
     }
 }
 

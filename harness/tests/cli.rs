@@ -157,10 +157,17 @@ fn sigint_closes_and_exits_0() {
         let out = child.wait_with_output().unwrap();
         panic!("roam exited early: {:?} {}", out.status, stderr(&out));
     }
-    assert_eq!(
-        first.trim_end(),
-        format!("connecting server=127.0.0.1:{port}")
-    );
+    let (line, at_ms) = first
+        .trim_end()
+        .rsplit_once(" at_ms=")
+        .expect("an event line ends with its time");
+    assert_eq!(line, format!("connecting server=127.0.0.1:{port}"));
+    let at_ms: u128 = at_ms.parse().expect("milliseconds");
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    assert!(wall.abs_diff(at_ms) < 60_000, "{at_ms} is now ({wall})");
 
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -181,8 +188,13 @@ fn sigint_closes_and_exits_0() {
     assert_eq!(code, Some(0));
     let rest: Vec<String> = stdout.lines().map(Result::unwrap).collect();
     assert_eq!(
-        rest.last().map(String::as_str),
+        rest.last().map(|l| untimed(l)),
         Some("disconnected reason=closed"),
         "{rest:?}"
     );
+}
+
+/// An event line without its ` at_ms=…` time.
+fn untimed(line: &str) -> &str {
+    line.rsplit_once(" at_ms=").map_or(line, |(l, _)| l)
 }

@@ -11,12 +11,18 @@
 //! allocated once per run, so nothing is allocated per packet. It ends when the session is
 //! disconnected. [`Tunnel`] runs a driver on its own task and is the caller's handle to it.
 //!
+//! The network can change under a running driver: [`Tunnel::network_changed`] (the platform's
+//! network callback, or the Linux netlink watcher) makes it ask the routing again which local
+//! address reaches the server, open and close sockets to match, and hand the session the new
+//! list (MOBIKE moves the SAs). The server's name is resolved again after a network change
+//! and before each reconnect attempt. Events leave with the wall-clock time they happened.
+//!
 //! The driver is written against the [`Protocol`] trait (implemented for
 //! `roam_proto::session::Session`) so its plumbing can be tested with a fake peer.
 
 use std::io;
-use std::net::SocketAddr;
-use std::time::Instant;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Instant, SystemTime};
 
 use futures_util::FutureExt;
 use roam_proto::session::{Datagram, Event, PacketDrop, Received, Session, State, Transmit};
@@ -66,6 +72,18 @@ pub trait Protocol {
     fn poll_timeout(&self) -> Option<Instant>;
     fn poll_event(&mut self) -> Option<Event>;
     fn state(&self) -> State;
+    /// The next event and when it happened (default: now).
+    fn poll_timed_event(&mut self) -> Option<(Instant, Event)> {
+        self.poll_event().map(|e| (now(), e))
+    }
+    /// The local addresses we can send from now (one bound socket each, preferred first).
+    fn network_changed(&mut self, now: Instant, locals: &[SocketAddr]) {
+        let _ = (now, locals);
+    }
+    /// Every address the server's name resolves to now.
+    fn set_server_addresses(&mut self, now: Instant, addresses: &[IpAddr]) {
+        let _ = (now, addresses);
+    }
 }
 
 impl Protocol for Session {
@@ -107,6 +125,57 @@ impl Protocol for Session {
     fn state(&self) -> State {
         Session::state(self)
     }
+    fn poll_timed_event(&mut self) -> Option<(Instant, Event)> {
+        Session::poll_timed_event(self)
+    }
+    fn network_changed(&mut self, now: Instant, locals: &[SocketAddr]) {
+        Session::network_changed(self, now, locals)
+    }
+    fn set_server_addresses(&mut self, now: Instant, addresses: &[IpAddr]) {
+        Session::set_server_addresses(self, now, addresses)
+    }
+}
+
+/// An event of the session and the wall-clock time it happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimedEvent {
+    pub at: SystemTime,
+    pub event: Event,
+}
+
+impl TimedEvent {
+    /// Milliseconds since the Unix epoch (0 for a clock set before 1970).
+    pub fn unix_ms(&self) -> u64 {
+        self.at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+    }
+}
+
+/// Turns the session's instants into wall-clock times (one reading of both clocks at start).
+#[derive(Clone, Copy, Debug)]
+struct WallClock {
+    instant: Instant,
+    system: SystemTime,
+}
+
+impl WallClock {
+    // The runtime owns the clocks (the lint is for the sans-IO protocol).
+    #[allow(clippy::disallowed_methods)]
+    fn now() -> Self {
+        Self {
+            instant: now(),
+            system: SystemTime::now(),
+        }
+    }
+
+    fn at(&self, t: Instant) -> SystemTime {
+        match t.checked_duration_since(self.instant) {
+            Some(after) => self.system + after,
+            None => self.system - self.instant.duration_since(t),
+        }
+    }
 }
 
 /// What the caller can ask of a running driver.
@@ -114,6 +183,8 @@ impl Protocol for Session {
 pub enum Command {
     /// Close the session (DELETE the IKE SA); the driver ends once the session has.
     Close,
+    /// The platform's network changed: find the local addresses again and tell the session.
+    NetworkChanged,
 }
 
 /// Why the driver could not start or stopped early. (A session that ends, for any reason, is
@@ -149,6 +220,9 @@ impl std::fmt::Debug for ProtectSocket {
 #[derive(Clone, Debug, Default)]
 pub struct SocketOptions {
     pub protect: Option<ProtectSocket>,
+    /// The server's name as the profile gives it (with the port to use), resolved again after a
+    /// network change and before each reconnect attempt. None: the address given is final.
+    pub server_name: Option<(String, u16)>,
 }
 
 /// Resolves the server's name (or IP literal) to one address.
@@ -171,7 +245,7 @@ fn now() -> Instant {
 pub async fn run<P: Protocol>(
     protocol: P,
     server: SocketAddr,
-    events: mpsc::UnboundedSender<Event>,
+    events: mpsc::UnboundedSender<TimedEvent>,
     commands: mpsc::Receiver<Command>,
 ) -> Result<(), DriverError> {
     Driver::bind(protocol, server)
@@ -188,6 +262,14 @@ pub struct Driver<P, I = NoPackets> {
     server: SocketAddr,
     /// `None` until attached (see [`Driver::run_attaching`]).
     packets: Option<I>,
+    /// The server's name and port, to resolve again (see [`SocketOptions::server_name`]).
+    server_name: Option<(String, u16)>,
+    /// Every address the server had at the last resolution (the first is `server`).
+    servers: Vec<SocketAddr>,
+    /// The local addresses the session was last told about.
+    locals: Vec<SocketAddr>,
+    /// A resolution of `server_name` in flight.
+    resolving: Option<oneshot::Receiver<io::Result<Vec<SocketAddr>>>>,
 }
 
 impl<P: Protocol> Driver<P, NoPackets> {
@@ -218,6 +300,10 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
             local,
             server,
             packets,
+            server_name: options.server_name,
+            servers: vec![server],
+            locals: vec![local],
+            resolving: None,
         })
     }
 
@@ -229,6 +315,10 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
             local: self.local,
             server: self.server,
             packets: Some(packets),
+            server_name: self.server_name,
+            servers: self.servers,
+            locals: self.locals,
+            resolving: self.resolving,
         }
     }
 
@@ -247,7 +337,7 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
     /// session is closed as if `Command::Close` had come.
     pub async fn run(
         self,
-        events: mpsc::UnboundedSender<Event>,
+        events: mpsc::UnboundedSender<TimedEvent>,
         commands: mpsc::Receiver<Command>,
     ) -> Result<(), DriverError> {
         self.run_attaching(events, commands, None).await
@@ -258,17 +348,18 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
     /// dropped (a TUN closed) when the driver ends.
     pub async fn run_attaching(
         mut self,
-        events: mpsc::UnboundedSender<Event>,
+        events: mpsc::UnboundedSender<TimedEvent>,
         mut commands: mpsc::Receiver<Command>,
         mut attach: Option<oneshot::Receiver<I>>,
     ) -> Result<(), DriverError> {
         log::info!("connecting from {} to {}", self.local, self.server);
+        let clock = WallClock::now();
         self.protocol.connect(now(), self.local, self.server);
         let mut bufs = Buffers::new();
         let mut commands_open = true;
         loop {
             self.flush_transmits().await;
-            if self.deliver_events(&events) {
+            if self.deliver_events(&events, &clock) {
                 // Whatever the session queued on its way out has been sent above.
                 log::debug!("session disconnected, driver ends");
                 return Ok(());
@@ -292,12 +383,21 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
                         log::info!("closing the session");
                         self.protocol.close(now());
                     }
+                    Some(Command::NetworkChanged) => {
+                        log::info!("the network changed");
+                        self.refresh_paths(true).await;
+                        self.resolve_again();
+                    }
                     None => {
                         log::debug!("the tunnel handle is gone: closing the session");
                         commands_open = false;
                         self.protocol.close(now());
                     }
                 },
+                resolved = wait_resolved(self.resolving.as_mut()) => {
+                    self.resolving = None;
+                    self.resolved(resolved).await;
+                }
                 attached = wait_attach(attach.as_mut()) => {
                     attach = None;
                     if let Ok(packets) = attached {
@@ -411,15 +511,76 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
     }
 
     /// Hands the session's events to the caller; true once the session is disconnected.
-    fn deliver_events(&mut self, events: &mpsc::UnboundedSender<Event>) -> bool {
+    fn deliver_events(
+        &mut self,
+        events: &mpsc::UnboundedSender<TimedEvent>,
+        clock: &WallClock,
+    ) -> bool {
         let mut disconnected = false;
-        while let Some(event) = self.protocol.poll_event() {
+        while let Some((at, event)) = self.protocol.poll_timed_event() {
             log::debug!("event: {event:?}");
             disconnected |= matches!(event, Event::Disconnected(_));
+            if matches!(event, Event::Reconnecting { .. }) {
+                // The name may point elsewhere by the time the attempt starts.
+                self.resolve_again();
+            }
             // A caller that stopped listening still wants the session run to its end.
-            let _ = events.send(event);
+            let _ = events.send(TimedEvent {
+                at: clock.at(at),
+                event,
+            });
         }
         disconnected || self.protocol.state() == State::Disconnected
+    }
+
+    /// Asks the routing again for the local address toward each server address, matches the
+    /// sockets to it, and tells the session (always when `changed` says the platform saw a
+    /// change; otherwise only when the list differs).
+    async fn refresh_paths(&mut self, changed: bool) {
+        let locals = self.sockets.refresh(&self.servers).await;
+        if changed || locals != self.locals {
+            log::info!("local addresses toward the server: {locals:?}");
+            if let Some(&first) = locals.first() {
+                self.local = first;
+            }
+            self.locals = locals;
+            self.protocol.network_changed(now(), &self.locals);
+        }
+    }
+
+    /// Starts resolving the server's name again (when it has one and none is in flight).
+    fn resolve_again(&mut self) {
+        let (Some((host, port)), None) = (self.server_name.clone(), self.resolving.as_ref()) else {
+            return;
+        };
+        let (tx, rx) = oneshot::channel();
+        self.resolving = Some(rx);
+        tokio::spawn(async move {
+            let _ = tx.send(socket::resolve_all(&host, port).await);
+        });
+    }
+
+    /// A resolution came back: the session learns the addresses, the sockets follow them.
+    async fn resolved(
+        &mut self,
+        result: Result<io::Result<Vec<SocketAddr>>, oneshot::error::RecvError>,
+    ) {
+        match result {
+            Ok(Ok(addresses)) => {
+                let ips: Vec<IpAddr> = addresses.iter().map(SocketAddr::ip).collect();
+                log::debug!("the server resolves to {ips:?}");
+                self.protocol.set_server_addresses(now(), &ips);
+                if addresses != self.servers {
+                    self.servers = addresses;
+                    self.refresh_paths(false).await;
+                }
+            }
+            Ok(Err(e)) => log::info!(
+                "cannot resolve the server again: {e} (keeping {:?})",
+                self.servers
+            ),
+            Err(_) => {}
+        }
     }
 }
 
@@ -451,6 +612,16 @@ async fn recv_packet<I: PacketIo>(packets: Option<&mut I>, buf: &mut [u8]) -> io
     }
 }
 
+/// The result of a resolution in flight, or never when none is.
+async fn wait_resolved(
+    rx: Option<&mut oneshot::Receiver<io::Result<Vec<SocketAddr>>>>,
+) -> Result<io::Result<Vec<SocketAddr>>, oneshot::error::RecvError> {
+    match rx {
+        Some(rx) => rx.await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The packet path to attach, or never when none is coming.
 async fn wait_attach<I>(
     attach: Option<&mut oneshot::Receiver<I>>,
@@ -473,7 +644,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 #[derive(Debug)]
 pub struct Tunnel<I = NoPackets> {
     commands: mpsc::Sender<Command>,
-    events: mpsc::UnboundedReceiver<Event>,
+    events: mpsc::UnboundedReceiver<TimedEvent>,
     attach: Option<oneshot::Sender<I>>,
     task: JoinHandle<Result<(), DriverError>>,
     local: SocketAddr,
@@ -564,7 +735,20 @@ impl<I> Tunnel<I> {
 
     /// The next event; `None` once the driver has ended and every event was read.
     pub async fn next_event(&mut self) -> Option<Event> {
+        self.events.recv().await.map(|t| t.event)
+    }
+
+    /// The next event with the wall-clock time it happened.
+    pub async fn next_timed_event(&mut self) -> Option<TimedEvent> {
         self.events.recv().await
+    }
+
+    /// Tells the driver the platform's network changed (an interface, address or route came or
+    /// went): it finds the local addresses again and the session moves if it must. Does not wait.
+    pub fn network_changed(&self) {
+        if self.commands.try_send(Command::NetworkChanged).is_err() {
+            log::debug!("network_changed: the driver has ended or is busy");
+        }
     }
 
     /// Asks the session to close (DELETE); its `Disconnected` event follows. Does not wait.

@@ -7,6 +7,8 @@
 
 pub mod driver;
 pub mod echo;
+#[cfg(target_os = "linux")]
+pub mod netwatch;
 pub mod packet_io;
 pub mod profile;
 pub mod resolv;

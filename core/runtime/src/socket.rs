@@ -1,9 +1,12 @@
-//! The driver's UDP sockets: at most one per address family, each bound to the source address
-//! the routing picks toward the server and an ephemeral port, so the session knows the exact
-//! local address it sends from (NAT detection hashes it). Also resolves the server's name.
+//! The driver's UDP sockets: one per local address the routing picks toward the server's
+//! addresses (one per family at most), each bound to that address and an ephemeral port, so
+//! the session knows the exact local address it sends from (NAT detection hashes it). When the
+//! network changes, [`Sockets::refresh`] asks the routing again, keeps the sockets whose
+//! address is still the choice, opens new ones and closes the rest: the session gets the new
+//! list (MOBIKE). Also resolves the server's name.
 //!
-//! Room for later: a second path (MOBIKE) is another `Bound` in `Sockets`; batching
-//! (recvmmsg/sendmmsg) would replace `poll_recv`/`send` here and nowhere else.
+//! Room for later: batching (recvmmsg/sendmmsg) would replace `poll_recv`/`send` here and
+//! nowhere else.
 
 use std::future::poll_fn;
 use std::io;
@@ -32,8 +35,8 @@ pub struct Received {
 /// The sockets the driver sends and receives on.
 #[derive(Debug, Default)]
 pub struct Sockets {
-    v4: Option<Bound>,
-    v6: Option<Bound>,
+    /// At most one per address family (the routing's choice toward the server).
+    bound: Vec<Bound>,
     /// Called with every new socket before it sends or connects (Android `VpnService.protect`).
     protect: Option<crate::driver::ProtectSocket>,
 }
@@ -73,32 +76,56 @@ impl Sockets {
     /// Returns the bound local address.
     pub async fn open_toward(&mut self, server: SocketAddr) -> io::Result<SocketAddr> {
         let source = source_address_toward(server, |probe| self.protect(probe)).await?;
+        self.bind_source(source, server).await
+    }
+
+    /// The socket bound to `source` (kept if one is), replacing any other of its family.
+    async fn bind_source(&mut self, source: IpAddr, server: SocketAddr) -> io::Result<SocketAddr> {
+        if let Some(b) = self.bound.iter().find(|b| b.local.ip() == source) {
+            return Ok(b.local);
+        }
         let socket = UdpSocket::bind(SocketAddr::new(source, 0)).await?;
         self.protect(&socket)?;
         let local = socket.local_addr()?;
         log::debug!("bound UDP socket {local} toward {server}");
-        let slot = if server.is_ipv4() {
-            &mut self.v4
-        } else {
-            &mut self.v6
-        };
-        *slot = Some(Bound { socket, local });
+        self.bound.retain(|b| b.local.is_ipv4() != local.is_ipv4());
+        self.bound.push(Bound { socket, local });
         Ok(local)
     }
 
+    /// Asks the routing again which source address reaches each of `servers` (the first of
+    /// each family counts), keeps or opens a socket for each, and closes the others. Returns
+    /// the bound local addresses, the first family's first (empty: no route at all).
+    pub async fn refresh(&mut self, servers: &[SocketAddr]) -> Vec<SocketAddr> {
+        let mut wanted: Vec<SocketAddr> = Vec::new();
+        for v4 in [true, false] {
+            let Some(&server) = servers.iter().find(|s| s.is_ipv4() == v4) else {
+                continue;
+            };
+            match source_address_toward(server, |probe| self.protect(probe)).await {
+                Ok(source) => match self.bind_source(source, server).await {
+                    Ok(local) => wanted.push(local),
+                    Err(e) => log::warn!("cannot bind {source} toward {server}: {e}"),
+                },
+                Err(e) => log::info!("no route toward {server}: {e}"),
+            }
+        }
+        self.bound.retain(|b| wanted.contains(&b.local));
+        if servers.first().is_some_and(|s| s.is_ipv6()) {
+            wanted.sort_by_key(|a| a.is_ipv4());
+        }
+        wanted
+    }
+
     fn bound(&self) -> impl Iterator<Item = &Bound> {
-        self.v4.iter().chain(self.v6.iter())
+        self.bound.iter()
     }
 
     /// The socket to send from: the one bound to `local`, else one of `remote`'s family.
     fn for_transmit(&self, local: SocketAddr, remote: SocketAddr) -> Option<&Bound> {
-        self.bound().find(|b| b.local == local).or_else(|| {
-            if remote.is_ipv4() {
-                self.v4.as_ref()
-            } else {
-                self.v6.as_ref()
-            }
-        })
+        self.bound()
+            .find(|b| b.local == local)
+            .or_else(|| self.bound().find(|b| b.local.is_ipv4() == remote.is_ipv4()))
     }
 
     /// Sends `payload` to `remote` from the socket bound to `local` (or one of the right family).
@@ -185,6 +212,22 @@ async fn source_address_toward(
     protect(&probe)?;
     probe.connect(server).await?;
     Ok(probe.local_addr()?.ip())
+}
+
+/// Resolves `host` (a name or an IP address literal) to every address it has, in the
+/// resolver's order.
+pub async fn resolve_all(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await?
+        .take(16)
+        .collect();
+    if addrs.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::NotFound, "no address"));
+    }
+    Ok(addrs)
 }
 
 /// Resolves `host` (a name or an IP address literal) and picks the first address the resolver

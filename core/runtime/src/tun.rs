@@ -187,6 +187,52 @@ mod linux {
             Ok(())
         }
 
+        /// Pins the server's host route again after the network changed: to the best path
+        /// outside the tunnel now, if that differs from the pinned one (the old path's
+        /// interface may be gone, taking the pinned route with it). True when it changed.
+        pub async fn repin_server_route(&mut self, server: IpAddr) -> Result<bool, TunError> {
+            let Some((prefix, old)) = self.server_route.clone() else {
+                return Ok(false);
+            };
+            let path_error = |source| TunError::ServerPath { server, source };
+            let pinned = super::netlink::path_of(&old);
+            let now = self
+                .netlink
+                .path_outside(server, self.index, Some(pinned))
+                .await
+                .map_err(path_error)?;
+            // When no other route exists, the pinned one (if still there) is the only way out.
+            let Some(path) = now else {
+                log::info!(
+                    "no path to the server {server} outside the tunnel besides the pinned one"
+                );
+                return Ok(false);
+            };
+            if path == pinned {
+                return Ok(false);
+            }
+            if let Err(e) = self.netlink.delete_route(old).await {
+                log::debug!("old host route to {prefix}: {e} (gone with its interface)");
+            }
+            let route = Netlink::path_route(prefix, path).map_err(path_error)?;
+            self.netlink
+                .replace_route(route.clone())
+                .await
+                .map_err(|source| TunError::Route { prefix, source })?;
+            log::info!(
+                "host route to the server {prefix} now via {:?} dev #{:?}",
+                path.gateway,
+                path.interface
+            );
+            self.server_route = Some((prefix, route));
+            Ok(true)
+        }
+
+        /// The interface index of the TUN.
+        pub fn index(&self) -> u32 {
+            self.index
+        }
+
         /// The interface name.
         pub fn name(&self) -> &str {
             &self.name

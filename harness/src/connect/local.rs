@@ -81,6 +81,23 @@ impl Local {
         Ok(lines)
     }
 
+    /// The TUN's interface index, once it is up.
+    pub fn tun_index(&self) -> Option<u32> {
+        self.tun.as_ref().map(TunSetup::index)
+    }
+
+    /// The network changed: the server's host route follows the best path outside the tunnel.
+    pub async fn network_changed(&mut self) {
+        let Some(setup) = self.tun.as_mut() else {
+            return;
+        };
+        match setup.repin_server_route(self.server).await {
+            Ok(true) => log::info!("the server {} is routed along the new path", self.server),
+            Ok(false) => {}
+            Err(e) => log::warn!("cannot pin the route to the server again: {e}"),
+        }
+    }
+
     /// Removes the routes and the server's host route, puts the DNS file back.
     pub async fn down(&mut self) {
         if let Some(setup) = self.tun.take() {

@@ -770,8 +770,13 @@ pub fn close_cleanly(roam: &mut Roam) {
     assert!(
         roam.seen
             .iter()
-            .any(|l| l.trim() == "disconnected reason=closed"),
+            .any(|l| untimed(l.trim()) == "disconnected reason=closed"),
         "no 'disconnected reason=closed'\n{}",
         roam.transcript()
     );
+}
+
+/// An event line without its ` at_ms=…` time.
+pub fn untimed(line: &str) -> &str {
+    line.rsplit_once(" at_ms=").map_or(line, |(l, _)| l)
 }

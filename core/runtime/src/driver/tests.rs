@@ -325,7 +325,7 @@ async fn dropping_the_commands_closes_the_session() {
     assert_eq!(seen.lock().unwrap().closes, 1);
     let mut last = None;
     while let Ok(e) = events.try_recv() {
-        last = Some(e);
+        last = Some(e.event);
     }
     assert_eq!(last, Some(Event::Disconnected(DisconnectReason::Closed)));
 }

@@ -135,8 +135,84 @@ impl Netlink {
     }
 }
 
+impl Netlink {
+    /// The path the main routing table offers toward `ip` when the routes through interface
+    /// `tunnel` (ours) and the host route `pinned` (ours, maybe stale) are left out: the best
+    /// of the rest by longest prefix, then lowest metric. `None` when no such route exists.
+    pub async fn path_outside(
+        &self,
+        ip: IpAddr,
+        tunnel: u32,
+        pinned: Option<Path>,
+    ) -> io::Result<Option<Path>> {
+        let query = match ip {
+            IpAddr::V4(_) => RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
+            IpAddr::V6(_) => RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
+        };
+        let mut routes = self.handle.route().get(query).execute();
+        let mut best: Option<(u8, u32, Path)> = None;
+        while let Some(route) = routes
+            .try_next()
+            .await
+            .map_err(|e| error("route dump", e))?
+        {
+            let Some(candidate) = outside_candidate(&route, ip, tunnel, pinned) else {
+                continue;
+            };
+            let better = match best {
+                None => true,
+                Some((len, metric, _)) => {
+                    candidate.0 > len || (candidate.0 == len && candidate.1 < metric)
+                }
+            };
+            if better {
+                best = Some(candidate);
+            }
+        }
+        Ok(best.map(|(_, _, path)| path))
+    }
+}
+
+/// A main-table unicast route that covers `ip`, not through `tunnel` and not the `pinned`
+/// host route: its prefix length, metric and path.
+fn outside_candidate(
+    route: &RouteMessage,
+    ip: IpAddr,
+    tunnel: u32,
+    pinned: Option<Path>,
+) -> Option<(u8, u32, Path)> {
+    const MAIN: u8 = 254;
+    let h = &route.header;
+    let mut table = u32::from(h.table);
+    let mut destination: Option<IpAddr> = None;
+    let mut metric = 0;
+    for attr in &route.attributes {
+        match attr {
+            RouteAttribute::Table(t) => table = *t,
+            RouteAttribute::Destination(RouteAddress::Inet(a)) => destination = Some((*a).into()),
+            RouteAttribute::Destination(RouteAddress::Inet6(a)) => destination = Some((*a).into()),
+            RouteAttribute::Priority(p) => metric = *p,
+            _ => {}
+        }
+    }
+    if table != u32::from(MAIN) || h.kind != RouteType::Unicast {
+        return None;
+    }
+    let len = h.destination_prefix_length;
+    let covers = match destination {
+        Some(d) => Prefix::new(d, len).is_some_and(|p| p.contains(ip)),
+        None => len == 0 && Prefix::new(ip, 0).is_some(),
+    };
+    let path = path_of(route);
+    let host = Prefix::host(ip).len == len;
+    if !covers || path.interface == Some(tunnel) || (host && Some(path) == pinned) {
+        return None;
+    }
+    Some((len, metric, path))
+}
+
 /// The gateway and interface of a route message.
-fn path_of(route: &RouteMessage) -> Path {
+pub fn path_of(route: &RouteMessage) -> Path {
     let mut path = Path {
         gateway: None,
         interface: None,
