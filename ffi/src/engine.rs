@@ -1,13 +1,14 @@
 //! The one place the FFI drives roam-runtime: resolve the server, build the session, start
-//! `driver::Tunnel` with the platform's protect hook, forward its events, close on request.
+//! `driver::Tunnel` with the platform's protect hook, forward its events (with their time),
+//! close or re-probe the network on request.
 //! The driver's end of the packet channel (`ChannelPackets`) carries the app's packets through
 //! ESP for the run.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use roam_proto::session::{Event, Session};
-use roam_runtime::driver::{self, ProtectSocket, SocketOptions, Tunnel};
+use roam_proto::session::Session;
+use roam_runtime::driver::{self, ProtectSocket, SocketOptions, TimedEvent, Tunnel};
 use roam_runtime::packet_io::ChannelPackets;
 use roam_runtime::rng::OsRng;
 use tokio::runtime::Handle;
@@ -24,7 +25,7 @@ pub(crate) enum EngineEvent {
         local: SocketAddr,
         server: SocketAddr,
     },
-    Session(Event),
+    Session(TimedEvent),
     /// The run failed (before or after connecting).
     Failed(VpnError),
     Ended,
@@ -35,10 +36,17 @@ pub(crate) trait EngineSink: Send + Sync + 'static {
     fn engine_event(&self, event: EngineEvent);
 }
 
-/// A running engine: ask it to close.
+/// What the app asks of a running engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Request {
+    Close,
+    NetworkChanged,
+}
+
+/// A running engine: ask it to close, or tell it the network changed.
 #[derive(Debug)]
 pub(crate) struct Engine {
-    close: mpsc::UnboundedSender<()>,
+    requests: mpsc::UnboundedSender<Request>,
 }
 
 impl Engine {
@@ -50,19 +58,25 @@ impl Engine {
         packets: ChannelPackets,
         sink: Arc<dyn EngineSink>,
     ) -> Self {
-        let (close, close_rx) = mpsc::unbounded_channel();
+        let (requests, requests_rx) = mpsc::unbounded_channel();
         runtime.spawn(async move {
-            if let Err(e) = run(validated, protect, packets, &*sink, close_rx).await {
+            if let Err(e) = run(validated, protect, packets, &*sink, requests_rx).await {
                 sink.engine_event(EngineEvent::Failed(e));
             }
             sink.engine_event(EngineEvent::Ended);
         });
-        Self { close }
+        Self { requests }
     }
 
     /// Closes the session (DELETE); `Disconnected` and `Ended` follow. Does not wait.
     pub(crate) fn close(&self) {
-        let _ = self.close.send(());
+        let _ = self.requests.send(Request::Close);
+    }
+
+    /// The platform's network changed: the driver finds its local addresses again and the
+    /// session moves (MOBIKE) or reconnects. Does not wait.
+    pub(crate) fn network_changed(&self) {
+        let _ = self.requests.send(Request::NetworkChanged);
     }
 }
 
@@ -71,7 +85,7 @@ async fn run(
     protect: ProtectSocket,
     packets: ChannelPackets,
     sink: &dyn EngineSink,
-    mut close: mpsc::UnboundedReceiver<()>,
+    mut requests: mpsc::UnboundedReceiver<Request>,
 ) -> Result<(), VpnError> {
     let Validated { server, config } = validated;
     let address = driver::resolve(&server.host, server.port).await?;
@@ -86,17 +100,21 @@ async fn run(
         local: tunnel.local_addr(),
         server: tunnel.server_addr(),
     });
-    let mut close_open = true;
+    let mut requests_open = true;
     loop {
         tokio::select! {
-            event = tunnel.next_event() => match event {
+            event = tunnel.next_timed_event() => match event {
                 Some(e) => sink.engine_event(EngineEvent::Session(e)),
                 None => break,
             },
-            request = close.recv(), if close_open => {
-                // A dropped handle closes too.
-                close_open = request.is_some();
-                tunnel.close();
+            request = requests.recv(), if requests_open => match request {
+                Some(Request::NetworkChanged) => tunnel.network_changed(),
+                Some(Request::Close) => tunnel.close(),
+                None => {
+                    // A dropped handle closes too.
+                    requests_open = false;
+                    tunnel.close();
+                }
             }
         }
     }

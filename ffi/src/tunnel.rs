@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use roam_proto::session::Event;
-use roam_runtime::driver::ProtectSocket;
+use roam_proto::session::{Event, RekeyKind};
+use roam_runtime::driver::{unix_ms, ProtectSocket, TimedEvent};
 use roam_runtime::packet_io::ChannelPackets;
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, watch};
@@ -223,15 +223,20 @@ impl VpnTunnel {
     }
 
     /// The platform's default network changed (or went away: `kind = None`). Recorded as the
-    /// current path and reported as `NetworkChanged { roamed: false }`. Until MOBIKE lands
-    /// this is an honest no-op for the session: it keeps its path.
+    /// current path, reported as `NetworkChanged`, and handed to the running session: the
+    /// driver asks the routing (through protected sockets) which local address reaches the
+    /// server now, and the session moves its SAs there (MOBIKE; `Roamed` follows) or
+    /// reconnects (`Reconnecting` follows).
     pub fn network_changed(&self, network: NetworkInfo) {
         log::info!(
-            "network changed: {:?} ({} addresses); MOBIKE is not implemented yet, the session keeps its path",
+            "network changed: {:?} ({} addresses)",
             network.kind,
             network.addresses.len()
         );
         lock(&self.shared.status).network = Some(network.clone());
+        if let Some(r) = &*lock(&self.shared.running) {
+            r.engine.network_changed();
+        }
         self.shared.call(Call::Event(VpnEvent::NetworkChanged {
             network,
             roamed: false,
@@ -239,16 +244,21 @@ impl VpnTunnel {
     }
 
     /// The device goes to sleep (iOS `sleep`). Recorded; the session's timers need no change
-    /// today (the clock counts sleep, so DPD runs at once on wake).
+    /// (the clock counts sleep, so the liveness check runs at once on wake).
     pub fn sleep(&self) {
         log::info!("sleep");
         lock(&self.shared.status).asleep = true;
     }
 
-    /// The device woke (iOS `wake`).
+    /// The device woke (iOS `wake`). The session's clock counted the sleep, so its liveness
+    /// check runs at once; the network may have changed meanwhile, so the paths are probed
+    /// again too.
     pub fn wake(&self) {
         log::info!("wake");
         lock(&self.shared.status).asleep = false;
+        if let Some(r) = &*lock(&self.shared.running) {
+            r.engine.network_changed();
+        }
     }
 
     /// A snapshot: state, addresses, counters, path, last error.
@@ -375,43 +385,7 @@ impl Shared {
                 s.local_address = Some(local.to_string());
                 s.server_address = Some(server.to_string());
             }
-            EngineEvent::Session(Event::StateChanged(state)) => {
-                let state = TunnelState::from(state);
-                lock(&self.status).state = state;
-                self.call(Call::Event(VpnEvent::StateChanged { state }));
-            }
-            EngineEvent::Session(Event::Connected(info)) => {
-                let server = {
-                    let mut s = lock(&self.status);
-                    s.virtual_ips = info.virtual_ips.iter().map(|a| a.to_string()).collect();
-                    s.server_address.clone().unwrap_or_default()
-                };
-                let server_ip = server
-                    .parse::<SocketAddr>()
-                    .map(|a| a.ip().to_string())
-                    .unwrap_or(server);
-                let settings = network_settings(&info, &server_ip, self.mtu);
-                self.call(Call::Settings(settings));
-                self.call(Call::Event(VpnEvent::Connected {
-                    info: (&info).into(),
-                }));
-            }
-            EngineEvent::Session(Event::Disconnected(reason)) => {
-                let (reason, error) = disconnect_reason(&reason);
-                {
-                    let mut s = lock(&self.status);
-                    s.state = TunnelState::Disconnected;
-                    if error.is_some() {
-                        s.last_error = error.clone();
-                    }
-                }
-                self.call(Call::Event(VpnEvent::Disconnected { reason, error }));
-            }
-            EngineEvent::Session(
-                Event::Roamed { .. } | Event::Rekeyed(_) | Event::Reconnecting { .. },
-            ) => {
-                // Carried to the app by the "staying connected" events (issue 4, in progress).
-            }
+            EngineEvent::Session(timed) => self.on_session(timed),
             EngineEvent::Failed(e) => {
                 let error = e.to_string();
                 log::warn!("tunnel failed: {error}");
@@ -424,6 +398,7 @@ impl Shared {
                     self.call(Call::Event(VpnEvent::Disconnected {
                         reason: "error".into(),
                         error: Some(error),
+                        at_unix_ms: unix_ms(wall_clock_now()),
                     }));
                 }
             }
@@ -440,6 +415,87 @@ impl Shared {
             }
         }
     }
+}
+
+impl Shared {
+    /// One event of the session: the status follows it, the app hears of it.
+    fn on_session(&self, timed: TimedEvent) {
+        let at_unix_ms = timed.unix_ms();
+        let event = match timed.event {
+            Event::StateChanged(state) => {
+                let state = TunnelState::from(state);
+                lock(&self.status).state = state;
+                VpnEvent::StateChanged { state, at_unix_ms }
+            }
+            Event::Connected(info) => {
+                let server = {
+                    let mut s = lock(&self.status);
+                    s.virtual_ips = info.virtual_ips.iter().map(|a| a.to_string()).collect();
+                    s.server_address.clone().unwrap_or_default()
+                };
+                let server_ip = server
+                    .parse::<SocketAddr>()
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or(server);
+                let settings = network_settings(&info, &server_ip, self.mtu);
+                self.call(Call::Settings(settings));
+                VpnEvent::Connected {
+                    info: (&info).into(),
+                    at_unix_ms,
+                }
+            }
+            Event::Roamed { local, remote } => {
+                let mut s = lock(&self.status);
+                s.local_address = Some(local.to_string());
+                s.server_address = Some(remote.to_string());
+                VpnEvent::Roamed {
+                    local_address: local.to_string(),
+                    server_address: remote.to_string(),
+                    at_unix_ms,
+                }
+            }
+            Event::Rekeyed(kind) => VpnEvent::Rekeyed {
+                sa: match kind {
+                    RekeyKind::Child { .. } => "child",
+                    RekeyKind::Ike { .. } => "ike",
+                }
+                .to_string(),
+                at_unix_ms,
+            },
+            Event::Reconnecting {
+                attempt,
+                delay,
+                reason,
+            } => VpnEvent::Reconnecting {
+                attempt,
+                delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                reason: reason.to_string(),
+                at_unix_ms,
+            },
+            Event::Disconnected(reason) => {
+                let (reason, error) = disconnect_reason(&reason);
+                {
+                    let mut s = lock(&self.status);
+                    s.state = TunnelState::Disconnected;
+                    if error.is_some() {
+                        s.last_error = error.clone();
+                    }
+                }
+                VpnEvent::Disconnected {
+                    reason,
+                    error,
+                    at_unix_ms,
+                }
+            }
+        };
+        self.call(Call::Event(event));
+    }
+}
+
+// The FFI layer owns clocks (the lint is for the sans-IO protocol).
+#[allow(clippy::disallowed_methods)]
+fn wall_clock_now() -> std::time::SystemTime {
+    std::time::SystemTime::now()
 }
 
 /// Routes one run's engine events to the shared state (without keeping it alive).

@@ -113,25 +113,51 @@ impl From<&ConnectedInfo> for ConnectionInfo {
 
 /// Something the app should know about (delivered to `PlatformCallbacks.on_event`, in order).
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
+///
+/// `at_unix_ms` is when the session saw it happen (milliseconds since the Unix epoch).
 pub enum VpnEvent {
     StateChanged {
         state: TunnelState,
+        at_unix_ms: u64,
     },
-    /// The tunnel is up; the network settings were applied just before.
+    /// The tunnel is up (again, after a reconnect); the network settings were applied just
+    /// before.
     Connected {
         info: ConnectionInfo,
+        at_unix_ms: u64,
     },
-    /// `network_changed` was seen. `roamed` is false until MOBIKE lands: the session keeps
-    /// its path (and recovers through DPD and reconnects when those land).
+    /// `network_changed` was seen and handed to the session, which moves its SAs (`Roamed`
+    /// follows) or reconnects (`Reconnecting` follows) when it must; nothing follows when the
+    /// path it uses is still there. `roamed` is always false here (kept for compatibility).
     NetworkChanged {
         network: NetworkInfo,
         roamed: bool,
+    },
+    /// The SAs moved to another path (MOBIKE) without a new connection.
+    Roamed {
+        local_address: String,
+        server_address: String,
+        at_unix_ms: u64,
+    },
+    /// An SA was rekeyed: "child" or "ike"; traffic kept flowing.
+    Rekeyed {
+        sa: String,
+        at_unix_ms: u64,
+    },
+    /// The connection was lost for `reason`; attempt `attempt` starts in `delay_ms`. The TUN
+    /// stays up and nothing leaves outside the tunnel meanwhile.
+    Reconnecting {
+        attempt: u32,
+        delay_ms: u64,
+        reason: String,
+        at_unix_ms: u64,
     },
     /// The session ended: `reason` is the session's (closed, timeout, authentication-failed:
     /// ...), `error` is set when it ended on an error.
     Disconnected {
         reason: String,
         error: Option<String>,
+        at_unix_ms: u64,
     },
 }
 

@@ -146,11 +146,15 @@ pub struct TimedEvent {
 impl TimedEvent {
     /// Milliseconds since the Unix epoch (0 for a clock set before 1970).
     pub fn unix_ms(&self) -> u64 {
-        self.at
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0)
+        unix_ms(self.at)
     }
+}
+
+/// Milliseconds since the Unix epoch (0 for a clock set before 1970).
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// Turns the session's instants into wall-clock times (one reading of both clocks at start).

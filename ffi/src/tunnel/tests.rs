@@ -105,7 +105,7 @@ fn connects_applies_settings_reports_the_network_and_stops() {
     tunnel.start().unwrap();
     assert!(matches!(tunnel.start(), Err(VpnError::State { .. })));
 
-    let VpnEvent::Connected { info } =
+    let VpnEvent::Connected { info, at_unix_ms } =
         platform.wait_for("Connected", |e| matches!(e, VpnEvent::Connected { .. }))
     else {
         unreachable!()
@@ -116,6 +116,11 @@ fn connects_applies_settings_reports_the_network_and_stops() {
             .any(|ip| ip.starts_with("198.18.0.")),
         "{info:?}"
     );
+    let wall = super::wall_clock_now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(wall.abs_diff(at_unix_ms) < 60_000, "{at_unix_ms} vs {wall}");
     // Settings come before Connected, on the same ordered thread.
     let settings = lock(&platform.settings).clone();
     assert_eq!(settings.len(), 1);
@@ -175,13 +180,16 @@ fn connects_applies_settings_reports_the_network_and_stops() {
     let e = platform.wait_for("Disconnected", |e| {
         matches!(e, VpnEvent::Disconnected { .. })
     });
-    assert_eq!(
-        e,
-        VpnEvent::Disconnected {
-            reason: "closed".into(),
-            error: None
-        }
-    );
+    let VpnEvent::Disconnected {
+        reason,
+        error,
+        at_unix_ms: closed_at,
+    } = e
+    else {
+        unreachable!()
+    };
+    assert_eq!((reason.as_str(), error), ("closed", None));
+    assert!(closed_at >= at_unix_ms, "events carry their time in order");
     assert_eq!(responder.established_count(), 1);
     // Once the run has ended, the tunnel can start again.
     let deadline = std::time::Instant::now() + WAIT;
@@ -291,7 +299,7 @@ fn packets_through_an_adopted_tun_fd_come_back_from_the_echo() {
 
 /// Waits for `Connected`; returns the tunnel's virtual IPv4 address.
 fn connected_vip4(platform: &Recorder) -> std::net::Ipv4Addr {
-    let VpnEvent::Connected { info } =
+    let VpnEvent::Connected { info, .. } =
         platform.wait_for("Connected", |e| matches!(e, VpnEvent::Connected { .. }))
     else {
         unreachable!()

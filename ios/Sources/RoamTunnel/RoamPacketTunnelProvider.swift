@@ -127,7 +127,11 @@ open class RoamPacketTunnelProvider: NEPacketTunnelProvider {
             reasserting = false
             let start = lock.withLock { () -> ((Error?) -> Void)? in defer { pendingStart = nil }; return pendingStart }
             start?(nil)
-        case let .disconnected(reason, error):
+        case .reconnecting:
+            // The system shows the tunnel as reconnecting; the core retries by itself and
+            // nothing leaves outside the tunnel meanwhile.
+            reasserting = true
+        case let .disconnected(reason, error, _):
             let start = lock.withLock { () -> ((Error?) -> Void)? in defer { pendingStart = nil }; return pendingStart }
             if let start {
                 start(RoamTunnelError.disconnected(error ?? reason))
@@ -135,7 +139,7 @@ open class RoamPacketTunnelProvider: NEPacketTunnelProvider {
                 cancelTunnelWithError(RoamTunnelError.disconnected(error ?? reason))
             }
             finishStop()
-        case .stateChanged, .networkChanged:
+        case .stateChanged, .networkChanged, .roamed, .rekeyed:
             break
         }
     }

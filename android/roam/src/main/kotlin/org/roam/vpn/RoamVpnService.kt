@@ -34,7 +34,6 @@ class RoamVpnService : VpnService(), PlatformCallbacks {
     private var tunnel: VpnTunnel? = null
     private var monitor: NetworkMonitor? = null
     private lateinit var notification: TunnelNotification
-    @Volatile private var stopping = false
 
     override fun onCreate() {
         super.onCreate()
@@ -63,7 +62,6 @@ class RoamVpnService : VpnService(), PlatformCallbacks {
             stopSelf()
             return
         }
-        stopping = false
         try {
             val t = VpnTunnel.fromProfile(profile, ProfileStore(this).dir.absolutePath, this)
             tunnel = t
@@ -77,7 +75,6 @@ class RoamVpnService : VpnService(), PlatformCallbacks {
     }
 
     private fun stopTunnel() {
-        stopping = true
         monitor?.stop()
         monitor = null
         val t = tunnel
@@ -137,11 +134,13 @@ class RoamVpnService : VpnService(), PlatformCallbacks {
             when (event) {
                 is VpnEvent.StateChanged -> notification.update(StatusText.of(event.state, t?.status()?.serverAddress))
                 is VpnEvent.Connected -> notification.update(StatusText.of(TunnelState.CONNECTED, t?.status()?.serverAddress))
-                is VpnEvent.NetworkChanged -> {}
+                is VpnEvent.NetworkChanged, is VpnEvent.Roamed, is VpnEvent.Rekeyed -> {}
+                // The core reconnects by itself; the TUN stays up so nothing leaks meanwhile.
+                is VpnEvent.Reconnecting -> notification.update(StatusText.of(event))
                 is VpnEvent.Disconnected -> {
+                    // Final: the core only gives up on a permanent error or a stop.
                     notification.update(StatusText.of(TunnelState.DISCONNECTED, null, event.error))
-                    // Reconnecting after an error comes with the core's reconnect logic.
-                    if (stopping || event.error != null) release()
+                    release()
                 }
             }
         }

@@ -12,6 +12,8 @@ object StatusText {
         TunnelState.CONNECTING -> "Connecting${server?.let { " to $it" } ?: ""}…"
         TunnelState.AUTHENTICATED -> "Authenticated, setting up the tunnel…"
         TunnelState.CONNECTED -> "Connected${server?.let { " to $it" } ?: ""}"
+        TunnelState.ROAMING -> "Switching network…"
+        TunnelState.RECONNECTING -> "Connection lost, reconnecting…"
         TunnelState.CLOSING -> "Disconnecting…"
         TunnelState.DISCONNECTED -> if (lastError != null) "Disconnected: $lastError" else "Disconnected"
     }
@@ -22,6 +24,10 @@ object StatusText {
         is VpnEvent.Connected -> "connected: ${event.info.virtualIps.joinToString()}"
         is VpnEvent.NetworkChanged ->
             "network: ${if (event.network.kind == NetworkKind.NONE) "none" else event.network.kind.name.lowercase()}"
+        is VpnEvent.Roamed -> "roamed: ${event.localAddress} -> ${event.serverAddress}"
+        is VpnEvent.Rekeyed -> "rekeyed: ${event.sa}"
+        is VpnEvent.Reconnecting ->
+            "reconnecting: attempt ${event.attempt} in ${event.delayMs} ms (${event.reason})"
         is VpnEvent.Disconnected -> "disconnected: ${event.error ?: event.reason}"
     }
 }

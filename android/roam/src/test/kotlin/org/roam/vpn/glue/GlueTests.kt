@@ -107,7 +107,12 @@ class GlueTests {
         assertEquals("Connected to vpn.example.org", StatusText.of(TunnelState.CONNECTED, "vpn.example.org"))
         assertEquals("Disconnected: timeout", StatusText.of(TunnelState.DISCONNECTED, null, "timeout"))
         val info = ConnectionInfo(listOf("198.18.0.2"), emptyList(), "", "", false, true)
-        assertEquals("connected: 198.18.0.2", StatusText.of(VpnEvent.Connected(info)))
+        assertEquals("connected: 198.18.0.2", StatusText.of(VpnEvent.Connected(info, 1_764_450_000_000uL)))
+        assertEquals(
+            "reconnecting: attempt 2 in 1800 ms (timeout)",
+            StatusText.of(VpnEvent.Reconnecting(2u, 1800uL, "timeout", 1_764_450_000_000uL)),
+        )
+        assertEquals("Connection lost, reconnecting…", StatusText.of(TunnelState.RECONNECTING, null))
         assertEquals("network: none", StatusText.of(VpnEvent.NetworkChanged(NetworkInfo(NetworkKind.NONE), false)))
     }
 }
