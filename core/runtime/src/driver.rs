@@ -183,12 +183,15 @@ impl WallClock {
 }
 
 /// What the caller can ask of a running driver.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     /// Close the session (DELETE the IKE SA); the driver ends once the session has.
     Close,
     /// The platform's network changed: find the local addresses again and tell the session.
     NetworkChanged,
+    /// The platform names the local addresses to use, preferred first (a device that knows
+    /// its networks better than the routing table, or a test): bind them and tell the session.
+    UseLocalAddresses(Vec<IpAddr>),
 }
 
 /// Why the driver could not start or stopped early. (A session that ends, for any reason, is
@@ -392,6 +395,10 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
                         self.refresh_paths(true).await;
                         self.resolve_again();
                     }
+                    Some(Command::UseLocalAddresses(ips)) => {
+                        log::info!("local addresses set to {ips:?}");
+                        self.use_locals(&ips).await;
+                    }
                     None => {
                         log::debug!("the tunnel handle is gone: closing the session");
                         commands_open = false;
@@ -550,6 +557,16 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
             self.locals = locals;
             self.protocol.network_changed(now(), &self.locals);
         }
+    }
+
+    /// Binds exactly `ips` (preferred first) and tells the session.
+    async fn use_locals(&mut self, ips: &[IpAddr]) {
+        let locals = self.sockets.bind_exactly(ips).await;
+        if let Some(&first) = locals.first() {
+            self.local = first;
+        }
+        self.locals = locals;
+        self.protocol.network_changed(now(), &self.locals);
     }
 
     /// Starts resolving the server's name again (when it has one and none is in flight).
@@ -752,6 +769,18 @@ impl<I> Tunnel<I> {
     pub fn network_changed(&self) {
         if self.commands.try_send(Command::NetworkChanged).is_err() {
             log::debug!("network_changed: the driver has ended or is busy");
+        }
+    }
+
+    /// Tells the driver which local addresses to send from, preferred first (bound with an
+    /// ephemeral port each); the session moves to the first if it must. Does not wait.
+    pub fn use_local_addresses(&self, ips: Vec<IpAddr>) {
+        if self
+            .commands
+            .try_send(Command::UseLocalAddresses(ips))
+            .is_err()
+        {
+            log::debug!("use_local_addresses: the driver has ended or is busy");
         }
     }
 

@@ -164,6 +164,8 @@ struct RawTunnel {
     dpd_seconds: Option<u64>,
     keepalive_seconds: Option<u64>,
     mtu: Option<u16>,
+    /// Reconnect by itself after losing the connection (default true).
+    reconnect: Option<bool>,
 }
 
 /// Keys whose values are secret: a type error there must not echo the value.
@@ -261,6 +263,9 @@ pub fn from_str(
     config.dpd = tunnel.dpd;
     config.keepalive = tunnel.keepalive;
     config.mtu = tunnel.mtu;
+    if !tunnel.reconnect {
+        config.reconnect = None;
+    }
     config.unix_time = unix_time;
     Ok(Profile {
         server: address,
@@ -600,6 +605,7 @@ struct Tunnel {
     dpd: Option<Duration>,
     keepalive: Duration,
     mtu: u16,
+    reconnect: bool,
 }
 
 fn tunnel(raw: Option<RawTunnel>) -> Result<Tunnel, ProfileError> {
@@ -608,6 +614,7 @@ fn tunnel(raw: Option<RawTunnel>) -> Result<Tunnel, ProfileError> {
         dpd_seconds: None,
         keepalive_seconds: None,
         mtu: None,
+        reconnect: None,
     });
     let dpd = raw.dpd_seconds.unwrap_or(DEFAULT_DPD_SECONDS);
     if dpd > 86_400 {
@@ -632,6 +639,7 @@ fn tunnel(raw: Option<RawTunnel>) -> Result<Tunnel, ProfileError> {
         dpd: (dpd > 0).then(|| Duration::from_secs(dpd)),
         keepalive: Duration::from_secs(keepalive),
         mtu,
+        reconnect: raw.reconnect.unwrap_or(true),
     })
 }
 

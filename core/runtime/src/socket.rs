@@ -117,6 +117,24 @@ impl Sockets {
         wanted
     }
 
+    /// Keeps or opens a socket on each of `ips` (at most one per family: the first wins) and
+    /// closes the others. Returns the bound addresses in the order of `ips`.
+    pub async fn bind_exactly(&mut self, ips: &[IpAddr]) -> Vec<SocketAddr> {
+        let mut wanted: Vec<SocketAddr> = Vec::new();
+        for &ip in ips {
+            if wanted.iter().any(|w| w.is_ipv4() == ip.is_ipv4()) {
+                continue;
+            }
+            let toward = SocketAddr::new(ip, 0);
+            match self.bind_source(ip, toward).await {
+                Ok(local) => wanted.push(local),
+                Err(e) => log::warn!("cannot bind {ip}: {e}"),
+            }
+        }
+        self.bound.retain(|b| wanted.contains(&b.local));
+        wanted
+    }
+
     fn bound(&self) -> impl Iterator<Item = &Bound> {
         self.bound.iter()
     }

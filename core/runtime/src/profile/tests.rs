@@ -479,6 +479,7 @@ fn psk_profile_with_defaults() {
     assert_eq!(c.esp_proposals, proposal::default_esp());
     assert!(c.allow_weak.is_empty());
     assert!(c.mobike);
+    assert!(c.reconnect.is_some(), "reconnects by default");
     assert_eq!(c.dpd, Some(Duration::from_secs(30)));
     assert_eq!(c.keepalive, Duration::from_secs(20));
     assert_eq!(c.mtu, 1400);
@@ -532,6 +533,7 @@ mobike = false
 dpd_seconds = 0
 keepalive_seconds = 25
 mtu = 1280
+reconnect = false
 "#;
     let p = load_str(text).unwrap();
     assert_eq!(
@@ -557,6 +559,7 @@ mtu = 1280
     assert_eq!(c.dpd, None);
     assert_eq!(c.keepalive, Duration::from_secs(25));
     assert_eq!(c.mtu, 1280);
+    assert_eq!(c.reconnect, None);
 }
 
 #[test]
