@@ -5,9 +5,11 @@
 //! answers it. It prints a timeline (handshake, SAs, packets and bytes each way, loss, round
 //! trips) and exits 0, or 1 on any loss (there is none to excuse on loopback).
 //!
-//! The demo is a sequence of phases on one [`Demo`]: handshake, traffic, close. Later phases
-//! (a network switch, a server restart) are further methods between them.
+//! The demo is a sequence of phases on one [`Demo`]: handshake, traffic, a network switch to a
+//! second local address (MOBIKE), traffic, a responder restart (the client reconnects by
+//! itself), traffic, close. The switch and the restart print the outage the app saw.
 
+mod disrupt;
 mod traffic;
 
 use std::net::SocketAddr;
@@ -146,7 +148,8 @@ async fn next_within<T>(
 /// Both ends of the demo and what it measured so far.
 struct Demo {
     t: Timeline,
-    server: Server,
+    /// The responder (None only while it restarts).
+    server: Option<Server>,
     /// The server's app: answers probes; its counts come back when the server stops.
     echo: tokio::task::JoinHandle<EchoStats>,
     tunnel: ClientTunnel,
@@ -155,21 +158,25 @@ struct Demo {
     info: Option<ConnectedInfo>,
     handshake: Option<Duration>,
     traffic: Vec<(&'static str, Report)>,
+    outages: Vec<disrupt::Outage>,
+    /// Probes answered by echoes of responders that have since restarted.
+    answered_earlier: u64,
 }
 
 async fn demo(args: &Args) -> Result<(), String> {
     println!("roam demo: Roam's responder and a Roam client on loopback, real UDP, pre-shared key");
     let mut d = Demo::start(args).await?;
     d.handshake().await?;
-    d.traffic(
-        "traffic",
-        &Plan {
-            probes: vec![(Kind::Icmp, 20), (Kind::Udp, 10), (Kind::Icmp6, 10)],
-            pad: 56,
-            timeout: Duration::from_secs(1),
-        },
-    )
-    .await?;
+    let plan = Plan {
+        probes: vec![(Kind::Icmp, 20), (Kind::Udp, 10), (Kind::Icmp6, 10)],
+        pad: 56,
+        timeout: Duration::from_secs(1),
+    };
+    d.traffic("traffic", &plan).await?;
+    d.switch_path().await?;
+    d.traffic("after the switch", &plan).await?;
+    d.restart_server().await?;
+    d.traffic("after the restart", &plan).await?;
     d.close().await
 }
 
@@ -197,13 +204,15 @@ impl Demo {
         t.line(format!("client connecting from {}", tunnel.local_addr()));
         Ok(Self {
             t,
-            server,
+            server: Some(server),
             echo,
             tunnel,
             app,
             info: None,
             handshake: None,
             traffic: Vec::new(),
+            outages: Vec::new(),
+            answered_earlier: 0,
         })
     }
 
@@ -253,7 +262,8 @@ impl Demo {
                 }
             }
         };
-        let ev = next_within("responder", self.server.next_server_event()).await?;
+        let server = self.server.as_mut().ok_or("the responder is not running")?;
+        let ev = next_within("responder", server.next_server_event()).await?;
         if let ResponderEvent::Established {
             client_id, peer, ..
         } = ev.event
@@ -295,6 +305,7 @@ impl Demo {
     /// Closes the client (DELETE), stops the responder, prints the summary; fails on loss.
     async fn close(mut self) -> Result<(), String> {
         let t = &self.t;
+        let mut server = self.server.take().ok_or("the responder is not running")?;
         self.tunnel.close();
         t.line("client closing: DELETE of the IKE SA");
         loop {
@@ -306,13 +317,13 @@ impl Demo {
             }
         }
         if let ResponderEvent::Closed { reason, .. } =
-            next_within("responder", self.server.next_event()).await?
+            next_within("responder", server.next_event()).await?
         {
             t.line(format!("responder: IKE SA {reason}"));
         }
         self.tunnel.finish().await.map_err(|e| e.to_string())?;
-        let esp = self.server.data_stats();
-        self.server.stop().await.map_err(|e| e.to_string())?;
+        let esp = server.data_stats();
+        server.stop().await.map_err(|e| e.to_string())?;
         let echo = self.echo.await.map_err(|e| e.to_string())?;
         if let Some(h) = self.handshake {
             println!(
@@ -335,8 +346,16 @@ impl Demo {
             esp.bytes_out,
             esp.dropped_inbound(),
             esp.dropped_outbound(),
-            echo.answered
+            echo.answered + self.answered_earlier
         );
+        for o in &self.outages {
+            println!(
+                "{}: outage {:.1} ms ({} probes of one every 5 ms unanswered)",
+                o.label,
+                o.outage.as_secs_f64() * 1000.0,
+                o.probes_lost
+            );
+        }
         if lost > 0 {
             return Err(format!("lost {lost} of {sent} packets on loopback"));
         }

@@ -124,6 +124,18 @@ impl Server {
         self.stats.lock().map(|s| *s).unwrap_or_default()
     }
 
+    /// Stops the server and starts `responder` on the same address with `packets`: a restart
+    /// that forgets every SA, as a rebooted server does.
+    pub async fn restart_with_packets<P: PacketIo + 'static>(
+        self,
+        responder: Responder,
+        packets: P,
+    ) -> io::Result<Self> {
+        let bind = self.local_addr();
+        self.stop().await?;
+        Self::start_with_packets(responder, bind, packets).await
+    }
+
     /// Stops the server and waits for its task (the packet side is dropped with it).
     pub async fn stop(mut self) -> io::Result<()> {
         if let Some(s) = self.stop.take() {

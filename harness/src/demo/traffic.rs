@@ -125,6 +125,53 @@ pub async fn exchange(
     Ok(r)
 }
 
+/// Sends a probe from `src` to `dst` every `every` until one comes back: the time from the
+/// call to that answer (the outage the app sees while the path is disrupted) and the probes
+/// sent unanswered before it. An error after `limit`.
+pub async fn until_answered(
+    app: &mut AppPackets,
+    src: IpAddr,
+    dst: IpAddr,
+    every: Duration,
+    limit: Duration,
+) -> Result<(Duration, u32), String> {
+    let kind = if src.is_ipv4() {
+        Kind::Icmp
+    } else {
+        Kind::Icmp6
+    };
+    let started = tokio::time::Instant::now();
+    let deadline = started + limit;
+    // Tags far from the exchange phases' so a late echo of theirs is not taken for ours.
+    let first_tag = 0x4000_0000u32;
+    let mut tag = first_tag;
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(format!("no answer within {limit:?}"));
+                }
+                tag += 1;
+                let p = probe(kind, src, dst, tag, 8)
+                    .ok_or_else(|| format!("cannot build a probe from {src} to {dst}"))?;
+                // A full queue while the tunnel is down is loss like any other.
+                let _ = app.to_tunnel.try_send(p);
+            }
+            reply = app.from_tunnel.recv() => match reply {
+                None => return Err("the client's packet path closed".into()),
+                Some(reply) => {
+                    if let Some((k, t)) = reply_tag(&reply) {
+                        if k == kind && t > first_tag {
+                            return Ok((started.elapsed(), t - first_tag - 1));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
