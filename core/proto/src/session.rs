@@ -11,6 +11,7 @@ use std::time::Instant;
 use crate::config::ClientConfig;
 use crate::esp::{Counters as EspCounters, EspError, EspSa};
 use crate::ike::initiator::{IkeEvent, Initiator};
+use crate::ike::mobike::PathChange;
 use crate::ike::params::IkeParams;
 use crate::packet;
 use crate::rng::Rng;
@@ -259,21 +260,21 @@ impl Session {
         data: &mut [u8],
     ) -> Received {
         let _ = local;
-        if remote.ip() != self.server.ip() {
+        if !self.ike.is_server_address(remote.ip()) {
             self.dropped += 1;
             return Received::Dropped(PacketDrop::NotConnected);
         }
         let received = if remote.port() == IKE_PORT && !self.natt {
-            self.ike.handle_message(now, data);
+            self.ike.handle_message_from(now, remote, data);
             Received::Control
         } else {
             match natt::classify(data) {
                 NattDatagram::Ike(ike) => {
-                    self.ike.handle_message(now, ike);
+                    self.ike.handle_message_from(now, remote, ike);
                     Received::Control
                 }
                 NattDatagram::Keepalive => Received::Control,
-                NattDatagram::Esp(_) => self.decapsulate(data),
+                NattDatagram::Esp(_) => self.decapsulate(now, data),
                 NattDatagram::Invalid => {
                     self.dropped += 1;
                     Received::Dropped(PacketDrop::NotIp)
@@ -284,7 +285,7 @@ impl Session {
         received
     }
 
-    fn decapsulate(&mut self, data: &mut [u8]) -> Received {
+    fn decapsulate(&mut self, now: Instant, data: &mut [u8]) -> Received {
         let Some(esp) = self.esp.as_mut() else {
             return Received::Dropped(PacketDrop::NotConnected);
         };
@@ -292,6 +293,7 @@ impl Session {
             Ok(r) => r,
             Err(e) => return Received::Dropped(e.into()),
         };
+        self.ike.note_inbound(now);
         let Some(child) = self.ike.child() else {
             return Received::Dropped(PacketDrop::NotConnected);
         };
@@ -316,8 +318,10 @@ impl Session {
         packet: &[u8],
         out: &mut [u8],
     ) -> Result<Datagram, PacketDrop> {
-        let _ = now;
         let result = self.encapsulate(packet, out);
+        if result.is_ok() {
+            self.ike.note_outbound(now);
+        }
         if matches!(
             result,
             Err(PacketDrop::NotConnected | PacketDrop::NotIp | PacketDrop::OutsideSelectors)
@@ -336,12 +340,8 @@ impl Session {
             return Err(PacketDrop::OutsideSelectors);
         }
         let len = esp.encapsulate(packet, out)?;
-        let (_, remote) = self.ike.path();
-        Ok(Datagram {
-            local: self.local,
-            remote,
-            len,
-        })
+        let (local, remote) = self.ike.path();
+        Ok(Datagram { local, remote, len })
     }
 
     /// The data path's counters.
@@ -355,7 +355,7 @@ impl Session {
     /// The largest inner packet that fits the path MTU `mtu` after ESP in UDP (0 before the
     /// CHILD SA exists).
     pub fn max_packet(&self, mtu: usize) -> usize {
-        let outer = if self.server.is_ipv6() { 40 } else { 20 } + 8;
+        let outer = if self.ike.path().1.is_ipv6() { 40 } else { 20 } + 8;
         self.esp
             .as_ref()
             .map(|e| e.outbound.max_payload(mtu.saturating_sub(outer)))
@@ -400,15 +400,28 @@ impl Session {
     /// session moves its SAs when the current path is gone or a better one appeared (MOBIKE),
     /// or makes a new connection when the server cannot move them.
     pub fn network_changed(&mut self, now: Instant, locals: &[SocketAddr]) {
-        let _ = locals;
+        if self.state == State::Idle {
+            return;
+        }
+        if self.ike.network_changed(now, locals) == PathChange::NeedsNewSa {
+            self.path_lost_without_mobike(now);
+        }
         self.flush(now);
+    }
+
+    /// The path changed and the IKE SA cannot move: it ends with `PathLost`, so a new
+    /// connection is made from the new path.
+    fn path_lost_without_mobike(&mut self, now: Instant) {
+        let _ = now;
+        self.ike.path_lost();
     }
 
     /// Every address the server's name resolves to now (the caller resolves it again before
     /// each reconnect attempt and after a network change). Candidates for MOBIKE and for the
     /// next connection attempt.
     pub fn set_server_addresses(&mut self, now: Instant, addresses: &[IpAddr]) {
-        let _ = (now, addresses);
+        let _ = now;
+        self.ike.set_server_addresses(addresses);
     }
     pub fn state(&self) -> State {
         self.state
@@ -441,7 +454,7 @@ impl Session {
             let remote = SocketAddr::new(self.server.ip(), NATT_PORT);
             self.ike.set_path(self.local, remote);
         }
-        let (_, remote) = self.ike.path();
+        let (local, remote) = self.ike.ike_path();
         while let Some(msg) = self.ike.poll_message() {
             let payload = if self.natt {
                 let mut v = Vec::with_capacity(4 + msg.len());
@@ -452,9 +465,17 @@ impl Session {
                 msg
             };
             self.transmits.push_back(Transmit {
-                local: self.local,
+                local,
                 remote,
                 payload,
+            });
+        }
+        if self.ike.poll_keepalive() {
+            let (local, remote) = self.ike.path();
+            self.transmits.push_back(Transmit {
+                local,
+                remote,
+                payload: vec![natt::KEEPALIVE],
             });
         }
         while let Some(e) = self.ike.poll_event() {
@@ -474,6 +495,19 @@ impl Session {
                     let info = self.connected_info();
                     self.set_state(now, State::Connected);
                     self.push_event(now, Event::Connected(info));
+                }
+                IkeEvent::Roaming => {
+                    if self.state == State::Connected {
+                        self.set_state(now, State::Roaming);
+                    }
+                }
+                IkeEvent::Roamed { local, remote } => {
+                    self.local = local;
+                    self.server = SocketAddr::new(remote.ip(), self.server.port());
+                    if self.state == State::Roaming {
+                        self.set_state(now, State::Connected);
+                    }
+                    self.push_event(now, Event::Roamed { local, remote });
                 }
                 IkeEvent::Down(reason) => {
                     self.esp = None;

@@ -10,6 +10,7 @@
 //! to it when the client's IKE SA goes.
 
 mod data;
+mod mobility;
 mod pool;
 
 pub use data::DataStats;
@@ -129,6 +130,8 @@ pub(super) struct ResponderSa {
     pub(super) eap: Option<super::responder_auth::EapServer>,
     /// The CHILD SA's data plane, once established.
     pub(super) esp: Option<EspSa>,
+    /// Both ends agreed to MOBIKE: the client moves with UPDATE_SA_ADDRESSES.
+    pub(super) mobike: bool,
 }
 
 /// The responder.
@@ -149,6 +152,7 @@ pub struct Responder {
     outbox: VecDeque<Outgoing>,
     pub(super) events: VecDeque<ResponderEvent>,
     dropped: u64,
+    mobility: mobility::Mobility,
 }
 
 /// Most IKE SAs one responder keeps (tests and demos; a bound against floods).
@@ -180,6 +184,7 @@ impl Responder {
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             dropped: 0,
+            mobility: mobility::Mobility::default(),
         }
     }
 
@@ -204,6 +209,7 @@ impl Responder {
             self.dropped += 1;
             return;
         }
+        self.mobility.local = Some(local);
         if h.is_response() {
             // An answer to one of our requests: it only has to be authentic and expected.
             let ok = self.sas.get_mut(&h.spi_r).is_some_and(|sa| {
@@ -222,6 +228,7 @@ impl Responder {
         }
         let Some(mut sa) = self.sas.remove(&h.spi_r) else {
             self.dropped += 1;
+            self.answer_unknown_spi(remote, &msg);
             return;
         };
         if sa.spi_i != h.spi_i {
@@ -521,6 +528,7 @@ impl Responder {
                 leases: Vec::new(),
                 eap: None,
                 esp: None,
+                mobike: false,
             },
         );
     }
@@ -572,8 +580,13 @@ impl Responder {
             return true;
         };
         // A NAT may have moved the client; answer where the request came from.
+        let home = sa.peer;
+        let stay_home = sa.phase == SaPhase::Established && !self.mobility.follow_nat;
         sa.peer = remote;
-        match (h.exchange, sa.phase) {
+        if sa.phase == SaPhase::Established && Self::is_update(sa, h.exchange, &payloads) {
+            return self.handle_update(sa, remote, h.message_id, &payloads);
+        }
+        let keep = match (h.exchange, sa.phase) {
             (ExchangeType::IKE_AUTH, SaPhase::AwaitAuth) => {
                 self.handle_auth(sa, h.message_id, &payloads)
             }
@@ -601,7 +614,11 @@ impl Responder {
                 );
                 true
             }
+        };
+        if stay_home {
+            sa.peer = home;
         }
+        keep
     }
 
     pub(super) fn respond(

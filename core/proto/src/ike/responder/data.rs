@@ -69,6 +69,7 @@ impl Responder {
             self.data.keepalives += 1;
             return None;
         }
+        let follow = self.mobility.follow_nat;
         let Some(spi_r) = esp::peek_spi(data).and_then(|spi| self.by_spi.get(&spi).copied()) else {
             self.data.unknown_spi += 1;
             return None;
@@ -92,7 +93,7 @@ impl Responder {
             }
         };
         // Authentic and fresh: the client is where this came from.
-        if sa.peer != remote {
+        if sa.peer != remote && follow {
             info!(
                 "responder: client of IKE SA {spi_r:016x} moved from {} to {remote}",
                 sa.peer
