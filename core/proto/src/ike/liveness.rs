@@ -5,7 +5,9 @@
 //! INVALID_IKE_SPI a restarted server answers with (RFC 7296 §2.21.4).
 //!
 //! All of it runs on ONE deadline computed from a few stored instants: the data path only
-//! stores `now` per packet (`note_inbound` / `note_outbound`), nothing is allocated.
+//! stores `now` per packet (`note_inbound` / `note_outbound`), nothing is allocated. Behind a
+//! NAT a due DPD waits for the next keepalive tick and goes out instead of that keepalive, so
+//! an idle session wakes once per keepalive interval (once per DPD interval without a NAT).
 //!
 //! Bounds: an unanswered check ends the IKE SA after `config.liveness_retransmit` runs out
 //! (22 s by default) with `DisconnectReason::Timeout`; a check that was answered while ESP
@@ -60,13 +62,16 @@ pub struct LivenessStats {
 struct Due {
     keepalive: Option<Instant>,
     dpd: Option<Instant>,
+    /// How long a due DPD may wait for a keepalive tick (zero without a NAT).
+    dpd_slack: Duration,
     silence: Option<Instant>,
     lost: Option<Instant>,
 }
 
 impl Due {
     fn earliest(&self) -> Option<Instant> {
-        [self.keepalive, self.dpd, self.silence, self.lost]
+        let dpd = self.dpd.map(|t| t + self.dpd_slack);
+        [self.keepalive, dpd, self.silence, self.lost]
             .into_iter()
             .flatten()
             .min()
@@ -168,6 +173,7 @@ impl Initiator {
         Due {
             keepalive,
             dpd,
+            dpd_slack: keepalive.map_or(Duration::ZERO, |_| cfg.keepalive),
             silence,
             lost,
         }
@@ -205,14 +211,12 @@ impl Initiator {
             );
             return self.check_path(now, true);
         }
-        let ka_window = due
-            .keepalive
-            .map_or(Duration::ZERO, |_| self.params.config.keepalive);
-        // Behind a NAT, a DPD that would fall before the next keepalive goes out at this
-        // keepalive's tick instead: an idle session wakes once per keepalive interval.
-        let dpd_now = due
-            .dpd
-            .is_some_and(|t| now >= t || (reached(due.keepalive) && now + ka_window >= t));
+        // Behind a NAT, a due DPD goes out at the next keepalive tick, instead of the
+        // keepalive: an idle session wakes once per keepalive interval.
+        let dpd_now = due.dpd.is_some_and(|t| {
+            now >= t
+                && (due.keepalive.is_none() || reached(due.keepalive) || now >= t + due.dpd_slack)
+        });
         if dpd_now {
             return self.send_dpd(now, false);
         }
