@@ -1,4 +1,4 @@
-//! The client's whole life as one sans-IO object: connect, established, closing. The caller
+//! The client's whole life as one sans-IO object: connect, established, roaming, closing. The caller
 //! feeds datagrams, packets from the TUN and the time, and polls transmits, the next deadline
 //! and events. The data path joins IKE and ESP: a packet from the TUN goes into the CHILD SA
 //! when its selectors allow it (never in the clear), and a decrypted packet goes to the TUN
@@ -21,7 +21,7 @@ use crate::wire::{IKE_PORT, NATT_PORT};
 /// A datagram to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transmit {
-    /// Local address to send from (the one given to `connect`).
+    /// Local address to send from (the one given to `connect`, or the one MOBIKE moved to).
     pub local: SocketAddr,
     pub remote: SocketAddr,
     /// The UDP payload, with the non-ESP marker already in front when going to port 4500.

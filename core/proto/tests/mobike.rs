@@ -356,3 +356,55 @@ fn nat_rebinding_without_mobike_heals_when_the_server_follows() {
     assert_eq!(p.client.ike().spis(), spis);
     assert!(p.disconnect_reason().is_none());
 }
+
+#[test]
+fn a_forged_or_unprotected_update_moves_nothing() {
+    use roam_proto::wire::{flags, ExchangeType, Header, Message, NotifyType, Payload};
+    let mut p = connected(513);
+    let spi_r = p.server_established().unwrap();
+    let home = p.server.client_addr(spi_r).unwrap();
+    // The client's real update, kept off the link.
+    let captured = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let c2 = captured.clone();
+    p.filter = Some(Box::new(move |dir, _, d| {
+        if dir == pair::Dir::ToServer {
+            c2.borrow_mut().push(d.to_vec());
+        }
+        pair::Fate::Drop
+    }));
+    move_to(&mut p, &["198.51.100.3:40001"]);
+    p.filter = None;
+    let update = captured.borrow()[0][4..].to_vec();
+    let header = Message::parse(&update).unwrap().header;
+    let server_local = natt(server4());
+    let elsewhere = addr("203.0.113.66:5555");
+    let now = p.now;
+    // Tampered with: fails integrity.
+    let mut bad = update.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    p.server.handle_message(now, server_local, elsewhere, &bad);
+    assert_eq!(p.server.client_addr(spi_r), Some(home));
+    // In the clear, with the right SPIs and message ID.
+    let h = Header::new(
+        header.spi_i,
+        header.spi_r,
+        ExchangeType::INFORMATIONAL,
+        flags::INITIATOR,
+        header.message_id,
+    );
+    let mut plain = Vec::new();
+    roam_proto::wire::message::write_message(
+        &h,
+        &[Payload::notify(NotifyType::UPDATE_SA_ADDRESSES, &[])],
+        &mut plain,
+    );
+    p.server
+        .handle_message(now, server_local, elsewhere, &plain);
+    assert_eq!(p.server.client_addr(spi_r), Some(home));
+    assert!(p.server.poll_outgoing().is_none(), "no answer to either");
+    // The authentic update moves the client to where it came from.
+    let new = addr("198.51.100.3:40001");
+    p.server.handle_message(now, server_local, new, &update);
+    assert_eq!(p.server.client_addr(spi_r), Some(new));
+}

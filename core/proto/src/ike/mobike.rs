@@ -470,3 +470,83 @@ impl Initiator {
         self.finish(DisconnectReason::PathLost);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ClientAuth, ClientConfig};
+    use crate::crypto::Secret;
+    use crate::identity::Identity;
+    use crate::ike::params::IkeParams;
+    use crate::rng::SeededRng;
+
+    fn initiator() -> Initiator {
+        let mut c = ClientConfig::new(ClientAuth::Psk(Secret::from_slice(b"k")));
+        c.local_id = Some(Identity::parse("me@example.org").unwrap());
+        Initiator::new(IkeParams::new(c).unwrap(), Box::new(SeededRng::new(1)))
+    }
+
+    #[test]
+    fn announced_addresses_replace_the_list_and_are_capped() {
+        let mut ike = initiator();
+        let data: Vec<[u8; 4]> = (0..40u8).map(|i| [192, 0, 2, i]).collect();
+        let mut p: Vec<Payload<'_>> = data
+            .iter()
+            .map(|d| Payload::notify(NotifyType::ADDITIONAL_IP4_ADDRESS, d))
+            .collect();
+        p.push(Payload::notify(NotifyType::ADDITIONAL_IP6_ADDRESS, &[1; 3]));
+        ike.take_additional_addresses(&p);
+        assert_eq!(ike.peer.additional_addresses.len(), MAX_ADDRESSES);
+        assert_eq!(
+            ike.peer.additional_addresses[0],
+            IpAddr::from([192, 0, 2, 0])
+        );
+        // Unrelated notifies leave the list alone; NO_ADDITIONAL_ADDRESSES empties it.
+        ike.take_additional_addresses(&[Payload::notify(NotifyType::COOKIE2, &[0; 8])]);
+        assert_eq!(ike.peer.additional_addresses.len(), MAX_ADDRESSES);
+        ike.take_additional_addresses(&[Payload::notify(NotifyType::NO_ADDITIONAL_ADDRESSES, &[])]);
+        assert!(ike.peer.additional_addresses.is_empty());
+    }
+
+    #[test]
+    fn candidates_pair_families_current_server_first() {
+        let mut ike = initiator();
+        ike.local = "198.51.100.2:40000".parse().unwrap();
+        ike.remote = "198.51.100.1:4500".parse().unwrap();
+        ike.set_server_addresses(&[
+            "2001:db8::1".parse().unwrap(),
+            "198.51.100.9".parse().unwrap(),
+        ]);
+        ike.mobike.locals = vec![
+            "[2001:db8:1::2]:40000".parse().unwrap(),
+            "198.51.100.3:40000".parse().unwrap(),
+        ];
+        let c: Vec<String> = ike
+            .candidates()
+            .iter()
+            .map(|(l, r)| format!("{l}>{r}"))
+            .collect();
+        assert_eq!(
+            c,
+            [
+                "[2001:db8:1::2]:40000>[2001:db8::1]:4500",
+                "198.51.100.3:40000>198.51.100.1:4500",
+                "198.51.100.3:40000>198.51.100.9:4500",
+            ]
+        );
+    }
+
+    #[test]
+    fn no_network_holds_and_a_session_not_yet_up_needs_a_new_sa() {
+        let mut ike = initiator();
+        let t = crate::ike::test_clock::epoch();
+        let a: SocketAddr = "198.51.100.2:40000".parse().unwrap();
+        ike.start(t, a, "198.51.100.1:500".parse().unwrap());
+        assert_eq!(ike.network_changed(t, &[]), PathChange::Held);
+        assert_eq!(ike.poll_timeout(), None, "nothing while offline");
+        assert_eq!(ike.network_changed(t, &[a]), PathChange::Unchanged);
+        assert!(ike.poll_timeout().is_some());
+        let b: SocketAddr = "198.51.100.3:40000".parse().unwrap();
+        assert_eq!(ike.network_changed(t, &[b]), PathChange::NeedsNewSa);
+    }
+}

@@ -1,7 +1,8 @@
 //! The responder role: a small road-warrior server for tests, the demo and benchmarks. It
 //! answers IKE_SA_INIT (with optional COOKIE and INVALID_KE_PAYLOAD), IKE_AUTH with PSK or
 //! certificates (and checks the client's), hands out addresses and DNS from a pool through
-//! CP, creates one CHILD SA per client, and answers INFORMATIONAL requests. Sans-IO, like
+//! CP, creates one CHILD SA per client, and answers INFORMATIONAL requests (MOBIKE updates
+//! and unknown SPIs in `mobility`). Sans-IO, like
 //! the initiator: datagrams in, datagrams and events out.
 //!
 //! Its data path (`data`) carries each client's ESP: [`Responder::handle_esp`] opens ESP from

@@ -2,7 +2,8 @@
 //! the network and by the client's virtual IP for packets from the server's packet side.
 //! Decrypted packets leave only when the client's selectors allow them (a client cannot
 //! spoof another's address), authentic ESP from a new address moves the client (NAT
-//! rebinding), and every refused packet is counted.
+//! rebinding; unless `set_follow_nat(false)`, then only MOBIKE moves it), and every refused
+//! packet is counted.
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
