@@ -71,8 +71,8 @@ pub struct ClientConfig {
     /// first send (2 + 4 + 8 + 8 s).
     pub liveness_retransmit: Retransmit,
     /// We sent ESP but nothing came back for this long: check the path at once (a dead
-    /// server or a NAT rebinding). When the check is answered but ESP still stays silent for
-    /// as long again, the path is lost.
+    /// server or a NAT rebinding). Behind a NAT without MOBIKE, when the check is answered but
+    /// ESP still stays silent for as long again, the path is lost.
     pub silence: Duration,
     pub mtu: u16,
     /// What we ask to reach (TSr); the default is everything, IPv4 and IPv6.

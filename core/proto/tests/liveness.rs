@@ -233,3 +233,30 @@ fn invalid_ike_spi_counts_only_from_the_server_while_we_wait() {
     });
     assert_eq!(reason, Some(DisconnectReason::ServerRestarted));
 }
+
+#[test]
+fn one_way_traffic_without_nat_is_checked_but_not_ended() {
+    // Packets into a black hole inside the tunnel: ESP goes out, nothing comes back, while
+    // the server answers every check.
+    let mut p = connected(411, |c| c.mobike = false);
+    let vip = [198, 18, 0, 1];
+    for i in 0..120u8 {
+        p.client_send(&pair::icmp(vip, [203, 0, 113, 77], &[i; 16]));
+        p.wait(Duration::from_secs(1));
+    }
+    assert!(p.disconnect_reason().is_none(), "{:?}", p.client_events);
+    let dpds = p.client.ike().liveness_stats().dpds;
+    assert!((2..=6).contains(&dpds), "checked, then backed off: {dpds}");
+}
+
+#[test]
+fn closing_without_network_still_ends() {
+    let mut p = connected(412, |_| {});
+    let now = p.now;
+    p.client.network_changed(now, &[]);
+    p.client.close(now);
+    p.filter = Some(Box::new(|_, _, _| Fate::Drop));
+    p.pump();
+    p.run_for(Duration::from_secs(600));
+    assert_eq!(p.disconnect_reason(), Some(&DisconnectReason::Closed));
+}

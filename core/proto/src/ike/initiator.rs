@@ -436,7 +436,7 @@ impl Initiator {
 
     /// The retransmission timer.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.mobike.offline {
+        if self.holding() {
             // No network: hold everything until it comes back.
             return;
         }
@@ -513,7 +513,7 @@ impl Initiator {
         self.events.pop_front()
     }
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.phase == Phase::Dead || self.mobike.offline {
+        if self.phase == Phase::Dead || self.holding() {
             return None;
         }
         match (self.tm.deadline(), self.liveness_deadline()) {

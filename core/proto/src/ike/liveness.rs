@@ -10,8 +10,11 @@
 //! an idle session wakes once per keepalive interval (once per DPD interval without a NAT).
 //!
 //! Bounds: an unanswered check ends the IKE SA after `config.liveness_retransmit` runs out
-//! (22 s by default) with `DisconnectReason::Timeout`; a check that was answered while ESP
-//! stays silent for another `config.silence` ends it with `DisconnectReason::PathLost`.
+//! (22 s by default) with `DisconnectReason::Timeout`. Behind a NAT without MOBIKE, a check
+//! that was answered while ESP stays silent for another `config.silence` ends it with
+//! `DisconnectReason::PathLost` (the server still sends to a stale mapping; a new connection
+//! fixes it). Elsewhere an answered check proves the path, and silence is checked again only
+//! after a DPD interval.
 
 use std::time::{Duration, Instant};
 
@@ -143,6 +146,11 @@ impl Initiator {
         self.phase == Phase::Established && !self.mobike.offline
     }
 
+    /// No network: everything waits, except our DELETE (closing must end).
+    pub(super) fn holding(&self) -> bool {
+        self.mobike.offline && self.phase != Phase::Deleting
+    }
+
     fn due(&self) -> Due {
         if !self.liveness_active() {
             return Due::default();
@@ -164,10 +172,19 @@ impl Initiator {
         let dpd = cfg.dpd.and_then(|d| after(l.last_in, d));
         let (mut silence, mut lost) = (None, None);
         if let Some(s) = l.data_silent_since {
+            // Only behind a NAT without MOBIKE can an answered check leave ESP on a stale
+            // mapping; elsewhere silence after an answer is the traffic's own business (a
+            // black hole inside the tunnel), checked again only after a while.
+            let stale_mapping_possible = self.behind_nat() && !self.mobike_active();
             match l.check_answered {
-                // The path answered a check a moment ago and ESP is still silent.
-                Some(a) if s <= a + cfg.silence => lost = after(Some(s), cfg.silence),
-                _ => silence = after(Some(s), cfg.silence),
+                Some(a) if stale_mapping_possible && s <= a + cfg.silence => {
+                    lost = after(Some(s), cfg.silence)
+                }
+                Some(a) => {
+                    let backoff = cfg.dpd.unwrap_or(Duration::from_secs(30)).max(cfg.silence);
+                    silence = after(Some(s), cfg.silence).map(|t| t.max(a + backoff));
+                }
+                None => silence = after(Some(s), cfg.silence),
             }
         }
         Due {
