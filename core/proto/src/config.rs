@@ -60,8 +60,20 @@ pub struct ClientConfig {
     /// Weak algorithms the profile accepts by name.
     pub allow_weak: Vec<String>,
     pub mobike: bool,
+    /// Send a liveness check (an empty INFORMATIONAL) when nothing came from the server this
+    /// long (None: only when traffic goes unanswered, see `silence`).
     pub dpd: Option<Duration>,
+    /// NAT keepalives (RFC 3948) this often while a NAT is in front of us and nothing else
+    /// went out.
     pub keepalive: Duration,
+    /// Retransmissions of liveness checks and MOBIKE updates: much shorter than the
+    /// handshake's so a phone notices a dead path fast. The default gives up 22 s after the
+    /// first send (2 + 4 + 8 + 8 s).
+    pub liveness_retransmit: Retransmit,
+    /// We sent ESP but nothing came back for this long: check the path at once (a dead
+    /// server or a NAT rebinding). Behind a NAT without MOBIKE, when the check is answered but
+    /// ESP still stays silent for as long again, the path is lost.
+    pub silence: Duration,
     pub mtu: u16,
     /// What we ask to reach (TSr); the default is everything, IPv4 and IPv6.
     pub remote_ts: Vec<crate::wire::TrafficSelector>,
@@ -79,7 +91,8 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     /// A configuration with `auth` and Roam's defaults: strong default proposals, MOBIKE on,
-    /// DPD 30 s, keepalives every 20 s, MTU 1400, IPv4 and IPv6 requested, everything routed
+    /// DPD 30 s, keepalives every 20 s, liveness checks given up after 22 s, a path checked
+    /// after 5 s of unanswered traffic, MTU 1400, IPv4 and IPv6 requested, everything routed
     /// (TSr 0.0.0.0/0 and ::/0), strongSwan-like retransmissions, 1280-byte IKE fragments.
     pub fn new(auth: ClientAuth) -> Self {
         Self {
@@ -93,6 +106,8 @@ impl ClientConfig {
             mobike: true,
             dpd: Some(Duration::from_secs(30)),
             keepalive: Duration::from_secs(20),
+            liveness_retransmit: LIVENESS_RETRANSMIT,
+            silence: Duration::from_secs(5),
             mtu: 1400,
             remote_ts: vec![
                 crate::ike::child::ts_any(false),
@@ -107,6 +122,15 @@ impl ClientConfig {
         }
     }
 }
+
+/// The default schedule of liveness checks: 2 s, doubling to at most 8 s, four sends; an
+/// unanswered check ends the IKE SA 22 s after its first send.
+pub const LIVENESS_RETRANSMIT: Retransmit = Retransmit {
+    initial: Duration::from_secs(2),
+    factor: 2.0,
+    max_timeout: Duration::from_secs(8),
+    tries: 4,
+};
 
 /// IKE messages above this size are fragmented by default: fits the IPv6 minimum MTU.
 pub const DEFAULT_FRAGMENT_SIZE: usize = 1280;

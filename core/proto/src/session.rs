@@ -1,4 +1,4 @@
-//! The client's whole life as one sans-IO object: connect, established, closing. The caller
+//! The client's whole life as one sans-IO object: connect, established, roaming, closing. The caller
 //! feeds datagrams, packets from the TUN and the time, and polls transmits, the next deadline
 //! and events. The data path joins IKE and ESP: a packet from the TUN goes into the CHILD SA
 //! when its selectors allow it (never in the clear), and a decrypted packet goes to the TUN
@@ -21,6 +21,7 @@ use std::time::Instant;
 use crate::config::ClientConfig;
 use crate::esp::{Counters as EspCounters, EspError, EspSa};
 use crate::ike::initiator::{IkeEvent, Initiator, Phase};
+use crate::ike::mobike::PathChange;
 use crate::ike::params::IkeParams;
 use crate::packet;
 use crate::rng::{Rng, SharedRng};
@@ -30,7 +31,7 @@ use crate::wire::{IKE_PORT, NATT_PORT};
 /// A datagram to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transmit {
-    /// Local address to send from (the one given to `connect`).
+    /// Local address to send from (the one given to `connect`, or the one MOBIKE moved to).
     pub local: SocketAddr,
     pub remote: SocketAddr,
     /// The UDP payload, with the non-ESP marker already in front when going to port 4500.
@@ -218,6 +219,10 @@ pub struct Session {
     /// A connection was up at least once (before that, a failure ends the session: the user
     /// is told the server cannot be reached or refused us, instead of retrying silently).
     was_connected: bool,
+    /// The local addresses the platform last named (preferred first), for new attempts.
+    locals: Vec<SocketAddr>,
+    /// Every address the server's name resolved to last, for new attempts.
+    server_addresses: Vec<IpAddr>,
     state: State,
     local: SocketAddr,
     server: SocketAddr,
@@ -246,6 +251,8 @@ impl Session {
             rng,
             backoff,
             was_connected: false,
+            locals: Vec::new(),
+            server_addresses: Vec::new(),
             state: State::Idle,
             local: unspecified,
             server: unspecified,
@@ -274,11 +281,35 @@ impl Session {
         if self.ike.phase() != Phase::Idle {
             self.ike = Initiator::new(self.params.clone(), Box::new(self.rng.clone()));
         }
+        self.pick_path();
         self.esp = None;
         self.natt = self.server.port() != IKE_PORT;
         self.set_state(now, State::Connecting);
+        self.ike.set_server_addresses(&self.server_addresses);
         self.ike.start(now, self.local, self.server);
+        if !self.locals.is_empty() {
+            // The new IKE SA learns where it may move later.
+            let _ = self.ike.network_changed(now, &self.locals);
+        }
         self.flush(now);
+    }
+
+    /// The path of a new attempt: the preferred local address the platform named, and the
+    /// server's address of that family (the current one if it fits, else a resolved one).
+    fn pick_path(&mut self) {
+        let Some(&local) = self.locals.first() else {
+            return;
+        };
+        self.local = local;
+        if self.server.is_ipv4() != local.is_ipv4() {
+            if let Some(&ip) = self
+                .server_addresses
+                .iter()
+                .find(|ip| ip.is_ipv4() == local.is_ipv4())
+            {
+                self.server = SocketAddr::new(ip, self.server.port());
+            }
+        }
     }
 
     /// A datagram arrived from `remote` on the socket bound to `local`. IKE is handled here
@@ -292,21 +323,21 @@ impl Session {
         data: &mut [u8],
     ) -> Received {
         let _ = local;
-        if remote.ip() != self.server.ip() {
+        if !self.ike.is_server_address(remote.ip()) {
             self.dropped += 1;
             return Received::Dropped(PacketDrop::NotConnected);
         }
         let received = if remote.port() == IKE_PORT && !self.natt {
-            self.ike.handle_message(now, data);
+            self.ike.handle_message_from(now, remote, data);
             Received::Control
         } else {
             match natt::classify(data) {
                 NattDatagram::Ike(ike) => {
-                    self.ike.handle_message(now, ike);
+                    self.ike.handle_message_from(now, remote, ike);
                     Received::Control
                 }
                 NattDatagram::Keepalive => Received::Control,
-                NattDatagram::Esp(_) => self.decapsulate(data),
+                NattDatagram::Esp(_) => self.decapsulate(now, data),
                 NattDatagram::Invalid => {
                     self.dropped += 1;
                     Received::Dropped(PacketDrop::NotIp)
@@ -317,7 +348,7 @@ impl Session {
         received
     }
 
-    fn decapsulate(&mut self, data: &mut [u8]) -> Received {
+    fn decapsulate(&mut self, now: Instant, data: &mut [u8]) -> Received {
         let Some(esp) = self.esp.as_mut() else {
             return Received::Dropped(PacketDrop::NotConnected);
         };
@@ -325,6 +356,7 @@ impl Session {
             Ok(r) => r,
             Err(e) => return Received::Dropped(e.into()),
         };
+        self.ike.note_inbound(now);
         let Some(child) = self.ike.child() else {
             return Received::Dropped(PacketDrop::NotConnected);
         };
@@ -349,8 +381,10 @@ impl Session {
         packet: &[u8],
         out: &mut [u8],
     ) -> Result<Datagram, PacketDrop> {
-        let _ = now;
         let result = self.encapsulate(packet, out);
+        if result.is_ok() {
+            self.ike.note_outbound(now);
+        }
         if matches!(
             result,
             Err(PacketDrop::NotConnected | PacketDrop::NotIp | PacketDrop::OutsideSelectors)
@@ -369,12 +403,8 @@ impl Session {
             return Err(PacketDrop::OutsideSelectors);
         }
         let len = esp.encapsulate(packet, out)?;
-        let (_, remote) = self.ike.path();
-        Ok(Datagram {
-            local: self.local,
-            remote,
-            len,
-        })
+        let (local, remote) = self.ike.path();
+        Ok(Datagram { local, remote, len })
     }
 
     /// The data path's counters.
@@ -388,7 +418,7 @@ impl Session {
     /// The largest inner packet that fits the path MTU `mtu` after ESP in UDP (0 before the
     /// CHILD SA exists).
     pub fn max_packet(&self, mtu: usize) -> usize {
-        let outer = if self.server.is_ipv6() { 40 } else { 20 } + 8;
+        let outer = if self.ike.path().1.is_ipv6() { 40 } else { 20 } + 8;
         self.esp
             .as_ref()
             .map(|e| e.outbound.max_payload(mtu.saturating_sub(outer)))
@@ -451,15 +481,52 @@ impl Session {
     /// session moves its SAs when the current path is gone or a better one appeared (MOBIKE),
     /// or makes a new connection when the server cannot move them.
     pub fn network_changed(&mut self, now: Instant, locals: &[SocketAddr]) {
-        let _ = locals;
+        let changed = self.locals.as_slice() != locals;
+        self.locals = locals.to_vec();
+        match self.state {
+            State::Idle | State::Disconnected => return,
+            State::Reconnecting => {
+                // A new network is a reason to try now rather than after the backoff.
+                if changed && !locals.is_empty() {
+                    if let Some(b) = self.backoff.as_mut() {
+                        b.hurry(now);
+                    }
+                }
+                return;
+            }
+            _ => {}
+        }
+        if self.ike.network_changed(now, locals) == PathChange::NeedsNewSa {
+            self.path_lost_without_mobike(now);
+        }
         self.flush(now);
+    }
+
+    /// The path changed and the IKE SA cannot move: a new connection from the new path, at
+    /// once. An attempt in progress simply starts over there; an established IKE SA is
+    /// deleted (from the new path: the server may still know it) before the new one starts.
+    fn path_lost_without_mobike(&mut self, now: Instant) {
+        if self.ike.phase() == Phase::Established {
+            log::info!("the server cannot move the SAs: a new connection from the new path");
+            // The DELETE leaves from the new path: the old one is gone.
+            if let Some(&local) = self.locals.first() {
+                let (_, remote) = self.ike.path();
+                self.ike.set_path(local, remote);
+                self.local = local;
+            }
+            self.ike.close(now);
+            self.flush(now);
+        }
+        self.start_attempt(now);
     }
 
     /// Every address the server's name resolves to now (the caller resolves it again before
     /// each reconnect attempt and after a network change). Candidates for MOBIKE and for the
     /// next connection attempt.
     pub fn set_server_addresses(&mut self, now: Instant, addresses: &[IpAddr]) {
-        let _ = (now, addresses);
+        let _ = now;
+        self.server_addresses = addresses.iter().take(16).copied().collect();
+        self.ike.set_server_addresses(&self.server_addresses);
     }
     pub fn state(&self) -> State {
         self.state
@@ -492,7 +559,7 @@ impl Session {
             let remote = SocketAddr::new(self.server.ip(), NATT_PORT);
             self.ike.set_path(self.local, remote);
         }
-        let (_, remote) = self.ike.path();
+        let (local, remote) = self.ike.ike_path();
         while let Some(msg) = self.ike.poll_message() {
             let payload = if self.natt {
                 let mut v = Vec::with_capacity(4 + msg.len());
@@ -503,9 +570,17 @@ impl Session {
                 msg
             };
             self.transmits.push_back(Transmit {
-                local: self.local,
+                local,
                 remote,
                 payload,
+            });
+        }
+        if self.ike.poll_keepalive() {
+            let (local, remote) = self.ike.path();
+            self.transmits.push_back(Transmit {
+                local,
+                remote,
+                payload: vec![natt::KEEPALIVE],
             });
         }
         while let Some(e) = self.ike.poll_event() {
@@ -529,6 +604,19 @@ impl Session {
                     }
                     self.set_state(now, State::Connected);
                     self.push_event(now, Event::Connected(info));
+                }
+                IkeEvent::Roaming => {
+                    if self.state == State::Connected {
+                        self.set_state(now, State::Roaming);
+                    }
+                }
+                IkeEvent::Roamed { local, remote } => {
+                    self.local = local;
+                    self.server = SocketAddr::new(remote.ip(), self.server.port());
+                    if self.state == State::Roaming {
+                        self.set_state(now, State::Connected);
+                    }
+                    self.push_event(now, Event::Roamed { local, remote });
                 }
                 IkeEvent::Down(reason) => self.lost(now, reason),
             }

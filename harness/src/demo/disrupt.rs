@@ -58,10 +58,12 @@ impl Demo {
                     ));
                     break;
                 }
-                Event::Connected(info) => return Err(format!(
+                Event::Connected(info) => {
+                    return Err(format!(
                     "the switch made a new connection ({:016x}) instead of moving {spis_before:x?}",
                     info.spi_i
-                )),
+                ))
+                }
                 Event::Disconnected(r) => return Err(format!("client disconnected: {r}")),
                 _ => {}
             }

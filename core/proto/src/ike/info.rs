@@ -35,6 +35,7 @@ impl Initiator {
     }
 
     fn process_informational(&mut self, now: Instant, message_id: u32, p: &[Payload<'_>]) {
+        self.take_additional_addresses(p);
         let mut delete_ike = false;
         let mut deleted_esp: Vec<u32> = Vec::new();
         for pl in p {

@@ -46,6 +46,13 @@ pub enum IkeEvent {
     ChildEstablished,
     /// The IKE SA is gone.
     Down(DisconnectReason),
+    /// A MOBIKE update to another path started.
+    Roaming,
+    /// The IKE SA and ESP now travel between `local` and `remote` (MOBIKE).
+    Roamed {
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
 }
 
 /// What we learned about the responder during the handshake.
@@ -108,6 +115,9 @@ pub struct Initiator {
     outbox: VecDeque<Vec<u8>>,
     events: VecDeque<IkeEvent>,
     pub(super) drops: DropCounters,
+    // staying connected
+    pub(super) live: super::liveness::Liveness,
+    pub(super) mobike: super::mobike::Mobike,
 }
 
 impl Initiator {
@@ -145,6 +155,8 @@ impl Initiator {
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             drops: DropCounters::default(),
+            live: Default::default(),
+            mobike: Default::default(),
         }
     }
 
@@ -165,6 +177,13 @@ impl Initiator {
         self.remote = remote;
     }
 
+    /// An IKE message (no non-ESP marker) arrived from `from`.
+    pub fn handle_message_from(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.live.from = Some(from);
+        self.handle_message(now, data);
+        self.live.from = None;
+    }
+
     /// An IKE message (no non-ESP marker) arrived.
     pub fn handle_message(&mut self, now: Instant, data: &[u8]) {
         let msg = match Message::parse(data) {
@@ -177,6 +196,9 @@ impl Initiator {
         };
         let h = msg.header;
         let spi_r_ok = self.phase == Phase::Init || h.spi_r == self.spi_r;
+        // A restarted server may answer INVALID_IKE_SPI without our SPIr (liveness checks it).
+        let spi_r_ok = spi_r_ok
+            || (h.spi_r == 0 && h.exchange == ExchangeType::INFORMATIONAL && h.is_response());
         if h.spi_i != self.spi_i || !spi_r_ok {
             debug!(
                 "dropping IKE message for unknown SPIs {:016x}_{:016x}",
@@ -213,14 +235,26 @@ impl Initiator {
             }
             return;
         }
+        if msg.encrypted().is_none() && msg.fragment().is_none() {
+            return self.handle_unprotected_response(msg);
+        }
         let Some(opened) = self.open(msg, true) else {
             return;
         };
+        self.live.heard(now);
+        let payloads = opened.payloads();
+        if self.tm.outstanding_kind() == Some(RequestKind::UpdateSa)
+            && !payloads.as_ref().is_ok_and(|p| self.update_response_ok(p))
+        {
+            debug!("dropping a response to our update without its COOKIE2");
+            self.drops.unexpected += 1;
+            return;
+        }
         let kind = match self.tm.match_response(h.message_id) {
             ResponseMatch::Expected(k) => k,
             ResponseMatch::Unexpected => return,
         };
-        let payloads = match opened.payloads() {
+        let payloads = match payloads {
             Ok(p) => p,
             Err(e) => {
                 warn!("malformed payloads in {} response: {e}", h.exchange);
@@ -234,10 +268,13 @@ impl Initiator {
         match kind {
             RequestKind::IkeAuth => self.process_auth_response(now, &payloads),
             RequestKind::Delete => self.finish(DisconnectReason::Closed),
+            RequestKind::Dpd => self.path_answered(now),
+            RequestKind::UpdateSa => self.process_update_response(now, &payloads),
             RequestKind::Informational | RequestKind::CreateChildSa | RequestKind::IkeSaInit => {
                 debug!("response to {kind:?} with {} payloads", payloads.len());
             }
         }
+        self.send_pending_update(now);
     }
 
     fn handle_request(&mut self, now: Instant, msg: &Message<'_>) {
@@ -267,6 +304,7 @@ impl Initiator {
         let Some(opened) = self.open(msg, false) else {
             return;
         };
+        self.live.heard(now);
         let payloads = match opened.payloads() {
             Ok(p) => p,
             Err(e) => {
@@ -336,7 +374,40 @@ impl Initiator {
         let header = self.header(exchange, false, self.tm.next_request_id());
         let datagrams = self.seal(&header, payloads);
         self.outbox.extend(datagrams.iter().cloned());
+        self.live.sent(now);
         self.tm.sent_request(now, kind, datagrams);
+    }
+
+    /// Like `send_request`, retransmitted on `schedule` (liveness checks, MOBIKE).
+    pub(super) fn send_request_scheduled(
+        &mut self,
+        now: Instant,
+        kind: RequestKind,
+        exchange: ExchangeType,
+        payloads: &[Payload<'_>],
+        schedule: crate::config::Retransmit,
+    ) {
+        let header = self.header(exchange, false, self.tm.next_request_id());
+        let datagrams = self.seal(&header, payloads);
+        self.outbox.extend(datagrams.iter().cloned());
+        self.live.sent(now);
+        self.tm.sent_request_with(now, kind, datagrams, schedule);
+    }
+
+    /// Seals request `message_id` without tracking it (a new version of the request in
+    /// flight: the caller replaces its datagrams).
+    pub(super) fn seal_request(
+        &mut self,
+        exchange: ExchangeType,
+        message_id: u32,
+        payloads: &[Payload<'_>],
+    ) -> Vec<Vec<u8>> {
+        let header = self.header(exchange, false, message_id);
+        self.seal(&header, payloads)
+    }
+
+    pub(super) fn outbox_extend(&mut self, datagrams: Vec<Vec<u8>>) {
+        self.outbox.extend(datagrams);
     }
 
     /// Seals and sends our response to the peer's request `message_id`.
@@ -365,21 +436,33 @@ impl Initiator {
 
     /// The retransmission timer.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.holding() {
+            // No network: hold everything until it comes back.
+            return;
+        }
+        let live_deadline = self.liveness_deadline();
         match self.tm.on_timeout(now) {
             TimeoutAction::Nothing => {}
             TimeoutAction::Retransmit(d) => {
                 debug!("retransmitting {:?}", self.tm.outstanding_kind());
-                self.outbox.extend(d);
-            }
-            TimeoutAction::GaveUp(kind) => {
-                if kind == RequestKind::Delete {
-                    self.finish(DisconnectReason::Closed);
+                self.live.sent(now);
+                if self.tm.outstanding_kind() == Some(RequestKind::UpdateSa) {
+                    self.update_retransmit(now, d);
                 } else {
+                    self.outbox.extend(d);
+                }
+            }
+            TimeoutAction::GaveUp(kind) => match kind {
+                RequestKind::Delete => self.finish(DisconnectReason::Closed),
+                RequestKind::UpdateSa => self.update_failed(),
+                _ => {
                     warn!("no response to {kind:?}: giving up");
                     self.finish(DisconnectReason::Timeout);
                 }
-            }
+            },
         }
+        self.liveness_timeout(now, live_deadline);
+        self.send_pending_update(now);
     }
 
     /// Deletes the IKE SA: a DELETE request once established, or just stops before.
@@ -430,10 +513,13 @@ impl Initiator {
         self.events.pop_front()
     }
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.phase == Phase::Dead {
+        if self.phase == Phase::Dead || self.holding() {
             return None;
         }
-        self.tm.deadline()
+        match (self.tm.deadline(), self.liveness_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     pub fn phase(&self) -> Phase {

@@ -1,5 +1,5 @@
 //! The IKE SA as a sans-IO state machine: one task per exchange (`init`, `auth` with `eap`,
-//! `info`) under one task manager, for the initiator; keys, message protection, NAT
+//! `info`, `liveness`, `mobike`) under one task manager, for the initiator; keys, message protection, NAT
 //! detection and CHILD SA negotiation shared with the responder used by tests and demos.
 
 pub mod auth;
@@ -9,6 +9,8 @@ pub mod info;
 pub mod init;
 pub mod initiator;
 pub mod keys;
+pub mod liveness;
+pub mod mobike;
 pub mod natd;
 pub mod params;
 pub mod protect;

@@ -1,7 +1,8 @@
 //! The responder role: a small road-warrior server for tests, the demo and benchmarks. It
 //! answers IKE_SA_INIT (with optional COOKIE and INVALID_KE_PAYLOAD), IKE_AUTH with PSK or
 //! certificates (and checks the client's), hands out addresses and DNS from a pool through
-//! CP, creates one CHILD SA per client, and answers INFORMATIONAL requests. Sans-IO, like
+//! CP, creates one CHILD SA per client, and answers INFORMATIONAL requests (MOBIKE updates
+//! and unknown SPIs in `mobility`). Sans-IO, like
 //! the initiator: datagrams in, datagrams and events out.
 //!
 //! Its data path (`data`) carries each client's ESP: [`Responder::handle_esp`] opens ESP from
@@ -10,6 +11,7 @@
 //! to it when the client's IKE SA goes.
 
 mod data;
+mod mobility;
 mod pool;
 
 pub use data::DataStats;
@@ -129,6 +131,8 @@ pub(super) struct ResponderSa {
     pub(super) eap: Option<super::responder_auth::EapServer>,
     /// The CHILD SA's data plane, once established.
     pub(super) esp: Option<EspSa>,
+    /// Both ends agreed to MOBIKE: the client moves with UPDATE_SA_ADDRESSES.
+    pub(super) mobike: bool,
 }
 
 /// The responder.
@@ -149,6 +153,7 @@ pub struct Responder {
     outbox: VecDeque<Outgoing>,
     pub(super) events: VecDeque<ResponderEvent>,
     dropped: u64,
+    mobility: mobility::Mobility,
 }
 
 /// Most IKE SAs one responder keeps (tests and demos; a bound against floods).
@@ -180,6 +185,7 @@ impl Responder {
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             dropped: 0,
+            mobility: mobility::Mobility::default(),
         }
     }
 
@@ -204,6 +210,7 @@ impl Responder {
             self.dropped += 1;
             return;
         }
+        self.mobility.local = Some(local);
         if h.is_response() {
             // An answer to one of our requests: it only has to be authentic and expected.
             let ok = self.sas.get_mut(&h.spi_r).is_some_and(|sa| {
@@ -222,6 +229,7 @@ impl Responder {
         }
         let Some(mut sa) = self.sas.remove(&h.spi_r) else {
             self.dropped += 1;
+            self.answer_unknown_spi(remote, &msg);
             return;
         };
         if sa.spi_i != h.spi_i {
@@ -521,6 +529,7 @@ impl Responder {
                 leases: Vec::new(),
                 eap: None,
                 esp: None,
+                mobike: false,
             },
         );
     }
@@ -572,8 +581,13 @@ impl Responder {
             return true;
         };
         // A NAT may have moved the client; answer where the request came from.
+        let home = sa.peer;
+        let stay_home = sa.phase == SaPhase::Established && !self.mobility.follow_nat;
         sa.peer = remote;
-        match (h.exchange, sa.phase) {
+        if sa.phase == SaPhase::Established && Self::is_update(sa, h.exchange, &payloads) {
+            return self.handle_update(sa, remote, h.message_id, &payloads);
+        }
+        let keep = match (h.exchange, sa.phase) {
             (ExchangeType::IKE_AUTH, SaPhase::AwaitAuth) => {
                 self.handle_auth(sa, h.message_id, &payloads)
             }
@@ -601,7 +615,11 @@ impl Responder {
                 );
                 true
             }
+        };
+        if stay_home {
+            sa.peer = home;
         }
+        keep
     }
 
     pub(super) fn respond(

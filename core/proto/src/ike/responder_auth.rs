@@ -494,9 +494,13 @@ impl Responder {
         out.push(Payload::Sa(vec![selected.to_wire(1, &spi_bytes)]));
         out.push(Payload::TsI(ts_i));
         out.push(Payload::TsR(ts_r));
-        if req.mobike && self.cfg.mobike {
-            out.push(Payload::notify(NotifyType::MOBIKE_SUPPORTED, &[]));
-        }
+        let mobike = if req.mobike && self.cfg.mobike {
+            self.mobike_auth_data()
+        } else {
+            Vec::new()
+        };
+        out.extend(mobike.iter().map(|(k, d)| Payload::notify(*k, d)));
+        sa.mobike = !mobike.is_empty();
         self.respond(sa, ExchangeType::IKE_AUTH, message_id, &out);
         info!(
             "responder: {client_id} established, CHILD SA {} in {spi_in:08x}",

@@ -14,6 +14,10 @@ pub enum RequestKind {
     Informational,
     Delete,
     CreateChildSa,
+    /// An empty INFORMATIONAL of ours: a liveness check (DPD).
+    Dpd,
+    /// A MOBIKE UPDATE_SA_ADDRESSES (RFC 4555), possibly probing several paths.
+    UpdateSa,
 }
 
 /// A request waiting for its response.
@@ -24,6 +28,8 @@ struct Outstanding {
     datagrams: Vec<Vec<u8>>,
     sends: u32,
     deadline: Instant,
+    /// The retransmission schedule of this request.
+    schedule: Retransmit,
 }
 
 /// What the caller must do after a timeout.
@@ -96,6 +102,19 @@ impl TaskManager {
 
     /// Records a request just sent (its datagrams as sent, for retransmission).
     pub fn sent_request(&mut self, now: Instant, kind: RequestKind, datagrams: Vec<Vec<u8>>) {
+        let schedule = self.retransmit;
+        self.sent_request_with(now, kind, datagrams, schedule);
+    }
+
+    /// Records a request just sent that retransmits on its own `schedule` (liveness checks
+    /// give up much sooner than the handshake).
+    pub fn sent_request_with(
+        &mut self,
+        now: Instant,
+        kind: RequestKind,
+        datagrams: Vec<Vec<u8>>,
+        schedule: Retransmit,
+    ) {
         let message_id = self.next_request_id;
         self.next_request_id = self.next_request_id.wrapping_add(1);
         self.outstanding = Some(Outstanding {
@@ -103,8 +122,38 @@ impl TaskManager {
             kind,
             datagrams,
             sends: 1,
-            deadline: now + self.timeout(1),
+            deadline: now + timeout(&schedule, 1),
+            schedule,
         });
+    }
+
+    /// Replaces what the request in flight retransmits (same message ID, new content: a
+    /// MOBIKE update probing another path), keeping its count of sends and its deadline.
+    pub fn replace_datagrams(&mut self, datagrams: Vec<Vec<u8>>) {
+        if let Some(o) = &mut self.outstanding {
+            o.datagrams = datagrams;
+        }
+    }
+
+    /// Starts the request in flight over (first send now) on a new `schedule`, and returns
+    /// its datagrams to send at once (the path changed under it).
+    pub fn restart(&mut self, now: Instant, schedule: Option<Retransmit>) -> Vec<Vec<u8>> {
+        match &mut self.outstanding {
+            Some(o) => {
+                if let Some(s) = schedule {
+                    o.schedule = s;
+                }
+                o.sends = 1;
+                o.deadline = now + timeout(&o.schedule, 1);
+                o.datagrams.clone()
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// How many times the request in flight was sent so far.
+    pub fn outstanding_sends(&self) -> u32 {
+        self.outstanding.as_ref().map_or(0, |o| o.sends)
     }
 
     /// Replaces the datagrams of the request in flight with a new first attempt of the same
@@ -113,16 +162,8 @@ impl TaskManager {
         if let Some(o) = &mut self.outstanding {
             o.datagrams = datagrams;
             o.sends = 1;
-            o.deadline = now + self.retransmit.initial;
+            o.deadline = now + o.schedule.initial;
         }
-    }
-
-    /// Timeout for the n-th send (1-based), growing by `factor` up to `max_timeout`.
-    fn timeout(&self, sends: u32) -> Duration {
-        let r = &self.retransmit;
-        let exp = i32::try_from(sends.saturating_sub(1)).unwrap_or(i32::MAX);
-        let secs = r.initial.as_secs_f64() * r.factor.powi(exp);
-        Duration::from_secs_f64(secs.min(r.max_timeout.as_secs_f64()))
     }
 
     /// Matches a response's message ID; a match ends the outstanding request.
@@ -167,32 +208,33 @@ impl TaskManager {
 
     /// Handles the retransmission timer.
     pub fn on_timeout(&mut self, now: Instant) -> TimeoutAction {
-        let tries = self.retransmit.tries;
         let Some(o) = self.outstanding.as_mut() else {
             return TimeoutAction::Nothing;
         };
         if now < o.deadline {
             return TimeoutAction::Nothing;
         }
-        if o.sends >= tries {
+        if o.sends >= o.schedule.tries {
             let kind = o.kind;
             self.outstanding = None;
             return TimeoutAction::GaveUp(kind);
         }
         o.sends += 1;
-        let sends = o.sends;
-        let datagrams = o.datagrams.clone();
-        let t = self.timeout(sends);
-        if let Some(o) = self.outstanding.as_mut() {
-            o.deadline = now + t;
-        }
-        TimeoutAction::Retransmit(datagrams)
+        o.deadline = now + timeout(&o.schedule, o.sends);
+        TimeoutAction::Retransmit(o.datagrams.clone())
     }
 
     /// Drops the outstanding request (the SA is going away).
     pub fn abandon(&mut self) {
         self.outstanding = None;
     }
+}
+
+/// Timeout for the n-th send (1-based) of `r`, growing by `factor` up to `max_timeout`.
+fn timeout(r: &Retransmit, sends: u32) -> Duration {
+    let exp = i32::try_from(sends.saturating_sub(1)).unwrap_or(i32::MAX);
+    let secs = r.initial.as_secs_f64() * r.factor.powi(exp);
+    Duration::from_secs_f64(secs.min(r.max_timeout.as_secs_f64()).max(0.0))
 }
 
 #[cfg(test)]
@@ -232,6 +274,32 @@ mod tests {
             TimeoutAction::GaveUp(RequestKind::IkeSaInit)
         );
         assert!(!tm.busy());
+    }
+
+    #[test]
+    fn a_request_can_carry_its_own_schedule_and_restart() {
+        let mut tm = TaskManager::new(Retransmit::default());
+        let fast = Retransmit {
+            initial: Duration::from_secs(2),
+            factor: 1.0,
+            max_timeout: Duration::from_secs(2),
+            tries: 2,
+        };
+        let t0 = epoch();
+        tm.sent_request_with(t0, RequestKind::Dpd, vec![vec![1]], fast);
+        assert_eq!(tm.deadline(), Some(t0 + Duration::from_secs(2)));
+        tm.replace_datagrams(vec![vec![2]]);
+        let t1 = t0 + Duration::from_secs(2);
+        assert_eq!(tm.on_timeout(t1), TimeoutAction::Retransmit(vec![vec![2]]));
+        assert_eq!(tm.outstanding_sends(), 2);
+        assert_eq!(tm.restart(t1, None), vec![vec![2]]);
+        assert_eq!(tm.outstanding_sends(), 1);
+        let t2 = t1 + Duration::from_secs(2);
+        assert_eq!(tm.on_timeout(t2), TimeoutAction::Retransmit(vec![vec![2]]));
+        assert_eq!(
+            tm.on_timeout(t2 + Duration::from_secs(2)),
+            TimeoutAction::GaveUp(RequestKind::Dpd)
+        );
     }
 
     #[test]

@@ -85,6 +85,14 @@ impl Backoff {
         }
     }
 
+    /// Brings the scheduled attempt forward to `now` (a new network appeared: waiting longer
+    /// helps nobody). The attempt count stays, so a flapping network still backs off.
+    pub(crate) fn hurry(&mut self, now: Instant) {
+        if let Some(due) = self.due.as_mut() {
+            *due = (*due).min(now);
+        }
+    }
+
     /// Forgets the scheduled attempt (the user closed the session).
     pub(crate) fn cancel(&mut self) {
         self.due = None;

@@ -1,10 +1,13 @@
 //! Two ends of an IKE SA in one test: a client `Session` and a `Responder`, joined by a
 //! virtual link on a virtual clock. The link can drop or rewrite datagrams, so loss,
-//! retransmission and hostile input are replayed deterministically.
+//! retransmission and hostile input are replayed deterministically. The link is also a small
+//! network: the client's addresses can come and go (`client_ips`), server addresses can be
+//! unreachable (`server_down`), a NAT can rewrite the client's address and port (`nat`, with
+//! `Nat::rebind`), and ESP travels both ways (`client_send`, `server_send`).
 #![allow(dead_code, clippy::disallowed_methods)]
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use roam_proto::config::{ClientAuth, ClientConfig, Retransmit};
@@ -13,7 +16,7 @@ use roam_proto::crypto::Secret;
 use roam_proto::identity::Identity;
 use roam_proto::ike::responder::{Responder, ResponderAuth, ResponderConfig, ResponderEvent};
 use roam_proto::rng::SeededRng;
-use roam_proto::session::{Event, Session, Transmit};
+use roam_proto::session::{Event, Received, Session, Transmit};
 use roam_proto::wire::natt::{classify, NattDatagram, NON_ESP_MARKER};
 
 pub const CLIENT: &str = "198.51.100.2:40000";
@@ -24,6 +27,75 @@ pub fn client_addr() -> SocketAddr {
 }
 pub fn server_addr() -> SocketAddr {
     SERVER.parse().unwrap()
+}
+/// The server's IPv6 address (the responder listens on every address it is sent to).
+pub fn server6() -> IpAddr {
+    "2001:db8::1".parse().unwrap()
+}
+
+/// A NAT in front of the client: it maps each inside address of its family to a port of
+/// `public`, and lets back only what comes to a mapping it has.
+#[derive(Debug)]
+pub struct Nat {
+    pub public: IpAddr,
+    next_port: u16,
+    map: Vec<(SocketAddr, SocketAddr)>,
+}
+
+impl Nat {
+    pub fn new(public: IpAddr) -> Self {
+        Self {
+            public,
+            next_port: 61000,
+            map: Vec::new(),
+        }
+    }
+
+    fn outbound(&mut self, inside: SocketAddr) -> SocketAddr {
+        if inside.is_ipv4() != self.public.is_ipv4() {
+            return inside;
+        }
+        if let Some((_, o)) = self.map.iter().find(|(i, _)| *i == inside) {
+            return *o;
+        }
+        let o = SocketAddr::new(self.public, self.next_port);
+        self.next_port = self.next_port.wrapping_add(1);
+        self.map.push((inside, o));
+        o
+    }
+
+    fn inbound(&self, outside: SocketAddr) -> Option<SocketAddr> {
+        if outside.ip() != self.public {
+            return Some(outside);
+        }
+        self.map
+            .iter()
+            .find(|(_, o)| *o == outside)
+            .map(|(i, _)| *i)
+    }
+
+    /// The NAT forgets its mappings (a reboot, a timeout): the client's next datagrams get new
+    /// outside ports, and what comes to the old ones is dropped.
+    pub fn rebind(&mut self) {
+        self.map.clear();
+    }
+
+    /// The outside address of `inside`, if mapped.
+    pub fn mapping(&self, inside: SocketAddr) -> Option<SocketAddr> {
+        self.map.iter().find(|(i, _)| *i == inside).map(|(_, o)| *o)
+    }
+}
+
+/// An ICMP echo request between two IPv4 addresses (checksums are not checked by ESP).
+pub fn icmp(src: [u8; 4], dst: [u8; 4], payload: &[u8]) -> Vec<u8> {
+    let len = (20 + 8 + payload.len()) as u16;
+    let mut p = vec![0x45, 0, 0, 0, 0, 1, 0, 0, 64, 1, 0, 0];
+    p[2..4].copy_from_slice(&len.to_be_bytes());
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&dst);
+    p.extend_from_slice(&[8, 0, 0, 0, 0, 1, 0, 1]);
+    p.extend_from_slice(payload);
+    p
 }
 
 /// A client configuration with PSK authentication and the given proposals (empty: defaults).
@@ -109,6 +181,18 @@ pub struct Pair {
     pub sent: [usize; 2],
     pub filter: Option<Filter>,
     in_flight: VecDeque<(Dir, SocketAddr, SocketAddr, Vec<u8>)>,
+    /// Client addresses that exist on the network (None: every address works).
+    pub client_ips: Option<Vec<IpAddr>>,
+    /// Server addresses that deliver nothing either way.
+    pub server_down: Vec<IpAddr>,
+    pub nat: Option<Nat>,
+    /// The server address each client address (as the server sees it) last reached.
+    server_seen: HashMap<SocketAddr, SocketAddr>,
+    /// Inner packets the server's and the client's packet sides received.
+    pub server_received: Vec<Vec<u8>>,
+    pub client_received: Vec<Vec<u8>>,
+    /// `handle_timeout` calls made by `advance`.
+    pub timeouts: usize,
 }
 
 impl Pair {
@@ -126,12 +210,116 @@ impl Pair {
             sent: [0, 0],
             filter: None,
             in_flight: VecDeque::new(),
+            client_ips: None,
+            server_down: Vec::new(),
+            nat: None,
+            server_seen: HashMap::new(),
+            server_received: Vec::new(),
+            client_received: Vec::new(),
+            timeouts: 0,
         }
     }
 
     pub fn connect(&mut self) {
         self.client.connect(self.now, client_addr(), server_addr());
         self.pump();
+    }
+
+    /// Where the server answers `client` (as it sees it) from: the address it last reached.
+    fn server_side(&self, client: SocketAddr) -> SocketAddr {
+        self.server_seen.get(&client).copied().unwrap_or_else(|| {
+            let port = if self.client_uses_natt() { 4500 } else { 500 };
+            SocketAddr::new(server_addr().ip(), port)
+        })
+    }
+
+    fn client_ip_up(&self, ip: IpAddr) -> bool {
+        self.client_ips.as_ref().is_none_or(|v| v.contains(&ip))
+    }
+
+    /// The network between the ends: addresses that are gone, unreachable servers, the NAT.
+    /// Returns the addresses as the receiver sees them, None when dropped.
+    fn carry(
+        &mut self,
+        dir: Dir,
+        from: SocketAddr,
+        to: SocketAddr,
+    ) -> Option<(SocketAddr, SocketAddr)> {
+        match dir {
+            Dir::ToServer => {
+                if !self.client_ip_up(from.ip()) || self.server_down.contains(&to.ip()) {
+                    return None;
+                }
+                let from = match self.nat.as_mut() {
+                    Some(n) => n.outbound(from),
+                    None => from,
+                };
+                self.server_seen.insert(from, to);
+                Some((from, to))
+            }
+            Dir::ToClient => {
+                let inside = match self.nat.as_ref() {
+                    Some(n) => n.inbound(to)?,
+                    None => to,
+                };
+                if !self.client_ip_up(inside.ip()) || self.server_down.contains(&from.ip()) {
+                    return None;
+                }
+                Some((from, inside))
+            }
+        }
+    }
+
+    /// A packet from the client's TUN, through ESP and the link to the server's packet side.
+    /// Returns whether the server's packet side got it.
+    pub fn client_send(&mut self, packet: &[u8]) -> bool {
+        let mut out = vec![0u8; 2048];
+        let before = self.server_received.len();
+        let Ok(d) = self.client.handle_packet(self.now, packet, &mut out) else {
+            return false;
+        };
+        out.truncate(d.len);
+        self.in_flight
+            .push_back((Dir::ToServer, d.local, d.remote, out));
+        self.pump();
+        self.server_received.len() > before
+    }
+
+    /// A packet from the server's packet side, through ESP and the link to the client's TUN.
+    /// Returns whether the client's TUN got it.
+    pub fn server_send(&mut self, packet: &[u8]) -> bool {
+        let mut out = vec![0u8; 2048];
+        let before = self.client_received.len();
+        let Some((peer, len)) = self.server.route_packet(packet, &mut out) else {
+            return false;
+        };
+        out.truncate(len);
+        let from = self.server_side(peer);
+        self.in_flight.push_back((Dir::ToClient, from, peer, out));
+        self.pump();
+        self.client_received.len() > before
+    }
+
+    /// One echo from the client's first virtual IPv4 address to a LAN host and back.
+    pub fn ping(&mut self, n: u8) -> bool {
+        let vip = match self
+            .connected()
+            .and_then(|i| i.virtual_ips.iter().find(|a| a.is_ipv4()))
+        {
+            Some(IpAddr::V4(a)) => a.octets(),
+            _ => return false,
+        };
+        let lan = [203, 0, 113, 2];
+        let there = self.client_send(&icmp(vip, lan, &[n; 32]));
+        let back = self.server_send(&icmp(lan, vip, &[n; 32]));
+        there && back
+    }
+
+    /// Lets `d` of virtual time pass, running the client's timers on the way.
+    pub fn wait(&mut self, d: Duration) {
+        let end = self.now + d;
+        self.run_for(d);
+        self.now = self.now.max(end);
     }
 
     fn collect(&mut self) {
@@ -145,8 +333,9 @@ impl Pair {
                 .push_back((Dir::ToServer, local, remote, payload));
         }
         while let Some(o) = self.server.poll_outgoing() {
-            // The responder answers on the port it was reached on: NAT-T framing there.
-            let framed = if !self.client_uses_natt() {
+            // The responder answers from where it was reached: NAT-T framing on 4500.
+            let from = self.server_side(o.remote);
+            let framed = if from.port() != 4500 {
                 o.message
             } else {
                 let mut v = NON_ESP_MARKER.to_vec();
@@ -154,7 +343,7 @@ impl Pair {
                 v
             };
             self.in_flight
-                .push_back((Dir::ToClient, server_addr(), o.remote, framed));
+                .push_back((Dir::ToClient, from, o.remote, framed));
         }
         while let Some((at, e)) = self.client.poll_timed_event() {
             self.client_events.push(e);
@@ -188,12 +377,24 @@ impl Pair {
                 Fate::Drop => continue,
                 Fate::Replace(d) => d,
             };
+            let Some((from, to)) = self.carry(dir, from, to) else {
+                continue;
+            };
             match dir {
                 Dir::ToServer => {
-                    let server_local = SocketAddr::new(server_addr().ip(), to.port());
+                    let server_local = to;
                     if to.port() == 4500 {
-                        if let NattDatagram::Ike(m) = classify(&data) {
-                            self.server.handle_message(self.now, server_local, from, m);
+                        match classify(&data) {
+                            NattDatagram::Ike(m) => {
+                                self.server.handle_message(self.now, server_local, from, m)
+                            }
+                            NattDatagram::Esp(_) | NattDatagram::Keepalive => {
+                                let mut data = data;
+                                if let Some(r) = self.server.handle_esp(self.now, from, &mut data) {
+                                    self.server_received.push(data[r].to_vec());
+                                }
+                            }
+                            NattDatagram::Invalid => {}
                         }
                     } else {
                         self.server
@@ -201,13 +402,12 @@ impl Pair {
                     }
                 }
                 Dir::ToClient => {
-                    let src = if self.client_uses_natt() {
-                        SocketAddr::new(from.ip(), 4500)
-                    } else {
-                        from
-                    };
                     let mut data = data;
-                    self.client.handle_datagram(self.now, to, src, &mut data);
+                    if let Received::Packet(r) =
+                        self.client.handle_datagram(self.now, to, from, &mut data)
+                    {
+                        self.client_received.push(data[r].to_vec());
+                    }
                 }
             }
             self.collect();
@@ -222,6 +422,7 @@ impl Pair {
                 if t > self.now {
                     self.now = t;
                 }
+                self.timeouts += 1;
                 self.client.handle_timeout(self.now);
                 self.pump();
                 true
@@ -240,8 +441,9 @@ impl Pair {
         }
     }
 
+    /// The latest connection's details (after a reconnect: the new one's).
     pub fn connected(&self) -> Option<&roam_proto::session::ConnectedInfo> {
-        self.client_events.iter().find_map(|e| match e {
+        self.client_events.iter().rev().find_map(|e| match e {
             Event::Connected(i) => Some(i),
             _ => None,
         })

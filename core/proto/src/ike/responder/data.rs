@@ -2,7 +2,8 @@
 //! the network and by the client's virtual IP for packets from the server's packet side.
 //! Decrypted packets leave only when the client's selectors allow them (a client cannot
 //! spoof another's address), authentic ESP from a new address moves the client (NAT
-//! rebinding), and every refused packet is counted.
+//! rebinding; unless `set_follow_nat(false)`, then only MOBIKE moves it), and every refused
+//! packet is counted.
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
@@ -69,6 +70,7 @@ impl Responder {
             self.data.keepalives += 1;
             return None;
         }
+        let follow = self.mobility.follow_nat;
         let Some(spi_r) = esp::peek_spi(data).and_then(|spi| self.by_spi.get(&spi).copied()) else {
             self.data.unknown_spi += 1;
             return None;
@@ -92,7 +94,7 @@ impl Responder {
             }
         };
         // Authentic and fresh: the client is where this came from.
-        if sa.peer != remote {
+        if sa.peer != remote && follow {
             info!(
                 "responder: client of IKE SA {spi_r:016x} moved from {} to {remote}",
                 sa.peer
