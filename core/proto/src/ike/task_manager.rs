@@ -14,6 +14,8 @@ pub enum RequestKind {
     Informational,
     Delete,
     CreateChildSa,
+    /// The DELETE of one CHILD SA (replaced by a rekey).
+    DeleteChild,
 }
 
 /// A request waiting for its response.
