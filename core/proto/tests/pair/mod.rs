@@ -107,6 +107,9 @@ pub struct Pair {
     pub sent: [usize; 2],
     pub filter: Option<Filter>,
     in_flight: VecDeque<(Dir, SocketAddr, SocketAddr, Vec<u8>)>,
+    /// Inner packets that came out of ESP at the client and at the server.
+    pub client_received: Vec<Vec<u8>>,
+    pub server_received: Vec<Vec<u8>>,
 }
 
 impl Pair {
@@ -123,6 +126,8 @@ impl Pair {
             sent: [0, 0],
             filter: None,
             in_flight: VecDeque::new(),
+            client_received: Vec::new(),
+            server_received: Vec::new(),
         }
     }
 
@@ -165,13 +170,53 @@ impl Pair {
         self.client.ike().path().1.port() == 4500
     }
 
+    /// Puts an inner packet from the client's TUN on the link as ESP (false: refused).
+    pub fn client_send(&mut self, packet: &[u8]) -> bool {
+        let mut out = vec![0u8; 2048];
+        match self.client.handle_packet(self.now, packet, &mut out) {
+            Ok(d) => {
+                out.truncate(d.len);
+                self.in_flight
+                    .push_back((Dir::ToServer, d.local, d.remote, out));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Puts an inner packet from the server's packet side on the link as ESP.
+    pub fn server_send(&mut self, packet: &[u8]) -> bool {
+        let mut out = vec![0u8; 2048];
+        match self.server.route_packet(packet, &mut out) {
+            Some((to, len)) => {
+                out.truncate(len);
+                let from = SocketAddr::new(server_addr().ip(), 4500);
+                self.in_flight.push_back((Dir::ToClient, from, to, out));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Datagrams on the link now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
     /// Delivers datagrams until the link is quiet (bounded).
     pub fn pump(&mut self) {
         self.collect();
         let mut steps = 0;
-        while let Some((dir, from, to, data)) = self.in_flight.pop_front() {
+        while self.step() {
             steps += 1;
             assert!(steps < 10_000, "the ends never go quiet");
+        }
+    }
+
+    /// Delivers the next datagram on the link, if any (and collects what it caused).
+    pub fn step(&mut self) -> bool {
+        self.collect();
+        if let Some((dir, from, to, data)) = self.in_flight.pop_front() {
             let idx = if dir == Dir::ToServer { 0 } else { 1 };
             let n = self.sent[idx];
             self.sent[idx] += 1;
@@ -181,15 +226,24 @@ impl Pair {
             };
             let data = match fate {
                 Fate::Deliver => data,
-                Fate::Drop => continue,
+                Fate::Drop => return true,
                 Fate::Replace(d) => d,
             };
             match dir {
                 Dir::ToServer => {
                     let server_local = SocketAddr::new(server_addr().ip(), to.port());
                     if to.port() == 4500 {
-                        if let NattDatagram::Ike(m) = classify(&data) {
-                            self.server.handle_message(self.now, server_local, from, m);
+                        match classify(&data) {
+                            NattDatagram::Ike(m) => {
+                                self.server.handle_message(self.now, server_local, from, m)
+                            }
+                            NattDatagram::Esp(_) => {
+                                let mut data = data;
+                                if let Some(r) = self.server.handle_esp(self.now, from, &mut data) {
+                                    self.server_received.push(data[r].to_vec());
+                                }
+                            }
+                            _ => {}
                         }
                     } else {
                         self.server
@@ -203,11 +257,17 @@ impl Pair {
                         from
                     };
                     let mut data = data;
-                    self.client.handle_datagram(self.now, to, src, &mut data);
+                    if let roam_proto::session::Received::Packet(r) =
+                        self.client.handle_datagram(self.now, to, src, &mut data)
+                    {
+                        self.client_received.push(data[r].to_vec());
+                    }
                 }
             }
             self.collect();
+            return true;
         }
+        false
     }
 
     /// Advances the virtual clock to the client's next deadline (if any, and within `limit`)
