@@ -455,3 +455,43 @@ fn idle_session_wakes_only_for_its_rekeys() {
     // One CREATE_CHILD_SA and one DELETE each, nothing else.
     assert_eq!(p.sent[0] - before, 3 * 2);
 }
+
+#[test]
+fn child_rekey_after_the_configured_volume() {
+    let mut client = psk_client(PSK, &[], &["aes256gcm16"]);
+    client.lifetimes.child_rekey_packets = Some(20);
+    let mut p = Pair::new(client, psk_server(PSK), 690);
+    p.connect();
+    let spi_r = p.server_established().unwrap();
+    for i in 0..9 {
+        both_ways(&mut p, i);
+        p.pump();
+    }
+    assert!(rekeyed(&p).is_empty(), "18 packets: not yet");
+    for i in 9..12 {
+        both_ways(&mut p, i);
+        p.pump();
+    }
+    assert_eq!(rekeyed(&p).len(), 1, "rekeyed at 20 packets");
+    assert_eq!(p.client_received.len(), 12);
+    assert_eq!(p.server_received.len(), 12);
+    assert_one_child(&p, spi_r);
+}
+
+#[test]
+fn child_rekey_during_an_ike_rekey_is_refused_and_the_ike_rekey_retried() {
+    let (mut p, spi_r) = connected(&["aes256gcm16"], None, 695);
+    let old = p.client.ike().spis();
+    let now = p.now;
+    p.client.rekey_ike(now);
+    assert!(p.server.rekey_child(now, spi_r));
+    p.pump();
+    // Each end refused the other with TEMPORARY_FAILURE; the client retries shortly.
+    assert_eq!(p.client.ike().spis(), old);
+    p.run_for(Duration::from_secs(10));
+    assert_ne!(p.client.ike().spis(), old);
+    assert_eq!(p.server.ike_spis(spi_r), Some(p.client.ike().spis()));
+    assert_one_child(&p, spi_r);
+    assert_eq!(p.client.state(), State::Connected);
+    assert_traffic(&mut p, 0);
+}

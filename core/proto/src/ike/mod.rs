@@ -1,6 +1,7 @@
 //! The IKE SA as a sans-IO state machine: one task per exchange (`init`, `auth` with `eap`,
-//! `info`) under one task manager, for the initiator; keys, message protection, NAT
-//! detection and CHILD SA negotiation shared with the responder used by tests and demos.
+//! `info`, `rekey` with its `lifetime`s) under one task manager, for the initiator; keys,
+//! message protection, NAT detection and CHILD SA negotiation shared with the responder used
+//! by tests and demos.
 
 pub mod auth;
 pub mod child;
