@@ -87,6 +87,35 @@ pub struct ClientConfig {
     pub unix_time: Option<u64>,
     /// Reconnect by itself after losing a connection that was up (None: end the session).
     pub reconnect: Option<crate::session::ReconnectPolicy>,
+    /// When the IKE and CHILD SAs are rekeyed.
+    pub lifetimes: Lifetimes,
+}
+
+/// When SAs are rekeyed (strongSwan-like). Each SA is rekeyed at its soft lifetime, made
+/// earlier by a random amount up to `jitter` (and never by more than a tenth of the
+/// lifetime), chosen per SA. The hard lifetime is the soft one plus a tenth: an SA still not
+/// rekeyed then is gone, and the IKE SA ends with `DisconnectReason::Timeout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lifetimes {
+    pub ike_rekey: Duration,
+    pub child_rekey: Duration,
+    pub jitter: Duration,
+    /// Rekey the CHILD SA after this many bytes (inner, either direction).
+    pub child_rekey_bytes: Option<u64>,
+    /// Rekey the CHILD SA after this many packets (either direction).
+    pub child_rekey_packets: Option<u64>,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Self {
+            ike_rekey: Duration::from_secs(4 * 3600),
+            child_rekey: Duration::from_secs(3600),
+            jitter: Duration::from_secs(24 * 60),
+            child_rekey_bytes: None,
+            child_rekey_packets: None,
+        }
+    }
 }
 
 impl ClientConfig {
@@ -119,6 +148,7 @@ impl ClientConfig {
             fragment_size: DEFAULT_FRAGMENT_SIZE,
             unix_time: None,
             reconnect: Some(crate::session::ReconnectPolicy::default()),
+            lifetimes: Lifetimes::default(),
         }
     }
 }

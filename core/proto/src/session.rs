@@ -13,6 +13,10 @@ mod reconnect;
 
 pub use reconnect::ReconnectPolicy;
 
+mod esp_set;
+
+pub use esp_set::EspSet;
+
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -233,9 +237,11 @@ pub struct Session {
     events: VecDeque<(Instant, Event)>,
     /// Datagrams dropped before IKE saw them (not from the server, unusable framing).
     dropped: u64,
-    /// The data plane of the CHILD SA, once established.
-    esp: Option<EspSa>,
+    /// The data plane of the CHILD SAs (current, and replaced ones still receiving).
+    esp: EspSet,
     stats: DataStats,
+    /// A CHILD SA rekey was asked for by the data path (volume or sequence numbers).
+    volume_rekey_asked: bool,
 }
 
 impl Session {
@@ -260,8 +266,9 @@ impl Session {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             dropped: 0,
-            esp: None,
+            esp: EspSet::default(),
             stats: DataStats::default(),
+            volume_rekey_asked: false,
         })
     }
 
@@ -282,7 +289,7 @@ impl Session {
             self.ike = Initiator::new(self.params.clone(), Box::new(self.rng.clone()));
         }
         self.pick_path();
-        self.esp = None;
+        self.esp.clear();
         self.natt = self.server.port() != IKE_PORT;
         self.set_state(now, State::Connecting);
         self.ike.set_server_addresses(&self.server_addresses);
@@ -349,12 +356,10 @@ impl Session {
     }
 
     fn decapsulate(&mut self, now: Instant, data: &mut [u8]) -> Received {
-        let Some(esp) = self.esp.as_mut() else {
-            return Received::Dropped(PacketDrop::NotConnected);
-        };
-        let range = match esp.decapsulate(data) {
+        let range = match self.esp.decapsulate(data) {
             Ok(r) => r,
-            Err(e) => return Received::Dropped(e.into()),
+            Err(esp_set::Open::NoSa) => return Received::Dropped(PacketDrop::NotConnected),
+            Err(esp_set::Open::Esp(e)) => return Received::Dropped(e.into()),
         };
         self.ike.note_inbound(now);
         let Some(child) = self.ike.child() else {
@@ -384,6 +389,7 @@ impl Session {
         let result = self.encapsulate(packet, out);
         if result.is_ok() {
             self.ike.note_outbound(now);
+            self.check_volume(now);
         }
         if matches!(
             result,
@@ -395,7 +401,7 @@ impl Session {
     }
 
     fn encapsulate(&mut self, packet: &[u8], out: &mut [u8]) -> Result<Datagram, PacketDrop> {
-        let (Some(esp), Some(child)) = (self.esp.as_mut(), self.ike.child()) else {
+        let (Some(esp), Some(child)) = (self.esp.outbound(), self.ike.child()) else {
             return Err(PacketDrop::NotConnected);
         };
         let flow = packet::flow(packet).ok_or(PacketDrop::NotIp)?;
@@ -407,10 +413,48 @@ impl Session {
         Ok(Datagram { local, remote, len })
     }
 
-    /// The data path's counters.
+    /// Asks IKE for a CHILD SA rekey once the current SA nears the end of its sequence
+    /// numbers or crosses the configured volume (a few comparisons per packet).
+    fn check_volume(&mut self, now: Instant) {
+        if self.volume_rekey_asked {
+            return;
+        }
+        let l = self.ike.lifetimes();
+        let Some(esp) = self.esp.current() else {
+            return;
+        };
+        let c = esp.counters();
+        let due =
+            crate::ike::lifetime::seq_exhausting(esp.outbound.packets_left(), esp.outbound.esn())
+                || crate::ike::lifetime::volume_exceeded(
+                    c.packets_out + c.packets_in,
+                    c.bytes_out + c.bytes_in,
+                    l.child_rekey_packets,
+                    l.child_rekey_bytes,
+                );
+        if due {
+            self.volume_rekey_asked = true;
+            self.ike.rekey_child(now);
+            self.flush(now);
+        }
+    }
+
+    /// Rekeys the CHILD SA now (as soon as no other request is in flight).
+    pub fn rekey_child(&mut self, now: Instant) {
+        self.ike.rekey_child(now);
+        self.flush(now);
+    }
+
+    /// Rekeys the IKE SA now (as soon as no other request is in flight).
+    pub fn rekey_ike(&mut self, now: Instant) {
+        self.ike.rekey_ike(now);
+        self.flush(now);
+    }
+
+    /// The data path's counters (summed over the CHILD SAs since connecting).
     pub fn data_stats(&self) -> DataStats {
         DataStats {
-            esp: self.esp.as_ref().map(EspSa::counters).unwrap_or_default(),
+            esp: self.esp.counters(),
             ..self.stats
         }
     }
@@ -420,13 +464,14 @@ impl Session {
     pub fn max_packet(&self, mtu: usize) -> usize {
         let outer = if self.ike.path().1.is_ipv6() { 40 } else { 20 } + 8;
         self.esp
-            .as_ref()
+            .current()
             .map(|e| e.outbound.max_payload(mtu.saturating_sub(outer)))
             .unwrap_or(0)
     }
 
     /// The deadline from `poll_timeout` has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.esp.on_timeout(now);
         if self.state == State::Reconnecting {
             if self.backoff.as_mut().is_some_and(|b| b.take_due(now)) {
                 self.start_attempt(now);
@@ -466,7 +511,10 @@ impl Session {
         if self.state == State::Reconnecting {
             return self.backoff.as_ref().and_then(|b| b.due());
         }
-        self.ike.poll_timeout()
+        match (self.ike.poll_timeout(), self.esp.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front().map(|(_, e)| e)
@@ -587,16 +635,11 @@ impl Session {
             match e {
                 IkeEvent::IkeEstablished => self.set_state(now, State::IkeSaEstablished),
                 IkeEvent::ChildEstablished => {
-                    self.esp = match self.ike.child().cloned() {
-                        Some(child) => match EspSa::new(&child, self.ike.rng()) {
-                            Ok(esp) => Some(esp),
-                            Err(e) => {
-                                log::warn!("ESP SA: {e}");
-                                None
-                            }
-                        },
-                        None => None,
-                    };
+                    self.esp.clear();
+                    if let Some(spi_in) = self.ike.child().map(|c| c.spi_in) {
+                        self.install_child(spi_in);
+                        self.esp.make_current(spi_in);
+                    }
                     let info = self.connected_info();
                     self.was_connected = true;
                     if let Some(b) = self.backoff.as_mut() {
@@ -604,6 +647,20 @@ impl Session {
                     }
                     self.set_state(now, State::Connected);
                     self.push_event(now, Event::Connected(info));
+                }
+                IkeEvent::ChildInstalled { spi_in } => self.install_child(spi_in),
+                IkeEvent::ChildRekeyed { old_spi_in, spi_in } => {
+                    self.install_child(spi_in);
+                    self.esp.make_current(spi_in);
+                    self.esp.retire(old_spi_in, now);
+                    self.volume_rekey_asked = false;
+                    let spi_out = self.ike.child().map(|c| c.spi_out).unwrap_or(0);
+                    self.push_event(now, Event::Rekeyed(RekeyKind::Child { spi_in, spi_out }));
+                }
+                IkeEvent::ChildRetired { spi_in } => self.esp.retire(spi_in, now),
+                IkeEvent::IkeRekeyed => {
+                    let (spi_i, spi_r) = self.ike.spis();
+                    self.push_event(now, Event::Rekeyed(RekeyKind::Ike { spi_i, spi_r }));
                 }
                 IkeEvent::Roaming => {
                     if self.state == State::Connected {
@@ -625,7 +682,7 @@ impl Session {
 
     /// The IKE SA is gone: wait and reconnect when that can help, else end the session.
     fn lost(&mut self, now: Instant, reason: DisconnectReason) {
-        self.esp = None;
+        self.esp.clear();
         let retry = self.was_connected
             && self.state != State::Closing
             && !reason.is_permanent()
@@ -651,6 +708,17 @@ impl Session {
                 self.set_state(now, State::Disconnected);
                 self.push_event(now, Event::Disconnected(reason));
             }
+        }
+    }
+
+    /// Keys the ESP SA of IKE's CHILD SA `spi_in` and accepts inbound packets on it.
+    fn install_child(&mut self, spi_in: u32) {
+        let Some(child) = self.ike.child_sa(spi_in).cloned() else {
+            return;
+        };
+        match EspSa::new(&child, self.ike.rng()) {
+            Ok(esp) => self.esp.install(esp),
+            Err(e) => log::warn!("ESP SA {spi_in:08x}: {e}"),
         }
     }
 

@@ -118,7 +118,8 @@ impl Counters {
         self.malformed + self.bad_spi + self.replay + self.auth + self.padding + self.next_header
     }
 
-    fn sum(&self, o: &Self) -> Self {
+    /// Field by field sum (totals over several SAs).
+    pub fn sum(&self, o: &Self) -> Self {
         Self {
             packets_out: self.packets_out + o.packets_out,
             bytes_out: self.bytes_out + o.bytes_out,

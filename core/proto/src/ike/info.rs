@@ -1,5 +1,5 @@
 //! INFORMATIONAL exchanges (RFC 7296 §1.4, §1.5): answering the server's liveness checks and
-//! DELETEs, refusing requests this client does not take yet, and our own DELETE on close.
+//! DELETEs, handing CREATE_CHILD_SA requests to the rekey task, and our own DELETE on close.
 
 use std::time::Instant;
 
@@ -8,25 +8,14 @@ use log::{debug, info};
 use crate::ike::initiator::{Initiator, Phase};
 use crate::ike::task_manager::RequestKind;
 use crate::session::DisconnectReason;
-use crate::wire::{Delete, ExchangeType, Header, Notify, NotifyType, Payload, ProtocolId};
+use crate::wire::{Delete, ExchangeType, Header, Payload, ProtocolId};
 
 impl Initiator {
     /// Handles a request the server started (already matched to its window and decrypted).
     pub(super) fn process_request(&mut self, now: Instant, h: Header, p: &[Payload<'_>]) {
         match h.exchange {
             ExchangeType::INFORMATIONAL => self.process_informational(now, h.message_id, p),
-            ExchangeType::CREATE_CHILD_SA => {
-                // Rekeying arrives with the "staying connected" work; until then a polite refusal
-                // keeps the SAs as they are and the server retries later.
-                debug!("refusing CREATE_CHILD_SA request {}", h.message_id);
-                let n = [Payload::Notify(Notify {
-                    protocol: ProtocolId::NONE,
-                    spi: &[],
-                    kind: NotifyType::TEMPORARY_FAILURE,
-                    data: &[],
-                })];
-                self.send_response(ExchangeType::CREATE_CHILD_SA, h.message_id, &n);
-            }
+            ExchangeType::CREATE_CHILD_SA => self.process_create_child_request(now, h, p),
             other => {
                 debug!("ignoring {other} request");
                 self.drops.unexpected += 1;
@@ -57,6 +46,10 @@ impl Initiator {
             info!("server deleted the IKE SA");
             self.send_response(ExchangeType::INFORMATIONAL, message_id, &[]);
             return self.finish(DisconnectReason::DeletedByPeer);
+        }
+        // CHILD SAs a rekey replaced are answered by the rekey task.
+        if self.rekey_child_deleted(message_id, &deleted_esp) {
+            return;
         }
         // Answer a DELETE of our CHILD SA with the DELETE of its inbound half.
         let ours: Option<u32> = self

@@ -53,6 +53,16 @@ pub enum IkeEvent {
         local: SocketAddr,
         remote: SocketAddr,
     },
+    /// A CHILD SA made by a rekey exists (`Initiator::child_sa(spi_in)`): accept inbound
+    /// packets on it; outbound stays where it is.
+    ChildInstalled { spi_in: u32 },
+    /// Outbound moves to the CHILD SA `spi_in` (now `Initiator::child()`), which replaces
+    /// `old_spi_in`; the old one keeps receiving for a while.
+    ChildRekeyed { old_spi_in: u32, spi_in: u32 },
+    /// The CHILD SA `spi_in` is deleted: drop it once packets in flight had their chance.
+    ChildRetired { spi_in: u32 },
+    /// The IKE SA was rekeyed: new SPIs (`Initiator::spis()`), message IDs from 0.
+    IkeRekeyed,
 }
 
 /// What we learned about the responder during the handshake.
@@ -90,6 +100,10 @@ pub struct Initiator {
     pub(super) rng: Box<dyn Rng>,
     pub(super) spi_i: u64,
     pub(super) spi_r: u64,
+    /// Whether we are the IKE SA's original initiator (false after the server rekeyed it):
+    /// the I flag, and which keys are SK_ei/SK_er. `spi_i`/`spi_r` stay in header order.
+    pub(super) original_initiator: bool,
+    pub(super) rekey: super::rekey::RekeyState,
     pub(super) phase: Phase,
     pub(super) tm: TaskManager,
     pub(super) local: SocketAddr,
@@ -128,11 +142,14 @@ impl Initiator {
             spi_i = rng.next_u64();
         }
         let retransmit = params.config.retransmit;
+        let lifetimes = params.config.lifetimes;
         Self {
             params,
             rng,
             spi_i,
             spi_r: 0,
+            original_initiator: true,
+            rekey: super::rekey::RekeyState::new(lifetimes),
             phase: Phase::Idle,
             tm: TaskManager::new(retransmit),
             local: SocketAddr::from(([0, 0, 0, 0], 0)),
@@ -195,6 +212,9 @@ impl Initiator {
             }
         };
         let h = msg.header;
+        if self.route_to_old_ike(&msg) {
+            return;
+        }
         let spi_r_ok = self.phase == Phase::Init || h.spi_r == self.spi_r;
         // A restarted server may answer INVALID_IKE_SPI without our SPIr (liveness checks it).
         let spi_r_ok = spi_r_ok
@@ -207,8 +227,8 @@ impl Initiator {
             self.drops.unknown_spi += 1;
             return;
         }
-        if h.is_initiator() {
-            // The original initiator's flag on a message to us: a reflection, not the peer.
+        if h.is_initiator() == self.original_initiator {
+            // Our own role's flag on a message to us: a reflection, not the peer.
             self.drops.unexpected += 1;
             return;
         }
@@ -217,6 +237,7 @@ impl Initiator {
         } else {
             self.handle_request(now, &msg);
         }
+        self.drive_rekey(now);
     }
 
     fn handle_response(&mut self, now: Instant, msg: &Message<'_>) {
@@ -270,7 +291,9 @@ impl Initiator {
             RequestKind::Delete => self.finish(DisconnectReason::Closed),
             RequestKind::Dpd => self.path_answered(now),
             RequestKind::UpdateSa => self.process_update_response(now, &payloads),
-            RequestKind::Informational | RequestKind::CreateChildSa | RequestKind::IkeSaInit => {
+            RequestKind::CreateChildSa => self.process_create_child_response(now, &payloads),
+            RequestKind::DeleteChild => self.child_delete_done(),
+            RequestKind::Informational | RequestKind::IkeSaInit => {
                 debug!("response to {kind:?} with {} payloads", payloads.len());
             }
         }
@@ -343,13 +366,29 @@ impl Initiator {
     }
 
     fn header(&self, exchange: ExchangeType, response: bool, message_id: u32) -> Header {
+        let role = if self.original_initiator {
+            flags::INITIATOR
+        } else {
+            0
+        };
         Header::new(
             self.spi_i,
             self.spi_r,
             exchange,
-            flags::INITIATOR | if response { flags::RESPONSE } else { 0 },
+            role | if response { flags::RESPONSE } else { 0 },
             message_id,
         )
+    }
+
+    /// Queues datagrams already sealed (a replaced IKE SA's messages).
+    pub(super) fn queue_datagrams(&mut self, d: Vec<Vec<u8>>) {
+        self.outbox.extend(d);
+    }
+
+    /// Forgets partial fragmented messages (the IKE SA's keys changed).
+    pub(super) fn clear_reassembly(&mut self) {
+        self.reassembly_requests.clear();
+        self.reassembly_responses.clear();
     }
 
     fn seal(&mut self, header: &Header, payloads: &[Payload<'_>]) -> Vec<Vec<u8>> {
@@ -463,6 +502,7 @@ impl Initiator {
         }
         self.liveness_timeout(now, live_deadline);
         self.send_pending_update(now);
+        self.rekey_timeout(now);
     }
 
     /// Deletes the IKE SA: a DELETE request once established, or just stops before.
@@ -516,10 +556,14 @@ impl Initiator {
         if self.phase == Phase::Dead || self.holding() {
             return None;
         }
-        match (self.tm.deadline(), self.liveness_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.tm.deadline(),
+            self.liveness_deadline(),
+            self.rekey_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub fn phase(&self) -> Phase {

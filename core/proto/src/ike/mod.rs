@@ -1,6 +1,7 @@
 //! The IKE SA as a sans-IO state machine: one task per exchange (`init`, `auth` with `eap`,
-//! `info`, `liveness`, `mobike`) under one task manager, for the initiator; keys, message protection, NAT
-//! detection and CHILD SA negotiation shared with the responder used by tests and demos.
+//! `info`, `liveness`, `mobike`, `rekey` with its `lifetime`s) under one task manager, for
+//! the initiator; keys, message protection, NAT detection and CHILD SA negotiation shared
+//! with the responder used by tests and demos.
 
 pub mod auth;
 pub mod child;
@@ -9,11 +10,13 @@ pub mod info;
 pub mod init;
 pub mod initiator;
 pub mod keys;
+pub mod lifetime;
 pub mod liveness;
 pub mod mobike;
 pub mod natd;
 pub mod params;
 pub mod protect;
+pub mod rekey;
 pub mod responder;
 mod responder_auth;
 pub mod task_manager;

@@ -13,6 +13,7 @@
 mod data;
 mod mobility;
 mod pool;
+mod rekey;
 
 pub use data::DataStats;
 
@@ -133,6 +134,11 @@ pub(super) struct ResponderSa {
     pub(super) esp: Option<EspSa>,
     /// Both ends agreed to MOBIKE: the client moves with UPDATE_SA_ADDRESSES.
     pub(super) mobike: bool,
+    /// The SPI it was made with: its key in `Responder::sas` for life (rekeys change SPIs).
+    pub(super) handle: u64,
+    /// Whether we are the original initiator (after we rekeyed the IKE SA).
+    pub(super) original_initiator: bool,
+    pub(super) rekey: rekey::ServerRekey,
 }
 
 /// The responder.
@@ -149,6 +155,8 @@ pub struct Responder {
     by_spi: HashMap<u32, u64>,
     /// Virtual IP -> IKE SA.
     by_vip: HashMap<IpAddr, u64>,
+    /// Our SPI of a rekeyed IKE SA -> the SA's handle.
+    by_ike_spi: HashMap<u64, u64>,
     data: DataStats,
     outbox: VecDeque<Outgoing>,
     pub(super) events: VecDeque<ResponderEvent>,
@@ -181,6 +189,7 @@ impl Responder {
             pool6,
             by_spi: HashMap::new(),
             by_vip: HashMap::new(),
+            by_ike_spi: HashMap::new(),
             data: DataStats::default(),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
@@ -206,40 +215,40 @@ impl Responder {
             }
         };
         let h = msg.header;
-        if !h.is_initiator() {
-            self.dropped += 1;
-            return;
-        }
         self.mobility.local = Some(local);
-        if h.is_response() {
-            // An answer to one of our requests: it only has to be authentic and expected.
-            let ok = self.sas.get_mut(&h.spi_r).is_some_and(|sa| {
-                sa.tm.outstanding_id() == Some(h.message_id)
-                    && protect::open(&sa.keys.inbound, &msg).is_ok()
-                    && sa.tm.match_response(h.message_id)
-                        != crate::ike::task_manager::ResponseMatch::Unexpected
-            });
-            if !ok {
-                self.dropped += 1;
-            }
-            return;
-        }
         if h.exchange == ExchangeType::IKE_SA_INIT && h.spi_r == 0 {
+            if !h.is_initiator() || h.is_response() {
+                self.dropped += 1;
+                return;
+            }
             return self.handle_init(local, remote, &msg);
         }
-        let Some(mut sa) = self.sas.remove(&h.spi_r) else {
+        // Our SPI is SPIr unless we became the original initiator by rekeying the IKE SA.
+        let ours = if h.is_initiator() { h.spi_r } else { h.spi_i };
+        let handle = self.by_ike_spi.get(&ours).copied().unwrap_or(ours);
+        let Some(mut sa) = self.sas.remove(&handle) else {
             self.dropped += 1;
             self.answer_unknown_spi(remote, &msg);
             return;
         };
-        if sa.spi_i != h.spi_i {
+        if self.rekey_old_ike(&mut sa, &msg) {
+            self.sas.insert(handle, sa);
+            return;
+        }
+        if sa.spi_i != h.spi_i || sa.spi_r != h.spi_r || h.is_initiator() == sa.original_initiator {
             self.dropped += 1;
-            self.sas.insert(h.spi_r, sa);
+            self.sas.insert(handle, sa);
+            return;
+        }
+        if h.is_response() {
+            // An answer to one of our requests: authentic and expected, then the rekey task.
+            self.handle_sa_response(now, &mut sa, &msg);
+            self.sas.insert(handle, sa);
             return;
         }
         let keep = self.handle_sa_request(now, &mut sa, remote, &msg);
         if keep {
-            self.sas.insert(h.spi_r, sa);
+            self.sas.insert(handle, sa);
         } else {
             self.forget(&mut sa);
         }
@@ -281,16 +290,35 @@ impl Responder {
         };
         let ready = sa.phase == SaPhase::Established && !sa.tm.busy();
         if ready {
-            let header = Header::new(sa.spi_i, sa.spi_r, exchange, 0, sa.tm.next_request_id());
-            let datagrams = self.seal_and_queue(&sa, &header, payloads);
-            sa.tm.sent_request(
+            self.send_sa_request(
                 now,
+                &mut sa,
                 crate::ike::task_manager::RequestKind::Informational,
-                datagrams,
+                exchange,
+                payloads,
             );
         }
         self.sas.insert(spi_r, sa);
         ready
+    }
+
+    /// Seals, queues and tracks a request of ours on `sa` (whose window must be free).
+    pub(super) fn send_sa_request(
+        &mut self,
+        now: Instant,
+        sa: &mut ResponderSa,
+        kind: crate::ike::task_manager::RequestKind,
+        exchange: ExchangeType,
+        payloads: &[Payload<'_>],
+    ) {
+        let f = if sa.original_initiator {
+            flags::INITIATOR
+        } else {
+            0
+        };
+        let header = Header::new(sa.spi_i, sa.spi_r, exchange, f, sa.tm.next_request_id());
+        let datagrams = self.seal_and_queue(sa, &header, payloads);
+        sa.tm.sent_request(now, kind, datagrams);
     }
 
     pub fn poll_outgoing(&mut self) -> Option<Outgoing> {
@@ -447,7 +475,7 @@ impl Responder {
             return;
         };
         let mut spi_r = 0;
-        while spi_r == 0 || self.sas.contains_key(&spi_r) {
+        while spi_r == 0 || self.sas.contains_key(&spi_r) || self.by_ike_spi.contains_key(&spi_r) {
             spi_r = self.rng.next_u64();
         }
         let mut nr = vec![0u8; NONCE_LEN];
@@ -530,6 +558,9 @@ impl Responder {
                 eap: None,
                 esp: None,
                 mobike: false,
+                handle: spi_r,
+                original_initiator: false,
+                rekey: rekey::ServerRekey::default(),
             },
         );
     }
@@ -591,15 +622,22 @@ impl Responder {
             (ExchangeType::IKE_AUTH, SaPhase::AwaitAuth) => {
                 self.handle_auth(sa, h.message_id, &payloads)
             }
+            (ExchangeType::CREATE_CHILD_SA, SaPhase::Established) => {
+                self.answer_rekey(now, sa, h.message_id, &payloads);
+                true
+            }
             (ExchangeType::INFORMATIONAL, SaPhase::Established) => {
                 let delete_ike = payloads
                     .iter()
                     .any(|p| matches!(p, Payload::Delete(d) if d.protocol == ProtocolId::IKE));
+                if !delete_ike && self.rekey_child_deleted(sa, h.message_id, &payloads) {
+                    return true;
+                }
                 self.respond(sa, ExchangeType::INFORMATIONAL, h.message_id, &[]);
                 if delete_ike {
                     info!("responder: client deleted IKE SA {:016x}", sa.spi_r);
                     self.events.push_back(ResponderEvent::Closed {
-                        spi_r: sa.spi_r,
+                        spi_r: sa.handle,
                         reason: "deleted".into(),
                     });
                     return false;
@@ -629,7 +667,18 @@ impl Responder {
         message_id: u32,
         payloads: &[Payload<'_>],
     ) {
-        let header = Header::new(sa.spi_i, sa.spi_r, exchange, flags::RESPONSE, message_id);
+        let role = if sa.original_initiator {
+            flags::INITIATOR
+        } else {
+            0
+        };
+        let header = Header::new(
+            sa.spi_i,
+            sa.spi_r,
+            exchange,
+            flags::RESPONSE | role,
+            message_id,
+        );
         let datagrams = self.seal_and_queue(sa, &header, payloads);
         sa.tm.sent_response(message_id, datagrams);
     }

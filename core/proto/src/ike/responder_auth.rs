@@ -9,7 +9,7 @@ use log::{info, warn};
 use super::responder::{Responder, ResponderAuth, ResponderEvent, ResponderSa, SaPhase};
 use crate::crypto::cert::{verify_chain, Certificate};
 use crate::crypto::mschapv2::Authenticator;
-use crate::crypto::proposal::choose;
+use crate::crypto::proposal::{choose, ProposalSpec};
 use crate::crypto::{ct_eq, Secret};
 use crate::identity::Identity;
 use crate::ike::child::{random_spi, ts_contains, ts_host, ChildSa};
@@ -382,7 +382,17 @@ impl Responder {
             .zip(req.tsi.as_ref())
             .zip(req.tsr.as_ref())
             .and_then(|((esp, tsi), tsr)| {
-                let (selected, _, spi) = choose(&self.cfg.esp, esp)?;
+                // The CHILD SA of IKE_AUTH has no key exchange: PFS groups apply to rekeys.
+                let specs: Vec<ProposalSpec> = self
+                    .cfg
+                    .esp
+                    .iter()
+                    .map(|s| ProposalSpec {
+                        dh: Vec::new(),
+                        ..s.clone()
+                    })
+                    .collect();
+                let (selected, _, spi) = choose(&specs, esp)?;
                 let spi_out = u32::from_be_bytes(<[u8; 4]>::try_from(spi.as_slice()).ok()?);
                 Some((selected, spi_out, tsi.clone(), tsr.clone()))
             });

@@ -18,6 +18,8 @@ pub enum RequestKind {
     Dpd,
     /// A MOBIKE UPDATE_SA_ADDRESSES (RFC 4555), possibly probing several paths.
     UpdateSa,
+    /// The DELETE of one CHILD SA (replaced by a rekey).
+    DeleteChild,
 }
 
 /// A request waiting for its response.

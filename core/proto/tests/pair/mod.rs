@@ -358,13 +358,55 @@ impl Pair {
         self.client.ike().path().1.port() == 4500
     }
 
+    /// Puts an inner packet from the client's TUN on the link as ESP without delivering it
+    /// (false: refused); `step` or `pump` delivers it.
+    pub fn client_enqueue(&mut self, packet: &[u8]) -> bool {
+        let mut out = vec![0u8; 2048];
+        match self.client.handle_packet(self.now, packet, &mut out) {
+            Ok(d) => {
+                out.truncate(d.len);
+                self.in_flight
+                    .push_back((Dir::ToServer, d.local, d.remote, out));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Puts an inner packet from the server's packet side on the link as ESP without
+    /// delivering it; `step` or `pump` delivers it.
+    pub fn server_enqueue(&mut self, packet: &[u8]) -> bool {
+        let mut out = vec![0u8; 2048];
+        match self.server.route_packet(packet, &mut out) {
+            Some((to, len)) => {
+                out.truncate(len);
+                let from = self.server_side(to);
+                self.in_flight.push_back((Dir::ToClient, from, to, out));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Datagrams on the link now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
     /// Delivers datagrams until the link is quiet (bounded).
     pub fn pump(&mut self) {
         self.collect();
         let mut steps = 0;
-        while let Some((dir, from, to, data)) = self.in_flight.pop_front() {
+        while self.step() {
             steps += 1;
             assert!(steps < 10_000, "the ends never go quiet");
+        }
+    }
+
+    /// Delivers the next datagram on the link, if any (and collects what it caused).
+    pub fn step(&mut self) -> bool {
+        self.collect();
+        if let Some((dir, from, to, data)) = self.in_flight.pop_front() {
             let idx = if dir == Dir::ToServer { 0 } else { 1 };
             let n = self.sent[idx];
             self.sent[idx] += 1;
@@ -374,11 +416,11 @@ impl Pair {
             };
             let data = match fate {
                 Fate::Deliver => data,
-                Fate::Drop => continue,
+                Fate::Drop => return true,
                 Fate::Replace(d) => d,
             };
             let Some((from, to)) = self.carry(dir, from, to) else {
-                continue;
+                return true;
             };
             match dir {
                 Dir::ToServer => {
@@ -411,7 +453,9 @@ impl Pair {
                 }
             }
             self.collect();
+            return true;
         }
+        false
     }
 
     /// Advances the virtual clock to the client's next deadline (if any, and within `limit`)

@@ -79,7 +79,12 @@ impl Responder {
             self.data.unknown_spi += 1;
             return None;
         };
-        let (Some(esp), Some(child)) = (sa.esp.as_mut(), sa.child.as_ref()) else {
+        let spi = esp::peek_spi(data).unwrap_or(0);
+        let esp = match sa.esp.as_mut() {
+            Some(e) if e.inbound.spi() == spi => Some(e),
+            _ => sa.rekey.old_esp(spi),
+        };
+        let (Some(esp), Some(child)) = (esp, sa.child.as_ref()) else {
             self.data.unknown_spi += 1;
             return None;
         };
@@ -186,7 +191,7 @@ impl Responder {
         };
         match EspSa::new(child, self.rng.as_mut()) {
             Ok(esp) => {
-                self.by_spi.insert(esp.inbound.spi(), sa.spi_r);
+                self.by_spi.insert(esp.inbound.spi(), sa.handle);
                 sa.esp = Some(esp);
             }
             Err(e) => {
@@ -195,7 +200,7 @@ impl Responder {
             }
         }
         for a in &sa.leases {
-            self.by_vip.insert(*a, sa.spi_r);
+            self.by_vip.insert(*a, sa.handle);
         }
     }
 
@@ -208,17 +213,23 @@ impl Responder {
     pub(super) fn forget(&mut self, sa: &mut ResponderSa) {
         if let Some(esp) = sa.esp.take() {
             let spi = esp.inbound.spi();
-            if self.by_spi.get(&spi) == Some(&sa.spi_r) {
+            if self.by_spi.get(&spi) == Some(&sa.handle) {
                 self.by_spi.remove(&spi);
             }
         }
         for a in std::mem::take(&mut sa.leases) {
-            if self.by_vip.get(&a) == Some(&sa.spi_r) {
+            if self.by_vip.get(&a) == Some(&sa.handle) {
                 self.by_vip.remove(&a);
             }
             self.release_lease(a);
         }
-        let spi_r = sa.spi_r;
+        let spi_r = sa.handle;
         self.half_open.retain(|_, v| *v != spi_r);
+        self.by_ike_spi.retain(|_, v| *v != spi_r);
+        for spi in sa.rekey.inbound_spis() {
+            if self.by_spi.get(&spi) == Some(&spi_r) {
+                self.by_spi.remove(&spi);
+            }
+        }
     }
 }

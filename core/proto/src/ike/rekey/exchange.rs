@@ -1,0 +1,634 @@
+//! The CREATE_CHILD_SA rekey exchanges as either end computes them, shared by the client and
+//! our responder: reading a request or response, the offer of the exchange's initiator (new
+//! SPI, nonce, key exchange, proposals) and what it makes of the answer, and the answer of
+//! the exchange's responder. CHILD SA keys follow RFC 7296 §2.17 (with g^ir when the ESP
+//! proposal has a group: PFS), IKE SA keys §2.18. The initiator of a rekey exchange is the
+//! initiator of what it creates: its key order and, for an IKE SA, the original initiator.
+
+use crate::crypto::dh::{self, new_key_exchange, KeyExchange};
+use crate::crypto::keymat::derive_rekeyed_ike_keys;
+use crate::crypto::prf::Prf;
+use crate::crypto::proposal::{accept_response, choose, ProposalSpec, Selected};
+use crate::crypto::sk::SkCipher;
+use crate::crypto::CryptoError;
+use crate::ike::child::{random_spi, ts_contains, ChildSa};
+use crate::ike::init::NONCE_LEN;
+use crate::ike::keys::{Role, SaKeys};
+use crate::rng::Rng;
+use crate::wire::payload::{NONCE_MAX, NONCE_MIN};
+use crate::wire::{DhGroup, Notify, NotifyType, Payload, Proposal, ProtocolId, TrafficSelector};
+
+/// The parts of a CREATE_CHILD_SA message a rekey looks at.
+#[derive(Debug, Default)]
+pub struct CreateChild<'a> {
+    /// REKEY_SA: the protocol and SPI of the CHILD SA being replaced.
+    pub rekey: Option<(ProtocolId, &'a [u8])>,
+    pub sa: Option<&'a [Proposal]>,
+    pub nonce: Option<&'a [u8]>,
+    pub ke: Option<(DhGroup, &'a [u8])>,
+    pub ts_i: Option<&'a [TrafficSelector]>,
+    pub ts_r: Option<&'a [TrafficSelector]>,
+    /// The first error notify, with its data.
+    pub error: Option<(NotifyType, &'a [u8])>,
+}
+
+impl<'a> CreateChild<'a> {
+    pub fn parse(p: &'a [Payload<'a>]) -> Self {
+        let mut c = Self::default();
+        for pl in p {
+            match pl {
+                Payload::Sa(s) => c.sa = Some(s.as_slice()),
+                Payload::Nonce(n) => c.nonce = Some(n),
+                Payload::Ke { group, data } => c.ke = Some((*group, data)),
+                Payload::TsI(t) => c.ts_i = Some(t.as_slice()),
+                Payload::TsR(t) => c.ts_r = Some(t.as_slice()),
+                Payload::Notify(n) if n.kind == NotifyType::REKEY_SA => {
+                    c.rekey = Some((n.protocol, n.spi));
+                }
+                Payload::Notify(n) if n.kind.is_error() && c.error.is_none() => {
+                    c.error = Some((n.kind, n.data));
+                }
+                _ => {}
+            }
+        }
+        c
+    }
+
+    /// A request to rekey the IKE SA: IKE proposals and no REKEY_SA.
+    pub fn is_ike_rekey(&self) -> bool {
+        self.rekey.is_none()
+            && self
+                .sa
+                .is_some_and(|s| s.iter().any(|p| p.protocol == ProtocolId::IKE))
+    }
+
+    /// The ESP SPI of REKEY_SA: the SPI its sender receives on (our outbound SPI).
+    pub fn rekeyed_esp_spi(&self) -> Option<u32> {
+        match self.rekey {
+            Some((ProtocolId::ESP, spi)) => <[u8; 4]>::try_from(spi).ok().map(u32::from_be_bytes),
+            _ => None,
+        }
+    }
+
+    fn nonce_ok(&self) -> Option<&'a [u8]> {
+        self.nonce
+            .filter(|n| (NONCE_MIN..=NONCE_MAX).contains(&n.len()))
+    }
+}
+
+/// An answer that refuses the request: one error notify.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub kind: NotifyType,
+    pub data: Vec<u8>,
+}
+
+impl Refusal {
+    pub fn new(kind: NotifyType) -> Self {
+        Self {
+            kind,
+            data: Vec::new(),
+        }
+    }
+    fn invalid_ke(group: DhGroup) -> Self {
+        Self {
+            kind: NotifyType::INVALID_KE_PAYLOAD,
+            data: group.0.to_be_bytes().to_vec(),
+        }
+    }
+    pub fn payload(&self) -> Payload<'_> {
+        Payload::notify(self.kind, &self.data)
+    }
+}
+
+/// Why the initiator of a rekey exchange got no new SA from the response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The responder refused with this notify (and its data).
+    Refused(NotifyType, Vec<u8>),
+    /// The response breaks the protocol or what we offered.
+    Invalid(String),
+}
+
+impl Outcome {
+    /// The group an INVALID_KE_PAYLOAD asks for.
+    pub fn wanted_group(&self) -> Option<DhGroup> {
+        match self {
+            Self::Refused(NotifyType::INVALID_KE_PAYLOAD, d) => <[u8; 2]>::try_from(d.as_slice())
+                .ok()
+                .map(|b| DhGroup(u16::from_be_bytes(b))),
+            _ => None,
+        }
+    }
+}
+
+fn nonce(rng: &mut dyn Rng) -> Vec<u8> {
+    let mut n = vec![0u8; NONCE_LEN];
+    rng.fill(&mut n);
+    n
+}
+
+fn key_exchange(group: DhGroup, rng: &mut dyn Rng) -> Result<Box<dyn KeyExchange>, CryptoError> {
+    if !dh::is_supported(group) {
+        return Err(CryptoError::Unsupported(format!("group {group}")));
+    }
+    new_key_exchange(group, rng)
+}
+
+/// The key exchange group of our ESP proposals (PFS), or `wanted` when the peer asked for
+/// it and we offer it.
+fn pfs_group(specs: &[ProposalSpec], wanted: Option<DhGroup>) -> Option<DhGroup> {
+    match wanted {
+        Some(g) if specs.iter().any(|s| s.dh.contains(&g)) => Some(g),
+        _ => specs.iter().flat_map(|s| s.dh.iter().copied()).next(),
+    }
+}
+
+/// Our side of a CHILD SA rekey we initiate, kept until the response.
+pub struct ChildOffer {
+    /// Our inbound SPI of the SA being replaced.
+    pub old_spi_in: u32,
+    old_spi_bytes: [u8; 4],
+    /// Our inbound SPI of the new SA.
+    pub spi_in: u32,
+    pub ni: Vec<u8>,
+    pub ke: Option<Box<dyn KeyExchange>>,
+    offered: Vec<Proposal>,
+    ts_i: Vec<TrafficSelector>,
+    ts_r: Vec<TrafficSelector>,
+}
+
+impl std::fmt::Debug for ChildOffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildOffer")
+            .field("old_spi_in", &format_args!("{:08x}", self.old_spi_in))
+            .field("spi_in", &format_args!("{:08x}", self.spi_in))
+            .field("pfs", &self.ke.as_ref().map(|k| k.group()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChildOffer {
+    /// An offer replacing `old` with our ESP `specs` (their groups, when any, make it PFS;
+    /// `wanted` is a group the peer asked for with INVALID_KE_PAYLOAD).
+    pub fn new(
+        specs: &[ProposalSpec],
+        wanted: Option<DhGroup>,
+        old: &ChildSa,
+        spi_in: u32,
+        rng: &mut dyn Rng,
+    ) -> Result<Self, CryptoError> {
+        let ke = match pfs_group(specs, wanted) {
+            Some(g) => Some(key_exchange(g, rng)?),
+            None => None,
+        };
+        let spi = spi_in.to_be_bytes();
+        let offered = specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.to_wire(u8::try_from(i + 1).unwrap_or(u8::MAX), &spi))
+            .collect();
+        Ok(Self {
+            old_spi_in: old.spi_in,
+            old_spi_bytes: old.spi_in.to_be_bytes(),
+            spi_in,
+            ni: nonce(rng),
+            ke,
+            offered,
+            ts_i: old.ts_local.clone(),
+            ts_r: old.ts_remote.clone(),
+        })
+    }
+
+    /// The request's payloads: REKEY_SA, SA, Ni, [KEi], TSi, TSr.
+    pub fn payloads(&self) -> Vec<Payload<'_>> {
+        let mut p = vec![
+            Payload::Notify(Notify {
+                protocol: ProtocolId::ESP,
+                spi: &self.old_spi_bytes,
+                kind: NotifyType::REKEY_SA,
+                data: &[],
+            }),
+            Payload::Sa(self.offered.clone()),
+            Payload::Nonce(&self.ni),
+        ];
+        if let Some(ke) = &self.ke {
+            p.push(Payload::Ke {
+                group: ke.group(),
+                data: ke.public_key(),
+            });
+        }
+        p.push(Payload::TsI(self.ts_i.clone()));
+        p.push(Payload::TsR(self.ts_r.clone()));
+        p
+    }
+
+    /// The new CHILD SA from the responder's answer (keys in the initiator's order).
+    pub fn finish(&self, prf: Prf, sk_d: &[u8], r: &CreateChild<'_>) -> Result<ChildSa, Outcome> {
+        if let Some((kind, data)) = r.error {
+            return Err(Outcome::Refused(kind, data.to_vec()));
+        }
+        let bad = |s: &str| Outcome::Invalid(s.to_string());
+        let (Some(sa), Some(nr), Some(ts_i), Some(ts_r)) = (r.sa, r.nonce_ok(), r.ts_i, r.ts_r)
+        else {
+            return Err(bad("CREATE_CHILD_SA response misses SA, Nr or TS"));
+        };
+        let selected = match sa {
+            [one] => accept_response(&self.offered, one),
+            _ => None,
+        }
+        .ok_or_else(|| bad("responder chose an ESP proposal we did not offer"))?;
+        let spi_out = sa
+            .first()
+            .and_then(|p| <[u8; 4]>::try_from(p.spi.as_slice()).ok())
+            .map(u32::from_be_bytes)
+            .filter(|s| *s != 0)
+            .ok_or_else(|| bad("ESP SPI is not 4 bytes"))?;
+        let within = |got: &[TrafficSelector], asked: &[TrafficSelector]| {
+            !got.is_empty() && got.iter().all(|g| asked.iter().any(|a| ts_contains(a, g)))
+        };
+        if !within(ts_i, &self.ts_i) || !within(ts_r, &self.ts_r) {
+            return Err(bad("traffic selectors outside what we asked"));
+        }
+        let g_ir = shared_secret(selected.dh, self.ke.as_deref(), r.ke)?;
+        ChildSa::derive(
+            Role::Initiator,
+            prf,
+            sk_d,
+            g_ir.as_ref().map(|s| s.as_bytes()),
+            &self.ni,
+            nr,
+            selected,
+            self.spi_in,
+            spi_out,
+            ts_i.to_vec(),
+            ts_r.to_vec(),
+        )
+        .map_err(|e| bad(&format!("CHILD SA keys: {e}")))
+    }
+}
+
+/// g^ir when the chosen proposal has a group: ours and the peer's KE must both be of it.
+fn shared_secret(
+    chosen: Option<DhGroup>,
+    ours: Option<&dyn KeyExchange>,
+    theirs: Option<(DhGroup, &[u8])>,
+) -> Result<Option<crate::crypto::Secret>, Outcome> {
+    let Some(group) = chosen else {
+        return Ok(None);
+    };
+    let bad = |s: &str| Outcome::Invalid(s.to_string());
+    let ours = ours
+        .filter(|k| k.group() == group)
+        .ok_or_else(|| bad("chosen group is not the one of our KE"))?;
+    let (g, data) = theirs.ok_or_else(|| bad("KE missing"))?;
+    if g != group {
+        return Err(bad("KE group does not match the chosen proposal"));
+    }
+    ours.shared_secret(data)
+        .map(Some)
+        .map_err(|e| bad(&format!("key exchange: {e}")))
+}
+
+/// The answer to a CHILD SA rekey request (we are the exchange's responder).
+#[derive(Debug)]
+pub struct ChildAnswer {
+    pub child: ChildSa,
+    pub ni: Vec<u8>,
+    pub nr: Vec<u8>,
+    ke_pub: Option<(DhGroup, Vec<u8>)>,
+    proposal: Proposal,
+}
+
+impl ChildAnswer {
+    /// The response's payloads: SA, Nr, [KEr], TSi, TSr.
+    pub fn payloads(&self) -> Vec<Payload<'_>> {
+        let mut p = vec![
+            Payload::Sa(vec![self.proposal.clone()]),
+            Payload::Nonce(&self.nr),
+        ];
+        if let Some((group, data)) = &self.ke_pub {
+            p.push(Payload::Ke {
+                group: *group,
+                data,
+            });
+        }
+        p.push(Payload::TsI(self.child.ts_remote.clone()));
+        p.push(Payload::TsR(self.child.ts_local.clone()));
+        p
+    }
+}
+
+/// Answers a request to rekey `old` with our ESP `specs`; the new SA gets inbound SPI
+/// `spi_in` and keeps `old`'s selectors.
+pub fn answer_child(
+    prf: Prf,
+    sk_d: &[u8],
+    specs: &[ProposalSpec],
+    r: &CreateChild<'_>,
+    old: &ChildSa,
+    spi_in: u32,
+    rng: &mut dyn Rng,
+) -> Result<ChildAnswer, Refusal> {
+    let (Some(sa), Some(ni)) = (r.sa, r.nonce_ok()) else {
+        return Err(Refusal::new(NotifyType::INVALID_SYNTAX));
+    };
+    let (selected, number, peer_spi) =
+        choose(specs, sa).ok_or(Refusal::new(NotifyType::NO_PROPOSAL_CHOSEN))?;
+    let spi_out = <[u8; 4]>::try_from(peer_spi.as_slice())
+        .map(u32::from_be_bytes)
+        .ok()
+        .filter(|s| *s != 0)
+        .ok_or(Refusal::new(NotifyType::INVALID_SYNTAX))?;
+    let (g_ir, ke_pub) = match selected.dh {
+        None => (None, None),
+        Some(group) => {
+            let Some((g, data)) = r.ke.filter(|(g, _)| *g == group) else {
+                return Err(Refusal::invalid_ke(group));
+            };
+            let ours = key_exchange(g, rng).map_err(|_| Refusal::invalid_ke(group))?;
+            let s = ours
+                .shared_secret(data)
+                .map_err(|_| Refusal::new(NotifyType::INVALID_SYNTAX))?;
+            (Some(s), Some((g, ours.public_key().to_vec())))
+        }
+    };
+    let nr = nonce(rng);
+    let child = ChildSa::derive(
+        Role::Responder,
+        prf,
+        sk_d,
+        g_ir.as_ref().map(|s| s.as_bytes()),
+        ni,
+        &nr,
+        selected,
+        spi_in,
+        spi_out,
+        old.ts_local.clone(),
+        old.ts_remote.clone(),
+    )
+    .map_err(|_| Refusal::new(NotifyType::NO_PROPOSAL_CHOSEN))?;
+    Ok(ChildAnswer {
+        child,
+        ni: ni.to_vec(),
+        nr,
+        ke_pub,
+        proposal: selected.to_wire(number, &spi_in.to_be_bytes()),
+    })
+}
+
+/// A new IKE SA made by a rekey: SPIs in header order, which end is its original initiator,
+/// and its keys arranged for our end.
+#[derive(Debug)]
+pub struct NewIkeSa {
+    pub spi_i: u64,
+    pub spi_r: u64,
+    pub original_initiator: bool,
+    pub keys: SaKeys,
+    pub selected: Selected,
+    pub ni: Vec<u8>,
+    pub nr: Vec<u8>,
+}
+
+impl NewIkeSa {
+    /// Our SPI of the new SA.
+    pub fn our_spi(&self) -> u64 {
+        if self.original_initiator {
+            self.spi_i
+        } else {
+            self.spi_r
+        }
+    }
+}
+
+/// The keys of the new IKE SA (§2.18) for our end.
+#[allow(clippy::too_many_arguments)]
+fn rekeyed_keys(
+    original_initiator: bool,
+    old_prf: Prf,
+    old_sk_d: &[u8],
+    selected: &Selected,
+    g_ir: &[u8],
+    ni: &[u8],
+    nr: &[u8],
+    spi_i: u64,
+    spi_r: u64,
+) -> Result<SaKeys, CryptoError> {
+    let prf_id = selected
+        .prf
+        .ok_or_else(|| CryptoError::Unsupported("IKE proposal without PRF".into()))?;
+    let prf = Prf::new(prf_id)?;
+    let encr_len = SkCipher::encr_key_len(selected.encr, selected.key_bits)?;
+    let integ_len = SkCipher::integ_key_len(selected.integ)?;
+    let k = derive_rekeyed_ike_keys(
+        old_prf, old_sk_d, prf, g_ir, ni, nr, spi_i, spi_r, encr_len, integ_len,
+    )?;
+    let role = if original_initiator {
+        Role::Initiator
+    } else {
+        Role::Responder
+    };
+    SaKeys::arrange(role, selected, prf, k)
+}
+
+/// A random IKE SPI (never 0).
+pub fn random_ike_spi(rng: &mut dyn Rng) -> u64 {
+    loop {
+        let s = rng.next_u64();
+        if s != 0 {
+            return s;
+        }
+    }
+}
+
+/// Our side of an IKE SA rekey we initiate, kept until the response.
+pub struct IkeOffer {
+    pub spi: u64,
+    pub ni: Vec<u8>,
+    pub ke: Box<dyn KeyExchange>,
+    offered: Vec<Proposal>,
+}
+
+impl std::fmt::Debug for IkeOffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IkeOffer")
+            .field("spi", &format_args!("{:016x}", self.spi))
+            .field("group", &self.ke.group())
+            .finish_non_exhaustive()
+    }
+}
+
+impl IkeOffer {
+    /// An offer of a new IKE SA with our IKE `specs`, key exchange in `group`.
+    pub fn new(
+        specs: &[ProposalSpec],
+        group: DhGroup,
+        rng: &mut dyn Rng,
+    ) -> Result<Self, CryptoError> {
+        let ke = key_exchange(group, rng)?;
+        let spi = random_ike_spi(rng);
+        let offered = specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.to_wire(u8::try_from(i + 1).unwrap_or(u8::MAX), &spi.to_be_bytes()))
+            .collect();
+        Ok(Self {
+            spi,
+            ni: nonce(rng),
+            ke,
+            offered,
+        })
+    }
+
+    /// The request's payloads: SA, Ni, KEi.
+    pub fn payloads(&self) -> Vec<Payload<'_>> {
+        vec![
+            Payload::Sa(self.offered.clone()),
+            Payload::Nonce(&self.ni),
+            Payload::Ke {
+                group: self.ke.group(),
+                data: self.ke.public_key(),
+            },
+        ]
+    }
+
+    /// The new IKE SA from the answer; we are its original initiator.
+    pub fn finish(
+        &self,
+        old_prf: Prf,
+        old_sk_d: &[u8],
+        r: &CreateChild<'_>,
+    ) -> Result<NewIkeSa, Outcome> {
+        if let Some((kind, data)) = r.error {
+            return Err(Outcome::Refused(kind, data.to_vec()));
+        }
+        let bad = |s: &str| Outcome::Invalid(s.to_string());
+        let (Some(sa), Some(nr)) = (r.sa, r.nonce_ok()) else {
+            return Err(bad("IKE rekey response misses SA or Nr"));
+        };
+        let selected = match sa {
+            [one] => accept_response(&self.offered, one),
+            _ => None,
+        }
+        .ok_or_else(|| bad("responder chose an IKE proposal we did not offer"))?;
+        let spi_r = sa
+            .first()
+            .and_then(|p| <[u8; 8]>::try_from(p.spi.as_slice()).ok())
+            .map(u64::from_be_bytes)
+            .filter(|s| *s != 0)
+            .ok_or_else(|| bad("IKE SPI is not 8 bytes"))?;
+        let g_ir = shared_secret(selected.dh, Some(self.ke.as_ref()), r.ke)?
+            .ok_or_else(|| bad("IKE rekey without key exchange"))?;
+        let keys = rekeyed_keys(
+            true,
+            old_prf,
+            old_sk_d,
+            &selected,
+            g_ir.as_bytes(),
+            &self.ni,
+            nr,
+            self.spi,
+            spi_r,
+        )
+        .map_err(|e| bad(&format!("IKE SA keys: {e}")))?;
+        Ok(NewIkeSa {
+            spi_i: self.spi,
+            spi_r,
+            original_initiator: true,
+            keys,
+            selected,
+            ni: self.ni.clone(),
+            nr: nr.to_vec(),
+        })
+    }
+}
+
+/// The answer to a request to rekey the IKE SA (we are the exchange's responder).
+#[derive(Debug)]
+pub struct IkeAnswer {
+    pub new: NewIkeSa,
+    ke_pub: (DhGroup, Vec<u8>),
+    proposal: Proposal,
+}
+
+impl IkeAnswer {
+    /// The response's payloads: SA, Nr, KEr.
+    pub fn payloads(&self) -> Vec<Payload<'_>> {
+        vec![
+            Payload::Sa(vec![self.proposal.clone()]),
+            Payload::Nonce(&self.new.nr),
+            Payload::Ke {
+                group: self.ke_pub.0,
+                data: &self.ke_pub.1,
+            },
+        ]
+    }
+}
+
+/// Answers a request to rekey the IKE SA whose PRF and SK_d are `old_prf`, `old_sk_d`, with
+/// our IKE `specs`. The peer becomes the new SA's original initiator.
+pub fn answer_ike(
+    old_prf: Prf,
+    old_sk_d: &[u8],
+    specs: &[ProposalSpec],
+    r: &CreateChild<'_>,
+    rng: &mut dyn Rng,
+) -> Result<IkeAnswer, Refusal> {
+    let (Some(sa), Some(ni)) = (r.sa, r.nonce_ok()) else {
+        return Err(Refusal::new(NotifyType::INVALID_SYNTAX));
+    };
+    let (selected, number, peer_spi) =
+        choose(specs, sa).ok_or(Refusal::new(NotifyType::NO_PROPOSAL_CHOSEN))?;
+    let spi_i = <[u8; 8]>::try_from(peer_spi.as_slice())
+        .map(u64::from_be_bytes)
+        .ok()
+        .filter(|s| *s != 0)
+        .ok_or(Refusal::new(NotifyType::INVALID_SYNTAX))?;
+    let group = selected
+        .dh
+        .ok_or(Refusal::new(NotifyType::NO_PROPOSAL_CHOSEN))?;
+    let Some((_, data)) = r.ke.filter(|(g, _)| *g == group) else {
+        return Err(Refusal::invalid_ke(group));
+    };
+    let ours = key_exchange(group, rng).map_err(|_| Refusal::invalid_ke(group))?;
+    let g_ir = ours
+        .shared_secret(data)
+        .map_err(|_| Refusal::new(NotifyType::INVALID_SYNTAX))?;
+    let spi_r = random_ike_spi(rng);
+    let nr = nonce(rng);
+    let keys = rekeyed_keys(
+        false,
+        old_prf,
+        old_sk_d,
+        &selected,
+        g_ir.as_bytes(),
+        ni,
+        &nr,
+        spi_i,
+        spi_r,
+    )
+    .map_err(|_| Refusal::new(NotifyType::NO_PROPOSAL_CHOSEN))?;
+    Ok(IkeAnswer {
+        ke_pub: (group, ours.public_key().to_vec()),
+        proposal: selected.to_wire(number, &spi_r.to_be_bytes()),
+        new: NewIkeSa {
+            spi_i,
+            spi_r,
+            original_initiator: false,
+            keys,
+            selected,
+            ni: ni.to_vec(),
+            nr,
+        },
+    })
+}
+
+/// A fresh inbound ESP SPI for which `taken` is false.
+pub fn fresh_spi(rng: &mut dyn Rng, taken: impl Fn(u32) -> bool) -> u32 {
+    loop {
+        let s = random_spi(rng);
+        if !taken(s) {
+            return s;
+        }
+    }
+}
