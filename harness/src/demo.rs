@@ -316,10 +316,14 @@ impl Demo {
                 break;
             }
         }
-        if let ResponderEvent::Closed { reason, .. } =
-            next_within("responder", server.next_event()).await?
-        {
-            t.line(format!("responder: IKE SA {reason}"));
+        // The responder may first report what came before (the reconnect's new IKE SA).
+        loop {
+            if let ResponderEvent::Closed { reason, .. } =
+                next_within("responder", server.next_event()).await?
+            {
+                t.line(format!("responder: IKE SA {reason}"));
+                break;
+            }
         }
         self.tunnel.finish().await.map_err(|e| e.to_string())?;
         let esp = server.data_stats();

@@ -1,5 +1,6 @@
 //! `roam demo` (the README's first command) runs on loopback without root and shows a full
-//! handshake, traffic through ESP both ways without loss, and a clean close; loss fails it.
+//! handshake, traffic through ESP both ways without loss, a network switch (MOBIKE, same IKE
+//! SA), a responder restart survived by reconnecting, and a clean close; loss fails it.
 
 use std::process::Command;
 
@@ -31,8 +32,14 @@ fn demo_connects_and_closes_on_loopback() {
         "client -> server 40 packets",
         "server -> client 40 packets",
         "lost 0, round trip min",
-        "responder ESP: in 40 packets",
-        "dropped 0 in / 0 out; echo answered 40",
+        "roamed: the same IKE SA now runs 127.0.0.2:",
+        "after the switch: 40 probes",
+        "network switch: outage ",
+        "connection lost (server-restarted), attempt 1 in ",
+        "connected again, new IKE SA ",
+        "after the restart: 40 probes",
+        "server restart: outage ",
+        "echo answered 12",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
     }
@@ -63,7 +70,7 @@ fn demo_fails_on_loss() {
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(stdout.contains("lost 2, "), "{stdout}");
     assert!(
-        stderr.contains("lost 2 of 40 packets on loopback"),
+        stderr.contains("lost 2 of 120 packets on loopback"),
         "{stderr}"
     );
     assert!(stdout.contains("client disconnected: closed"), "{stdout}");

@@ -97,26 +97,32 @@ impl Demo {
             .await
             .map_err(|e| format!("responder: {e}"))?;
         self.server = Some(server);
+        let restarted = wall_clock_now();
         let old_echo = std::mem::replace(&mut self.echo, roam_runtime::echo::echo(server_app, 0));
         self.answered_earlier += old_echo.await.map_err(|e| e.to_string())?.answered;
         let (outage, lost) =
             until_answered(&mut self.app, vip, target, PROBE_EVERY, OUTAGE_LIMIT).await?;
-        // What the client went through, as its events tell it.
-        while let Ok(Some(e)) =
-            tokio::time::timeout(Duration::from_millis(1), self.tunnel.next_event()).await
+        // What the client went through, as its events tell it (with the time each happened).
+        while let Ok(Some(timed)) =
+            tokio::time::timeout(Duration::from_millis(1), self.tunnel.next_timed_event()).await
         {
-            match e {
+            let after = timed
+                .at
+                .duration_since(restarted)
+                .map(ms)
+                .unwrap_or_default();
+            match timed.event {
                 Event::Reconnecting {
                     attempt,
                     delay,
                     reason,
                 } => self.t.line(format!(
-                    "client: connection lost ({reason}), attempt {attempt} in {:.0} ms",
+                    "client, {after:.1} ms after the restart: connection lost ({reason}), attempt {attempt} in {:.0} ms",
                     ms(delay)
                 )),
                 Event::Connected(info) => {
                     self.t.line(format!(
-                        "client: connected again, new IKE SA {:016x}_{:016x}",
+                        "client, {after:.1} ms after the restart: connected again, new IKE SA {:016x}_{:016x}",
                         info.spi_i, info.spi_r
                     ));
                     self.info = Some(info);
@@ -136,6 +142,11 @@ impl Demo {
         });
         Ok(())
     }
+}
+
+#[allow(clippy::disallowed_methods)] // the harness owns the clock
+fn wall_clock_now() -> std::time::SystemTime {
+    std::time::SystemTime::now()
 }
 
 fn ms(d: Duration) -> f64 {
