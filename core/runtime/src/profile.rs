@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use roam_proto::config::{ClientAuth, ClientConfig};
+use roam_proto::config::{ClientAuth, ClientConfig, Lifetimes};
 use roam_proto::crypto::cert::Certificate;
 use roam_proto::crypto::proposal::{self, ProposalSpec};
 use roam_proto::crypto::sign::PrivateKey;
@@ -126,6 +126,18 @@ struct RawProfile {
     auth: Option<RawAuth>,
     crypto: Option<RawCrypto>,
     tunnel: Option<RawTunnel>,
+    lifetimes: Option<RawLifetimes>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawLifetimes {
+    ike_rekey_seconds: Option<u64>,
+    child_rekey_seconds: Option<u64>,
+    /// Each SA is rekeyed up to this much earlier, at random (at most a tenth of its lifetime).
+    jitter_seconds: Option<u64>,
+    child_rekey_bytes: Option<u64>,
+    child_rekey_packets: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -228,6 +240,7 @@ pub fn from_str(
         ));
     }
     let tunnel = tunnel(raw.tunnel)?;
+    let lifetimes = lifetimes(raw.lifetimes)?;
     let (ike_proposals, esp_proposals, allow_weak) = crypto(raw.crypto)?;
     let ca_file = server
         .ca
@@ -263,6 +276,7 @@ pub fn from_str(
     config.dpd = tunnel.dpd;
     config.keepalive = tunnel.keepalive;
     config.mtu = tunnel.mtu;
+    config.lifetimes = lifetimes;
     if !tunnel.reconnect {
         config.reconnect = None;
     }
@@ -641,6 +655,45 @@ fn tunnel(raw: Option<RawTunnel>) -> Result<Tunnel, ProfileError> {
         mtu,
         reconnect: raw.reconnect.unwrap_or(true),
     })
+}
+
+/// Rekey times: strongSwan-like defaults (IKE 4 h, CHILD 1 h), each at least 10 s.
+fn lifetimes(raw: Option<RawLifetimes>) -> Result<Lifetimes, ProfileError> {
+    let mut l = Lifetimes::default();
+    let Some(raw) = raw else {
+        return Ok(l);
+    };
+    let seconds = |v: Option<u64>, key: &str, default: Duration| match v {
+        None => Ok(default),
+        Some(s) if (10..=7 * 86_400).contains(&s) => Ok(Duration::from_secs(s)),
+        Some(_) => Err(ProfileError::invalid(key, "must be 10 to 604800")),
+    };
+    l.ike_rekey = seconds(
+        raw.ike_rekey_seconds,
+        "lifetimes.ike_rekey_seconds",
+        l.ike_rekey,
+    )?;
+    l.child_rekey = seconds(
+        raw.child_rekey_seconds,
+        "lifetimes.child_rekey_seconds",
+        l.child_rekey,
+    )?;
+    if let Some(j) = raw.jitter_seconds {
+        if j > 86_400 {
+            return Err(ProfileError::invalid(
+                "lifetimes.jitter_seconds",
+                "must be 0 to 86400",
+            ));
+        }
+        l.jitter = Duration::from_secs(j);
+    }
+    let nonzero = |v: Option<u64>, key: &str| match v {
+        Some(0) => Err(ProfileError::invalid(key, "must be at least 1 (or absent)")),
+        v => Ok(v),
+    };
+    l.child_rekey_bytes = nonzero(raw.child_rekey_bytes, "lifetimes.child_rekey_bytes")?;
+    l.child_rekey_packets = nonzero(raw.child_rekey_packets, "lifetimes.child_rekey_packets")?;
+    Ok(l)
 }
 
 // ---- files ---------------------------------------------------------------------------------

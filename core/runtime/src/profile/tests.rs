@@ -616,3 +616,29 @@ fn bracketed_ipv6_address_and_host_names() {
     let p = load_str(&PSK.replace("198.51.100.1", "vpn-1.example.org.")).unwrap();
     assert_eq!(p.server.host, "vpn-1.example.org.");
 }
+
+#[test]
+fn lifetimes_from_the_profile() {
+    let p = load_str(&format!(
+        "{PSK}[lifetimes]\nike_rekey_seconds = 40\nchild_rekey_seconds = 20\njitter_seconds = 0\nchild_rekey_bytes = 1000000\n"
+    ))
+    .unwrap();
+    let l = p.config.lifetimes;
+    assert_eq!(l.ike_rekey, Duration::from_secs(40));
+    assert_eq!(l.child_rekey, Duration::from_secs(20));
+    assert_eq!(l.jitter, Duration::ZERO);
+    assert_eq!(l.child_rekey_bytes, Some(1_000_000));
+    assert_eq!(l.child_rekey_packets, None);
+    let d = load_str(PSK).unwrap().config.lifetimes;
+    assert_eq!(d, roam_proto::config::Lifetimes::default());
+    assert!(err_for(
+        &format!("{PSK}[lifetimes]\nchild_rekey_seconds = 5\n"),
+        "lifetimes.child_rekey_seconds"
+    )
+    .contains("10 to 604800"));
+    assert!(err_for(
+        &format!("{PSK}[lifetimes]\nchild_rekey_packets = 0\n"),
+        "lifetimes.child_rekey_packets"
+    )
+    .contains("at least 1"));
+}
