@@ -49,7 +49,8 @@
 #                                   NAT rebinding, idle wakeups (not part of CI; minutes)
 #   Lifetimes, read when a config is written (strongSwan time values): SERVER_IKE_REKEY (4h),
 #   SERVER_CHILD_REKEY (1h), SERVER_DPD (30s); CLIENT_IKE_REKEY, CLIENT_CHILD_REKEY,
-#   CLIENT_DPD, CLIENT_DPD_ACTION (clear) for the reference client (up-client).
+#   CLIENT_DPD, CLIENT_DPD_ACTION (clear), CLIENT_CLOSE_ACTION (none) for the reference
+#   client (up-client).
 #
 # Topology (documentation / benchmarking ranges only, no link to the host):
 #
@@ -95,6 +96,7 @@ CLIENT_IKE_REKEY=${CLIENT_IKE_REKEY:-4h}
 CLIENT_CHILD_REKEY=${CLIENT_CHILD_REKEY:-1h}
 CLIENT_DPD=${CLIENT_DPD:-30s}
 CLIENT_DPD_ACTION=${CLIENT_DPD_ACTION:-clear}
+CLIENT_CLOSE_ACTION=${CLIENT_CLOSE_ACTION:-none}      # what the client does on the server's DELETE
 SERVER_MAIN=198.51.100.1                   # the server address clients use on every path
 CLIENT_NAMES=(client-rsa client-ecdsa client-ecdsa384 client-ed25519)
 
@@ -448,6 +450,7 @@ client_conf() { # SERVER_ADDR
         remote_ts = $CLIENT_TS
         esp_proposals = $ESP_PROPOSALS
         dpd_action = $CLIENT_DPD_ACTION
+        close_action = $CLIENT_CLOSE_ACTION
         rekey_time = $CLIENT_CHILD_REKEY
       }"
   cat > "$sw/swanctl.conf" <<EOF
@@ -1051,24 +1054,37 @@ baseline_handover() { # RUNS
   do_client_path all >/dev/null 2>&1
 }
 
+restart_run() { # LABEL KILL(0|1) CLIENT_ENV...: one server restart under a 10/s ping
+  local label=$1 kill=$2 f p line at d; shift 2
+  do_client_path all >/dev/null 2>&1
+  env "$@" "$SELF" up-client psk >/dev/null 2>&1 || { echo "  $label: up-client failed"; return; }
+  f=$LAB/baseline/restart-$(date +%s%N).txt
+  p=$(ping_bg "$f" $(( BASELINE_LIMIT + 10 )))
+  sleep 2
+  if [ "$kill" = 1 ]; then line=$(do_server_restart --kill 2>/dev/null | tail -n1)
+  else line=$(do_server_restart 2>/dev/null | tail -n1); fi
+  at=$(sed -n 's/.*listening_at_ms=\([0-9]*\).*/\1/p' <<<"$line")
+  if d=$(wait_reply_after "$f" "$at" "$BASELINE_LIMIT"); then
+    echo "  $label: traffic again $d ms after charon listened again ($*)"
+  else
+    echo "  $label: no traffic within $BASELINE_LIMIT s of the restart ($*)"
+  fi
+  kill -INT "$p" 2>/dev/null || true
+  do_down_client >/dev/null 2>&1
+}
+
+# A SIGTERM'd charon sends DELETE for its IKE SAs (a clean restart); a SIGKILL'd one cannot
+# (a crash), so only DPD finds out. The reference client defaults to dpd_action=clear and
+# close_action=none: it recovers from neither by itself.
 baseline_restart() { # RUNS
-  local runs=$1 i f p line at d
+  local runs=$1 i
+  BASELINE_LIMIT=40 restart_run "SIGTERM, client defaults" 0 CLIENT_DPD=30s
+  BASELINE_LIMIT=40 restart_run "SIGKILL, client defaults" 1 CLIENT_DPD="$BASELINE_DPD"
   for i in $(seq 1 "$runs"); do
-    do_client_path all >/dev/null 2>&1
-    CLIENT_DPD=$BASELINE_DPD CLIENT_DPD_ACTION=restart "$SELF" up-client psk >/dev/null 2>&1 ||
-      { echo "  server restart run $i: up-client failed"; continue; }
-    f=$LAB/baseline/restart-$i.txt
-    p=$(ping_bg "$f" $(( BASELINE_LIMIT + 10 )))
-    sleep 2
-    line=$(do_server_restart 2>/dev/null | tail -n1)
-    at=$(sed -n 's/.*listening_at_ms=\([0-9]*\).*/\1/p' <<<"$line")
-    if d=$(wait_reply_after "$f" "$at" "$BASELINE_LIMIT"); then
-      echo "  server restart run $i: traffic again $d ms after charon listened (client dpd_delay $BASELINE_DPD, dpd_action restart)"
-    else
-      echo "  server restart run $i: no traffic within ${BASELINE_LIMIT} s of the restart (client dpd_delay $BASELINE_DPD)"
-    fi
-    kill -INT "$p" 2>/dev/null || true
-    do_down_client >/dev/null 2>&1
+    restart_run "SIGTERM run $i" 0 CLIENT_CLOSE_ACTION=restart CLIENT_DPD=30s
+  done
+  for i in $(seq 1 "$runs"); do
+    restart_run "SIGKILL run $i" 1 CLIENT_DPD="$BASELINE_DPD" CLIENT_DPD_ACTION=restart
   done
 }
 
@@ -1118,7 +1134,7 @@ do_baseline() {
   echo "strongSwan $(ipsec --version 2>/dev/null | grep -o '5\.[0-9.]*' | head -n1) reference client, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
   local only=${BASELINE_ONLY:-all}
   [ "$only" = all ] || [ "$only" = handover ] && { echo "handover a<->b (MOBIKE), ping 10/s, $runs runs:"; baseline_handover "$runs"; }
-  [ "$only" = all ] || [ "$only" = restart ] && { echo "server restart (SIGTERM, start), $runs runs:"; baseline_restart "$runs"; }
+  [ "$only" = all ] || [ "$only" = restart ] && { echo "server restart (charon stopped and started; client dpd_delay $BASELINE_DPD unless stated), $runs runs each:"; baseline_restart "$runs"; }
   [ "$only" = all ] || [ "$only" = rebind ] && { echo "NAT rebinding (client behind roam-n), $runs runs:"; baseline_rebind "$runs"; }
   [ "$only" = all ] || [ "$only" = wakeups ] && { echo "idle wakeups:"; baseline_wakeups; }
   do_client_path all >/dev/null 2>&1
