@@ -1287,7 +1287,8 @@ do_profile() {
   done
   local kt pki; kt=$(active_key_type); pki=$LAB/pki/$kt
   [ -s "$pki/ca.crt" ] || fail "no PKI yet: run lab.sh up first"
-  [ -n "$out" ] || { mkdir -p "$LAB/profiles"; out=$LAB/profiles/$mode.toml; }
+  [ -n "$out" ] || out=$LAB/profiles/$mode.toml
+  mkdir -p "$(dirname "$out")"
   toml() { local s=${1//\\/\\\\}; printf '"%s"' "${s//\"/\\\"}"; }
   {
     echo "# roam client profile written by scripts/lab.sh ($mode, server key type $kt)"

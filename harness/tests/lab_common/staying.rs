@@ -141,6 +141,18 @@ impl PingRun {
         run
     }
 
+    /// One line for failure messages: counts, first and last reply, the longest gap.
+    pub fn summary(&self) -> String {
+        format!(
+            "ping: {:?} transmitted, {:?} received, replies seq {:?}..{:?}, max gap {} ms",
+            self.transmitted,
+            self.received,
+            self.replies.first().map(|r| r.seq),
+            self.replies.last().map(|r| r.seq),
+            self.max_gap_ms()
+        )
+    }
+
     /// Requests without a reply (from the summary: every request was answered or timed out).
     pub fn lost(&self) -> Option<u32> {
         Some(self.transmitted?.saturating_sub(self.received?))
