@@ -12,7 +12,7 @@ apt_packages=(
   libcharon-extra-plugins libcharon-extauth-plugins
   # openssl, gcm: only a Recommends of the others, so named here
   libstrongswan-extra-plugins libstrongswan-standard-plugins
-  iproute2 nftables iputils-ping iperf3 tcpdump openssl python3 procps ca-certificates
+  iproute2 nftables iputils-ping iperf3 tcpdump conntrack openssl python3 procps ca-certificates
   libjna-java libjna-jni clang openjdk-17-jre-headless
 )
 kotlin_version=2.4.20

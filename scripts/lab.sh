@@ -19,6 +19,8 @@
 #                                   MODE: psk|eap|cert-rsa|cert-ecdsa|cert-ecdsa384|cert-ed25519
 #                                   opts: --ike P --esp P --server ADDR --port N --psk S
 #                                         --password S --id ID --out FILE
+#                                         --dpd S --keepalive S --mobike|--no-mobike
+#                                         --ike-rekey S --child-rekey S
 #   lab.sh iperf                    (re)start the iperf3 server in roam-l if it is not running
 #   lab.sh server-stop              stop the server charon (for a `roam serve` run by the caller)
 #   lab.sh serve-profile [MODE] [--out FILE]   write a `roam serve` profile (psk|cert), print its path
@@ -27,6 +29,28 @@
 #   lab.sh serve-down               stop `roam serve`, restart charon
 #   lab.sh selftest                 reference client psk/eap/cert + ping the LAN
 #   lab.sh handshake-times N        handshake time statistics, strongSwan and roam
+#
+# Staying connected (roaming, NAT rebinding, server restart, loss, rekeys, leaks):
+#   lab.sh client-path a|b|nat|both|all  roam-c's paths to 198.51.100.1: a = c-a (direct),
+#                                   b = c-b (host route via 192.0.2.1), nat = c-n through
+#                                   roam-n, both = a and b (a preferred), all = as after up.
+#                                   A path goes as Wi-Fi does: addresses deleted, link down.
+#   lab.sh nat-rebind               roam-n's NAT mapping changes (other port range, conntrack -F)
+#   lab.sh loss PCT|off             PCT% loss both ways on roam-c's outside links (nft numgen)
+#   lab.sh server-restart [--kill]  server charon stopped (SIGTERM, or SIGKILL) and started by
+#                                   PID; returns once it listens; prints stopped/listening at_ms
+#   lab.sh server-reconfig          rewrite + reload the server config (lifetimes below)
+#   lab.sh capture start NAME [IFACES...]  tcpdump in roam-c (default c-a c-b c-n), by PID
+#   lab.sh capture stop NAME        stop it, print the pcap path ($LAB/captures/NAME.pcap)
+#   lab.sh leaks PCAP               exit 1 and print them if inner packets or DNS went outside
+#   lab.sh leak-inject [IFACE]      the leak checker's positive control (2 clear packets)
+#   lab.sh wakeups PID [SECONDS]    context switches of all threads of PID, per minute
+#   lab.sh baseline [RUNS]          strongSwan reference client: handover, server restart,
+#                                   NAT rebinding, idle wakeups (not part of CI; minutes)
+#   Lifetimes, read when a config is written (strongSwan time values): SERVER_IKE_REKEY (4h),
+#   SERVER_CHILD_REKEY (1h), SERVER_DPD (30s); CLIENT_IKE_REKEY, CLIENT_CHILD_REKEY,
+#   CLIENT_DPD, CLIENT_DPD_ACTION (clear), CLIENT_CLOSE_ACTION (none) for the reference
+#   client (up-client).
 #
 # Topology (documentation / benchmarking ranges only, no link to the host):
 #
@@ -63,6 +87,17 @@ CLIENT_CERT=${CLIENT_CERT:-client-rsa}     # which client cert the reference cli
 CLIENT_TS=${CLIENT_TS:-203.0.113.0/24,2001:db8:203::/64}
 LOGLEVEL=${LOGLEVEL:-2}                    # ike/cfg/knl
 NET_LOGLEVEL=${NET_LOGLEVEL:-1}            # 2 would log every ESP packet (libipsec)
+# Lifetimes and DPD, read whenever a config is written (up, up-client, server-reconfig);
+# strongSwan time values (30s, 4h). The reference client's DPD action: clear|restart|trap.
+SERVER_IKE_REKEY=${SERVER_IKE_REKEY:-4h}
+SERVER_CHILD_REKEY=${SERVER_CHILD_REKEY:-1h}
+SERVER_DPD=${SERVER_DPD:-30s}
+CLIENT_IKE_REKEY=${CLIENT_IKE_REKEY:-4h}
+CLIENT_CHILD_REKEY=${CLIENT_CHILD_REKEY:-1h}
+CLIENT_DPD=${CLIENT_DPD:-30s}
+CLIENT_DPD_ACTION=${CLIENT_DPD_ACTION:-clear}
+CLIENT_CLOSE_ACTION=${CLIENT_CLOSE_ACTION:-none}      # what the client does on the server's DELETE
+SERVER_MAIN=198.51.100.1                   # the server address clients use on every path
 CLIENT_NAMES=(client-rsa client-ecdsa client-ecdsa384 client-ed25519)
 
 IKE_PROPOSALS="aes256gcm16-prfsha384-ecp384, aes256gcm16-prfsha256-curve25519, aes256-sha256-modp2048, chacha20poly1305-prfsha256-curve25519"
@@ -112,7 +147,7 @@ do_deps() {
     strongswan-swanctl charon-systemd strongswan-charon strongswan-pki \
     libcharon-extra-plugins libcharon-extauth-plugins \
     libstrongswan-extra-plugins libstrongswan-standard-plugins \
-    iproute2 nftables iputils-ping iperf3 tcpdump openssl python3 procps
+    iproute2 nftables iputils-ping iperf3 tcpdump conntrack openssl python3 procps
 }
 
 # ---------------------------------------------------------------- network --
@@ -161,17 +196,13 @@ network_up() {
   for ns in "$NS_S" "$NS_N"; do
     in_ns "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
   done
-  # the NAT box rewrites the source address and picks random ports
-  in_ns "$NS_N" nft -f - <<'NFT'
-table ip roamnat
-delete table ip roamnat
-table ip roamnat {
-  chain post {
-    type nat hook postrouting priority srcnat; policy accept;
-    oifname "n-out" masquerade random
-  }
-}
-NFT
+  # the NAT box rewrites the source address and picks random ports (from one of two ranges:
+  # nat-rebind switches them), and reaches the server's main address through s-n
+  nat_rules "$(nat_range)"
+  ip -n "$NS_N" route replace "$SERVER_MAIN/32" via 192.0.2.129 dev n-out
+  # every client path up, no host routes, no loss: what client-path / loss changed is undone
+  host_routes_del
+  loss_clear
 }
 
 # -------------------------------------------------------------------- PKI --
@@ -314,14 +345,14 @@ server_conf() {
     fragmentation = yes
     mobike = yes
     unique = never
-    dpd_delay = 30s
-    rekey_time = 4h"
+    dpd_delay = $SERVER_DPD
+    rekey_time = $SERVER_IKE_REKEY"
   local child="
       net {
         local_ts = 0.0.0.0/0, ::/0
         esp_proposals = $ESP_PROPOSALS
         dpd_action = clear
-        rekey_time = 1h
+        rekey_time = $SERVER_CHILD_REKEY
       }"
   # send_certreq stays at its default everywhere: the IKE_SA_INIT config is
   # chosen before the peer's auth method is known, so 'no' on rw-psk would also
@@ -412,12 +443,15 @@ client_conf() { # SERVER_ADDR
     proposals = $IKE_PROPOSALS
     fragmentation = yes
     mobike = yes
-    dpd_delay = 30s"
+    dpd_delay = $CLIENT_DPD
+    rekey_time = $CLIENT_IKE_REKEY"
   local child="
       net {
         remote_ts = $CLIENT_TS
         esp_proposals = $ESP_PROPOSALS
-        dpd_action = clear
+        dpd_action = $CLIENT_DPD_ACTION
+        close_action = $CLIENT_CLOSE_ACTION
+        rekey_time = $CLIENT_CHILD_REKEY
       }"
   cat > "$sw/swanctl.conf" <<EOF
 # written by scripts/lab.sh: reference initiator towards $server
@@ -698,6 +732,414 @@ do_serve_down() {
   return "$rc"
 }
 
+# ------------------------------------------------------ staying connected --
+# Paths of roam-c toward the server's 198.51.100.1 (the address the client uses on every
+# path): a = c-a (direct), b = c-b (host route via 192.0.2.1; the server answers on any of
+# its addresses), nat = c-n through roam-n. A path is removed as a phone loses Wi-Fi: its
+# addresses are deleted and the link goes down (RTM_DELADDR, RTM_DELROUTE, RTM_NEWLINK), which
+# takes every route through it along. The host routes carry metrics, so with a and b both
+# up a is preferred and b takes over the moment a goes.
+path_iface() { case $1 in a) echo c-a ;; b) echo c-b ;; nat) echo c-n ;; esac; }
+
+path_up() { # a|b|nat
+  case $1 in
+    a) set_addrs "$NS_C" c-a 198.51.100.2/24 2001:db8:a::2/64
+       ip -n "$NS_C" route replace "$SERVER_MAIN/32" dev c-a metric 100 ;;
+    b) set_addrs "$NS_C" c-b 192.0.2.2/26
+       ip -n "$NS_C" route replace "$SERVER_MAIN/32" via 192.0.2.1 dev c-b metric 200 ;;
+    nat) set_addrs "$NS_C" c-n 192.0.2.66/26
+       ip -n "$NS_C" route replace 192.0.2.128/26 via 192.0.2.65 dev c-n
+       ip -n "$NS_C" route replace "$SERVER_MAIN/32" via 192.0.2.65 dev c-n metric 300 ;;
+  esac
+}
+
+path_down() { # a|b|nat
+  local dev; dev=$(path_iface "$1")
+  ip -n "$NS_C" link show "$dev" >/dev/null 2>&1 || return 0
+  ip -n "$NS_C" addr flush dev "$dev"
+  ip -n "$NS_C" link set "$dev" down
+  # the kernel takes the routes through a downed link along; make sure nothing is left
+  local r
+  # shellcheck disable=SC2086 # a route line is split into ip's arguments on purpose
+  while read -r r; do
+    [ -n "$r" ] && ip -n "$NS_C" route del $r dev "$dev" 2>/dev/null || true
+  done < <(ip -n "$NS_C" route show dev "$dev" 2>/dev/null)
+  # shellcheck disable=SC2086
+  while read -r r; do
+    [ -n "$r" ] && ip -n "$NS_C" -6 route del $r dev "$dev" 2>/dev/null || true
+  done < <(ip -n "$NS_C" -6 route show dev "$dev" 2>/dev/null)
+}
+
+host_routes_del() {
+  local m
+  for m in 100 200 300; do ip -n "$NS_C" route del "$SERVER_MAIN/32" metric "$m" 2>/dev/null || true; done
+}
+
+path_is_up() { # a|b|nat: link up and address there
+  local dev; dev=$(path_iface "$1")
+  ip -n "$NS_C" -o -4 addr show dev "$dev" 2>/dev/null | grep -q inet
+}
+
+# client-path a|b|nat|both|all. New paths come up before old ones go (a phone's cellular
+# is up when Wi-Fi drops). `all` is the topology of `up`: every link up, no host routes.
+do_client_path() {
+  require_root
+  ns_exists "$NS_C" || fail "no lab (lab.sh up first)"
+  local want=${1:-} p keep=()
+  case $want in
+    a) keep=(a) ;;
+    b) keep=(b) ;;
+    nat) keep=(nat) ;;
+    both) keep=(a b) ;;
+    all)
+      host_routes_del
+      for p in a b nat; do path_up "$p"; done
+      host_routes_del
+      say "client paths: all links up, no host routes (the topology of up)"
+      return 0 ;;
+    *) fail "client-path a|b|nat|both|all" ;;
+  esac
+  for p in "${keep[@]}"; do path_up "$p"; done
+  for p in a b nat; do
+    [[ " ${keep[*]} " == *" $p "* ]] || path_down "$p"
+  done
+  local via
+  via=$(ip -n "$NS_C" route get "$SERVER_MAIN" 2>/dev/null | head -n1)
+  say "client paths: ${keep[*]}; $SERVER_MAIN: $via"
+}
+
+# The NAT's masquerade port range: two disjoint ranges, so a rebind always changes the port.
+NAT_RANGE_A=10000-19999
+NAT_RANGE_B=20000-29999
+nat_range() { cat "$LAB/nat/range" 2>/dev/null || echo "$NAT_RANGE_A"; }
+
+nat_rules() { # RANGE
+  in_ns "$NS_N" nft -f - <<NFT
+table ip roamnat
+delete table ip roamnat
+table ip roamnat {
+  chain post {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "n-out" meta l4proto { tcp, udp } masquerade to :$1 random
+    oifname "n-out" masquerade random
+  }
+}
+NFT
+}
+
+# nat-rebind: the other port range and an empty conntrack table in roam-n. The client's next
+# packet gets a new outside port; the server's packets to the old one are dropped there.
+do_nat_rebind() {
+  require_root
+  ns_exists "$NS_N" || fail "no lab (lab.sh up first)"
+  command -v conntrack >/dev/null 2>&1 || fail "no conntrack (apt-get install conntrack)"
+  local old new
+  old=$(nat_range)
+  if [ "$old" = "$NAT_RANGE_A" ]; then new=$NAT_RANGE_B; else new=$NAT_RANGE_A; fi
+  mkdir -p "$LAB/nat"
+  nat_rules "$new"
+  echo "$new" > "$LAB/nat/range"
+  in_ns "$NS_N" conntrack -F >/dev/null 2>&1 || true
+  say "NAT rebound: masquerade ports $old -> $new, conntrack flushed"
+}
+
+# loss PCT|off: drops PCT% of IP packets both ways on roam-c's outside links (c-a, c-b, c-n)
+# with nftables `numgen random` in netdev ingress hooks: inbound at roam-c's end of each link,
+# outbound at the far end (s-a, s-b in roam-s, n-in in roam-n). Ingress, because a drop in an
+# output hook is an error for the sender (EPERM) rather than loss, and this kernel's egress
+# hook counts but does not drop on veth. ARP and ICMPv6 (neighbour discovery) pass.
+LOSS_LINKS=("$NS_C c-a" "$NS_C c-b" "$NS_C c-n" "$NS_S s-a" "$NS_S s-b" "$NS_N n-in")
+
+loss_clear() {
+  local ns
+  for ns in "$NS_C" "$NS_S" "$NS_N"; do in_ns "$ns" nft delete table netdev roamloss 2>/dev/null || true; done
+}
+
+do_loss() {
+  require_root
+  ns_exists "$NS_C" || fail "no lab (lab.sh up first)"
+  local pct=${1:-} l ns dev
+  loss_clear
+  if [ "$pct" = off ]; then say "loss off"; return 0; fi
+  [[ $pct =~ ^[0-9]+$ ]] && [ "$pct" -le 100 ] || fail "loss PCT|off (PCT 0..100)"
+  for l in "${LOSS_LINKS[@]}"; do
+    read -r ns dev <<<"$l"
+    in_ns "$ns" nft -f - <<NFT
+table netdev roamloss {
+  chain in_${dev/-/_} {
+    type filter hook ingress device "$dev" priority 0; policy accept;
+    meta protocol ip numgen random mod 100 < $pct counter drop
+    meta protocol ip6 meta l4proto != ipv6-icmp numgen random mod 100 < $pct counter drop
+  }
+}
+NFT
+  done
+  say "loss $pct% both ways on c-a, c-b, c-n (ingress of both ends)"
+}
+
+server_listening() { in_ns "$NS_S" ss -Hlun 'sport = :500' | grep -q . && in_ns "$NS_S" ss -Hlun 'sport = :4500' | grep -q .; }
+
+# server-restart [--kill]: the server charon stops (SIGTERM by PID, or SIGKILL: a crash)
+# and starts again; returns once it listens on UDP 500 and 4500 and has its config loaded.
+do_server_restart() {
+  require_root
+  local p t0 t1
+  p=$(daemon_pid server) || fail "the server charon is not running"
+  t0=$(date +%s%3N)
+  if [ "${1:-}" = --kill ]; then
+    kill -KILL "$p" 2>/dev/null || true
+    wait_for 5 sh -c "! test -d /proc/$p" || fail "server charon $p survived SIGKILL"
+    say "server charon (pid $p) killed"
+  else
+    daemon_stop server
+  fi
+  # a killed charon leaves libipsec's TUN; a stopped one removes it
+  ip -n "$NS_S" link del ipsec0 2>/dev/null || true
+  daemon_start server
+  wait_for 10 server_listening || fail "the server charon does not listen on UDP 500/4500"
+  t1=$(date +%s%3N)
+  echo "server-restart stopped_at_ms=$t0 listening_at_ms=$t1 pid=$(daemon_pid server)"
+}
+
+# server-reconfig: rewrite the server config (SERVER_IKE_REKEY, SERVER_CHILD_REKEY,
+# SERVER_DPD from the environment, defaults otherwise) and reload it; new SAs get it.
+do_server_reconfig() {
+  require_root
+  daemon_pid server >/dev/null || fail "the server charon is not running"
+  server_conf "$(active_key_type)"
+  run_swanctl server --load-all --clear --noprompt > "$LAB/server/load-all.out" 2>&1 ||
+    { cat "$LAB/server/load-all.out" >&2; fail "swanctl --load-all failed for the server"; }
+  say "server config reloaded: IKE rekey $SERVER_IKE_REKEY, CHILD rekey $SERVER_CHILD_REKEY, DPD $SERVER_DPD"
+}
+
+# capture start NAME IFACES... / capture stop NAME: one tcpdump in roam-c on `any` with
+# LINUX_SLL2 framing (it records each packet's interface, and survives links going down),
+# and a sidecar NAME.ifaces with the index of each named interface: `leaks` looks only
+# at those. Files in $LAB/captures/.
+capture_dir() { echo "$LAB/captures"; }
+
+do_capture() {
+  require_root
+  local sub=${1:-} name=${2:-} dir p i
+  dir=$(capture_dir)
+  [[ $name =~ ^[A-Za-z0-9_.-]+$ ]] || fail "capture start|stop NAME [IFACES...] (NAME: letters, digits, _.-)"
+  shift 2
+  case $sub in
+    start)
+      [ $# -gt 0 ] || set -- c-a c-b c-n
+      mkdir -p "$dir"
+      do_capture_stop "$name" >/dev/null 2>&1 || true
+      : > "$dir/$name.ifaces"
+      for i in "$@"; do
+        local idx; idx=$(in_ns "$NS_C" cat "/sys/class/net/$i/ifindex" 2>/dev/null) ||
+          fail "no interface $i in $NS_C"
+        echo "$idx $i" >> "$dir/$name.ifaces"
+      done
+      rm -f "$dir/$name.pcap" "$dir/$name.err"
+      setsid nohup ip netns exec "$NS_C" tcpdump -i any -y LINUX_SLL2 --immediate-mode -U -n -Z root -s 256 \
+        -w "$dir/$name.pcap" > /dev/null 2> "$dir/$name.err" < /dev/null &
+      p=$!
+      echo "$p" > "$dir/$name.pid"
+      wait_for 5 grep -q 'listening on' "$dir/$name.err" ||
+        { cat "$dir/$name.err" >&2; do_capture_stop "$name" >/dev/null 2>&1 || true; fail "tcpdump did not start"; }
+      say "capture $name: tcpdump pid $p on $* -> $dir/$name.pcap"
+      echo "$dir/$name.pcap" ;;
+    stop) do_capture_stop "$name" ;;
+    *) fail "capture start|stop NAME [IFACES...]" ;;
+  esac
+}
+
+do_capture_stop() { # NAME: SIGTERM to our tcpdump by PID; prints the pcap path
+  local dir f p; dir=$(capture_dir); f=$dir/$1.pid
+  p=$(pid_of "$f" tcpdump) || { rm -f "$f"; [ -s "$dir/$1.pcap" ] && echo "$dir/$1.pcap"; return 0; }
+  stop_pid "$p" 5 || say "tcpdump $p needed SIGKILL"
+  rm -f "$f"
+  say "capture $1 stopped: $(grep -E 'packets (captured|dropped by kernel)' "$dir/$1.err" | tr '\n' ' ')"
+  echo "$dir/$1.pcap"
+}
+
+# leaks PCAP: exit 1 and print them if any packet on the captured outside interfaces is an
+# inner packet in the clear or DNS (scripts/lab-leaks.py has the rules).
+do_leaks() {
+  [ -n "${1:-}" ] || fail "leaks PCAP"
+  python3 "$REPO/scripts/lab-leaks.py" check "$@"
+}
+
+# leak-inject [IFACE]: the checker's positive control, two clear packets sent on IFACE (c-a).
+do_leak_inject() {
+  require_root
+  in_ns "$NS_C" python3 "$REPO/scripts/lab-leaks.py" inject "${1:-c-a}"
+}
+
+# wakeups PID [SECONDS]: context switches (voluntary + nonvoluntary, all threads, from
+# /proc/PID/task/*/status) over SECONDS (60), scaled to a minute. Threads that end during the
+# window take their counts along, so it is a lower bound for a process that churns threads.
+ctx_switches() { # PID -> the sum over its threads now
+  local pid=$1 t s=0 v
+  for t in /proc/"$pid"/task/*/status; do
+    v=$(awk '/^(voluntary|nonvoluntary)_ctxt_switches:/ {s += $2} END {print s + 0}' "$t" 2>/dev/null) || continue
+    s=$((s + ${v:-0}))
+  done
+  echo "$s"
+}
+
+do_wakeups() {
+  local pid=${1:-} secs=${2:-60} a b threads
+  [[ $pid =~ ^[0-9]+$ ]] && [ -d "/proc/$pid" ] || fail "wakeups PID [SECONDS]: no process $pid"
+  threads=$(ls /proc/"$pid"/task | wc -l)
+  a=$(ctx_switches "$pid"); sleep "$secs"
+  [ -d "/proc/$pid" ] || fail "process $pid ended during the measurement"
+  b=$(ctx_switches "$pid")
+  echo "wakeups pid=$pid comm=$(cat /proc/"$pid"/comm) threads=$threads seconds=$secs switches=$((b - a)) per_minute=$(( (b - a) * 60 / secs ))"
+}
+
+# --------------------------------------------------------------- baseline --
+# The strongSwan reference client's figures for what Roam must do at least as well
+# (docs/lab.md records them). Pings go to 203.0.113.2 through the tunnel at 10/s.
+LAN_HOST=203.0.113.2
+
+# ping_report FILE: "lost L of N, max gap G ms" from `ping -D` output (gap: the longest time
+# between two consecutive replies; 100 ms when nothing is lost)
+ping_report() {
+  awk '
+    /packets transmitted/ { n = $1; r = $4 }
+    /bytes from/ { t = substr($1, 2, length($1) - 2) * 1000; if (last) { g = t - last; if (g > max) max = g }; last = t }
+    END { printf "lost %d of %d, max gap %d ms", n - r, n, max }' "$1"
+}
+
+ping_bg() { # FILE SECONDS: ping -D in roam-c until SECONDS have passed; prints ping's pid
+  setsid ip netns exec "$NS_C" ping -D -n -i 0.1 -W 1 -w "$2" "$LAN_HOST" > "$1" 2>&1 < /dev/null &
+  echo $!
+}
+
+first_reply_after() { # FILE MS: ms from MS to the first reply after it, or nothing
+  awk -v from="$2" '/bytes from/ { t = substr($1, 2, length($1) - 2) * 1000; if (t > from) { printf "%d", t - from; exit } }' "$1"
+}
+
+wait_reply_after() { # FILE MS LIMIT_S: polls until a reply after MS; prints its delay in ms
+  local i d
+  for i in $(seq 1 $(( $3 * 10 ))); do
+    d=$(first_reply_after "$1" "$2")
+    [ -n "$d" ] && { echo "$d"; return 0; }
+    sleep 0.1
+  done
+  return 1
+}
+
+client_sa() { # "#ID ADDR" of the server's IKE SA for the reference client (PSK identity)
+  run_swanctl server --list-sas --noblock 2>/dev/null | awk -v id="'$PSK_ID'" '
+    /^[^ ].*: #[0-9]+,/ { split($2, a, ","); sa = a[1] }
+    $1 == "remote" && $2 == id { print sa, $4; exit }'
+}
+
+baseline_handover() { # RUNS
+  local runs=$1 i from to f out before after
+  do_client_path a >/dev/null 2>&1
+  "$SELF" up-client psk >/dev/null 2>&1 || { echo "  handover: up-client failed"; return; }
+  for i in $(seq 1 "$runs"); do
+    for to in b a; do
+      from=$([ "$to" = b ] && echo a || echo b)
+      f=$LAB/baseline/handover-$from-$to-$i.txt
+      before=$(client_sa)
+      ip netns exec "$NS_C" ping -D -n -i 0.1 -W 1 -c 80 "$LAN_HOST" > "$f" 2>&1 &
+      local p=$!
+      sleep 2
+      do_client_path "$to" >/dev/null 2>&1
+      wait "$p" || true
+      after=$(client_sa)
+      echo "  handover $from->$to run $i: $(ping_report "$f"); server SA $before -> $after"
+    done
+  done
+  do_down_client >/dev/null 2>&1
+  do_client_path all >/dev/null 2>&1
+}
+
+restart_run() { # LABEL KILL(0|1) CLIENT_ENV...: one server restart under a 10/s ping
+  local label=$1 kill=$2 f p line at d; shift 2
+  do_client_path all >/dev/null 2>&1
+  env "$@" "$SELF" up-client psk >/dev/null 2>&1 || { echo "  $label: up-client failed"; return; }
+  f=$LAB/baseline/restart-$(date +%s%N).txt
+  p=$(ping_bg "$f" $(( BASELINE_LIMIT + 10 )))
+  sleep 2
+  if [ "$kill" = 1 ]; then line=$(do_server_restart --kill 2>/dev/null | tail -n1)
+  else line=$(do_server_restart 2>/dev/null | tail -n1); fi
+  at=$(sed -n 's/.*listening_at_ms=\([0-9]*\).*/\1/p' <<<"$line")
+  if d=$(wait_reply_after "$f" "$at" "$BASELINE_LIMIT"); then
+    echo "  $label: traffic again $d ms after charon listened again ($*)"
+  else
+    echo "  $label: no traffic within $BASELINE_LIMIT s of the restart ($*)"
+  fi
+  kill -INT "$p" 2>/dev/null || true
+  do_down_client >/dev/null 2>&1
+}
+
+# A SIGTERM'd charon sends DELETE for its IKE SAs (a clean restart); a SIGKILL'd one cannot
+# (a crash), so only DPD finds out. The reference client defaults to dpd_action=clear and
+# close_action=none: it recovers from neither by itself.
+baseline_restart() { # RUNS
+  local runs=$1 i
+  BASELINE_LIMIT=40 restart_run "SIGTERM, client defaults" 0 CLIENT_DPD=30s
+  BASELINE_LIMIT=40 restart_run "SIGKILL, client defaults" 1 CLIENT_DPD="$BASELINE_DPD"
+  for i in $(seq 1 "$runs"); do
+    restart_run "SIGTERM run $i" 0 CLIENT_CLOSE_ACTION=restart CLIENT_DPD=30s
+  done
+  for i in $(seq 1 "$runs"); do
+    restart_run "SIGKILL run $i" 1 CLIENT_DPD="$BASELINE_DPD" CLIENT_DPD_ACTION=restart
+  done
+}
+
+baseline_rebind() { # RUNS
+  local runs=$1 i f p at d
+  for i in $(seq 1 "$runs"); do
+    do_client_path nat >/dev/null 2>&1
+    CLIENT_DPD=$BASELINE_DPD "$SELF" up-client psk >/dev/null 2>&1 ||
+      { echo "  NAT rebinding run $i: up-client failed"; continue; }
+    f=$LAB/baseline/rebind-$i.txt
+    p=$(ping_bg "$f" $(( BASELINE_LIMIT + 10 )))
+    sleep 2
+    local sa0; sa0=$(client_sa)
+    at=$(date +%s%3N)
+    do_nat_rebind >/dev/null 2>&1
+    if d=$(wait_reply_after "$f" "$at" "$BASELINE_LIMIT"); then
+      echo "  NAT rebinding run $i: traffic again after $d ms; server SA $sa0 -> $(client_sa) (client dpd_delay $BASELINE_DPD)"
+    else
+      echo "  NAT rebinding run $i: no traffic within ${BASELINE_LIMIT} s; server SA $sa0 -> $(client_sa) (client dpd_delay $BASELINE_DPD)"
+    fi
+    kill -INT "$p" 2>/dev/null || true
+    do_down_client >/dev/null 2>&1
+  done
+  do_client_path all >/dev/null 2>&1
+}
+
+baseline_wakeups() {
+  local p
+  do_client_path all >/dev/null 2>&1
+  "$SELF" up-client psk >/dev/null 2>&1 || { echo "  idle wakeups: up-client failed"; return; }
+  p=$(daemon_pid client)
+  sleep 2
+  echo "  idle wakeups (connected, idle, dpd_delay $CLIENT_DPD): $(do_wakeups "$p" "$BASELINE_IDLE")"
+  do_down_client >/dev/null 2>&1
+}
+
+# baseline [RUNS]: BASELINE_DPD (10s) is the client's dpd_delay for the restart and
+# rebinding runs, BASELINE_LIMIT (90 s) how long a run waits for traffic, BASELINE_IDLE (60 s)
+# the idle window. BASELINE_ONLY=handover|restart|rebind|wakeups runs one part.
+do_baseline() {
+  require_root
+  local runs=${1:-3}
+  [[ $runs =~ ^[0-9]+$ ]] && [ "$runs" -ge 1 ] || fail "baseline [RUNS]"
+  BASELINE_DPD=${BASELINE_DPD:-10s} BASELINE_LIMIT=${BASELINE_LIMIT:-90} BASELINE_IDLE=${BASELINE_IDLE:-60}
+  do_up >/dev/null 2>&1
+  mkdir -p "$LAB/baseline"
+  echo "strongSwan $(ipsec --version 2>/dev/null | grep -o '5\.[0-9.]*' | head -n1) reference client, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+  local only=${BASELINE_ONLY:-all}
+  [ "$only" = all ] || [ "$only" = handover ] && { echo "handover a<->b (MOBIKE), ping 10/s, $runs runs:"; baseline_handover "$runs"; }
+  [ "$only" = all ] || [ "$only" = restart ] && { echo "server restart (charon stopped and started; client dpd_delay $BASELINE_DPD unless stated), $runs runs each:"; baseline_restart "$runs"; }
+  [ "$only" = all ] || [ "$only" = rebind ] && { echo "NAT rebinding (client behind roam-n), $runs runs:"; baseline_rebind "$runs"; }
+  [ "$only" = all ] || [ "$only" = wakeups ] && { echo "idle wakeups:"; baseline_wakeups; }
+  do_client_path all >/dev/null 2>&1
+}
+
 # --------------------------------------------------------------- commands --
 do_up() {
   require_root; check_tools
@@ -822,8 +1264,16 @@ EOF
 do_profile() {
   local mode=${1:-}; [ $# -gt 0 ] && shift
   local ike="" esp="" server=198.51.100.1 port=500 psk=$PSK pass=$EAP_PASS id="" out=""
+  local dpd="" keepalive="" mobike="" ike_rekey="" child_rekey=""
+  num() { [[ $2 =~ ^[0-9]+$ ]] || fail "profile: $1 needs a number of seconds (got '$2')"; echo "$2"; }
   while [ $# -gt 0 ]; do
     case $1 in
+      --dpd) dpd=$(num "$1" "${2:-}"); shift 2 ;;
+      --keepalive) keepalive=$(num "$1" "${2:-}"); shift 2 ;;
+      --ike-rekey) ike_rekey=$(num "$1" "${2:-}"); shift 2 ;;
+      --child-rekey) child_rekey=$(num "$1" "${2:-}"); shift 2 ;;
+      --mobike) mobike=true; shift ;;
+      --no-mobike) mobike=false; shift ;;
       --ike) ike=$2; shift 2 ;;
       --esp) esp=$2; shift 2 ;;
       --server) server=$2; shift 2 ;;
@@ -837,7 +1287,8 @@ do_profile() {
   done
   local kt pki; kt=$(active_key_type); pki=$LAB/pki/$kt
   [ -s "$pki/ca.crt" ] || fail "no PKI yet: run lab.sh up first"
-  [ -n "$out" ] || { mkdir -p "$LAB/profiles"; out=$LAB/profiles/$mode.toml; }
+  [ -n "$out" ] || out=$LAB/profiles/$mode.toml
+  mkdir -p "$(dirname "$out")"
   toml() { local s=${1//\\/\\\\}; printf '"%s"' "${s//\"/\\\"}"; }
   {
     echo "# roam client profile written by scripts/lab.sh ($mode, server key type $kt)"
@@ -871,6 +1322,19 @@ do_profile() {
       echo "[crypto]"
       [ -n "$ike" ] && echo "ike = [$(toml "$ike")]"
       [ -n "$esp" ] && echo "esp = [$(toml "$esp")]"
+    fi
+    if [ -n "$dpd$keepalive$mobike" ]; then
+      echo
+      echo "[tunnel]"
+      [ -n "$mobike" ] && echo "mobike = $mobike"
+      [ -n "$dpd" ] && echo "dpd_seconds = $dpd"
+      [ -n "$keepalive" ] && echo "keepalive_seconds = $keepalive"
+    fi
+    if [ -n "$ike_rekey$child_rekey" ]; then
+      echo
+      echo "[lifetimes]"
+      [ -n "$ike_rekey" ] && echo "ike_rekey_seconds = $ike_rekey"
+      [ -n "$child_rekey" ] && echo "child_rekey_seconds = $child_rekey"
     fi
   } > "$out.tmp"
   chmod 600 "$out.tmp"; mv "$out.tmp" "$out"
@@ -1029,6 +1493,16 @@ case $cmd in
   selftest) do_selftest ;;
   iperf) require_root; iperf_start ;;
   server-stop) do_server_stop ;;
+  client-path) do_client_path "$@" ;;
+  nat-rebind) do_nat_rebind ;;
+  loss) do_loss "$@" ;;
+  server-restart) do_server_restart "$@" ;;
+  server-reconfig) do_server_reconfig ;;
+  capture) do_capture "$@" ;;
+  leaks) do_leaks "$@" ;;
+  leak-inject) do_leak_inject "$@" ;;
+  wakeups) do_wakeups "$@" ;;
+  baseline) do_baseline "$@" ;;
   serve-profile) do_serve_profile "$@" ;;
   serve-up) do_serve_up "$@" ;;
   serve-down) do_serve_down ;;

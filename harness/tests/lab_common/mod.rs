@@ -11,6 +11,8 @@
 // each test crate uses its own part of this module
 #![allow(dead_code)]
 
+pub mod staying;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,956 @@
+//! Lab tests of staying connected (issue 4): `roam connect` with its TUN against the lab's
+//! strongSwan while roam-c changes paths (MOBIKE), the NAT rebinds, the server restarts, the
+//! link loses 30% of its packets and SAs are rekeyed every few seconds, and a capture of
+//! roam-c's outside links shows no inner packet and no DNS in the clear.
+//!
+//! Every case takes the lab (root; ROAM_REQUIRE_LAB=1 turns a skip into a failure), needs a
+//! `roam` with the client TUN, puts the lab back on the way out (paths, loss, server
+//! lifetimes), is bounded in time and prints its figures as `staying: NAME key=value ...`.
+//! The CLI contract they read is that of issue 4: one stdout line per event ending in
+//! ` at_ms=<epoch ms>` (`roaming`, `roamed local=IP:PORT remote=IP:PORT`, `rekeyed child
+//! spi_in=X spi_out=Y`, `rekeyed ike spi=I_R`, `reconnecting attempt=N delay_ms=M reason=R`,
+//! `connected ...` again after a reconnect); the profile keys `[tunnel] dpd_seconds`,
+//! `keepalive_seconds`, `mobike` and `[lifetimes] ike_rekey_seconds`, `child_rekey_seconds`
+//! come from `lab.sh profile --dpd --keepalive --ike-rekey --child-rekey`.
+//!
+//! `reference_client_roams_between_paths` and `leak_checker_flags_clear_packets` check the
+//! plumbing itself (paths, pings, swanctl parsing, captures) with the strongSwan reference
+//! client and a positive control; the parsers have tests without the lab at the end.
+
+// A real-time test driver: bounded waits need the wall clock (the sans-IO rule is for core/proto).
+#![allow(clippy::disallowed_methods)]
+
+mod lab_common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use lab_common::staying::*;
+use lab_common::*;
+
+/// The contract's default TUN name.
+const TUN: &str = "roam0";
+/// From `connected` to the `tun` line.
+const TUN_LINE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A path change to the `roamed` line (roam watches netlink itself).
+const ROAMED_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pings lost around one path change, at most.
+const MAX_LOST_PER_ROAM: u32 = 2;
+/// Keepalive interval of the NAT rebinding case: traffic must be back within twice that.
+const KEEPALIVE_S: u64 = 5;
+/// DPD interval of the server restart case.
+const DPD_S: u64 = 5;
+/// What a handshake may take on top of DPD and the first backoff (IKE_SA_INIT + IKE_AUTH on
+/// the 2-vCPU machine take ~20 ms; this is slack for a loaded one).
+const HANDSHAKE_ALLOWANCE_MS: u64 = 3_000;
+/// Connecting over a link that loses 30% each way (IKE retransmissions).
+const LOSSY_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The short lifetimes of the rekey cases.
+const CHILD_REKEY_S: &str = "20";
+const IKE_REKEY_S: &str = "40";
+/// The iperf3 transfer of the rekey case.
+const IPERF_SECONDS: u64 = 120;
+
+// ---------------------------------------------------------------- helpers --
+
+fn ping_once(ns: &str, host: &str, limit: Duration) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        let ok = Command::new("ip")
+            .args(["netns", "exec", ns, "ping", "-c", "1", "-W", "1", host])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok || Instant::now() >= end {
+            return ok;
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn link_exists(ns: &str, dev: &str) -> bool {
+    Command::new("ip")
+        .args(["-n", ns, "link", "show", "dev", dev])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Reads whatever roam printed so far into `roam.seen` (no line is expected).
+fn drain(roam: &mut Roam) {
+    let _ = roam.wait_line("\u{0}", Duration::from_millis(20));
+}
+
+/// Lines of `roam.seen` starting with `prefix`.
+fn seen_lines(roam: &Roam, prefix: &str) -> Vec<String> {
+    roam.seen
+        .iter()
+        .filter(|l| l.starts_with(prefix))
+        .cloned()
+        .collect()
+}
+
+fn wait_or_panic(roam: &mut Roam, prefix: &str, limit: Duration, what: &str) -> String {
+    match roam.wait_line(prefix, limit) {
+        Ok(l) => l,
+        Err(e) => panic!("{what}: {e}\n{}", roam.transcript()),
+    }
+}
+
+/// A connected `roam connect` with its TUN, and the fields of its `connected` line.
+struct Conn {
+    roam: Roam,
+    f: HashMap<String, String>,
+    _dir: tempfile::TempDir,
+}
+
+/// `lab.sh profile psk OPTS... --out $LAB/profiles/staying-NAME.toml`.
+fn profile(lab: &Lab, name: &str, opts: &[&str]) -> String {
+    let out = format!("{}/profiles/staying-{name}.toml", lab.get("DIR"));
+    let mut all: Vec<&str> = opts.to_vec();
+    all.extend(["--out", &out]);
+    lab.profile("psk", &all)
+}
+
+/// Connects (bounded by `limit`), waits for the `tun` line and one ping through the tunnel.
+fn connect(lab: &Lab, profile: &str, limit: Duration) -> Conn {
+    let ns = lab.get("CLIENT_NS");
+    assert!(
+        !link_exists(&ns, TUN),
+        "{ns} already has a link {TUN} (another roam running, or left over?)"
+    );
+    lab.clear_identity(&lab.get("PSK_ID"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let resolv = dir
+        .path()
+        .join("resolv.conf")
+        .to_string_lossy()
+        .into_owned();
+    let log_from = lab.server_log_len();
+    let mut roam = Roam::spawn(
+        &ns,
+        &["connect", "--profile", profile, "--resolv-conf", &resolv],
+    );
+    let connected = match roam.wait_line("connected", limit) {
+        Ok(l) => l,
+        Err(e) => panic!(
+            "{e}\n{}\n--- server log:\n{}",
+            roam.transcript(),
+            lab.server_log_since(log_from)
+        ),
+    };
+    let f = check_connected(&connected, &Expect::default());
+    wait_or_panic(&mut roam, "tun ", TUN_LINE_TIMEOUT, "after connected");
+    assert!(
+        ping_once(&ns, &lab.get("LAN_HOST"), Duration::from_secs(10)),
+        "no ping through the new tunnel\n{}",
+        roam.transcript()
+    );
+    Conn { roam, f, _dir: dir }
+}
+
+/// One path change under a 10/s ping: the `roamed` line, at most 2 lost, the same IKE SA on
+/// the server (same unique id and SPIs) now seen at `server_sees`.
+fn roam_once(lab: &Lab, c: &mut Conn, sa0: &SaIds, to: &str, local: &str, server_sees: &str) {
+    let ns = lab.get("CLIENT_NS");
+    let id = lab.get("PSK_ID");
+    let pinger = Pinger::start(&ns, &lab.get("LAN_HOST"), 60);
+    thread::sleep(Duration::from_secs(2));
+    let t0 = now_ms();
+    client_path(to);
+    let roamed = wait_or_panic(
+        &mut c.roam,
+        "roamed",
+        ROAMED_TIMEOUT,
+        &format!("path -> {to}"),
+    );
+    let run = pinger.finish(Duration::from_secs(10));
+    let rf = fields(&roamed);
+    let ctx = || format!("{roamed}\n{}\n{}", run.summary(), c.roam.transcript());
+    assert!(
+        rf.get("local")
+            .is_some_and(|l| l.starts_with(&format!("{local}:"))),
+        "roamed to the wrong local address (want {local}): {}",
+        ctx()
+    );
+    let lost = run.lost().unwrap_or(u32::MAX);
+    report(
+        &format!("roam->{to}"),
+        &[
+            ("lost", lost.to_string()),
+            ("max_gap_ms", run.max_gap_ms().to_string()),
+            (
+                "roamed_ms",
+                at_ms(&roamed)
+                    .map(|t| t.saturating_sub(t0).to_string())
+                    .unwrap_or_else(|| "?".into()),
+            ),
+        ],
+    );
+    assert!(
+        lost <= MAX_LOST_PER_ROAM,
+        "{lost} pings lost moving to path {to} (at most {MAX_LOST_PER_ROAM}): {}",
+        ctx()
+    );
+    let sa = lab.one_sa(&id, &ctx);
+    assert_eq!(
+        (sa.unique_id, &sa.spi_i, &sa.spi_r),
+        (sa0.unique_id, &sa0.spi_i, &sa0.spi_r),
+        "not the same IKE SA after the roam (a new SA instead of MOBIKE?): before {sa0:#?} after {sa:#?}\n{}",
+        ctx()
+    );
+    assert!(
+        sa.remote_addr.starts_with(&format!("{server_sees}[")),
+        "the server sees us at {}, not {server_sees}: {}",
+        sa.remote_addr,
+        ctx()
+    );
+}
+
+/// Connects on `start`, then moves along `moves` (path, our local address, the address the
+/// server sees), then closes cleanly.
+fn roam_case(lab: &Lab, name: &str, start: &str, moves: &[(&str, &str, &str)]) {
+    let _restore = Restore {
+        server_defaults: false,
+    };
+    client_path(start);
+    let p = profile(lab, name, &["--keepalive", "5", "--dpd", "10"]);
+    let mut c = connect(lab, &p, CONNECT_TIMEOUT);
+    let id = lab.get("PSK_ID");
+    let sa0 = lab.one_sa(&id, &|| c.roam.transcript());
+    for (to, local, sees) in moves {
+        roam_once(lab, &mut c, &sa0, to, local, sees);
+    }
+    close_cleanly(&mut c.roam);
+}
+
+/// A case that needs the client TUN: the lab (root), then the feature.
+macro_rules! staying_case {
+    ($name:ident, |$lab:ident| $body:block) => {
+        #[test]
+        fn $name() {
+            let Some($lab) = Lab::acquire(stringify!($name)) else {
+                return;
+            };
+            if !require_feature(stringify!($name), roam_has_tun(), "the client TUN") {
+                return;
+            }
+            let started = Instant::now();
+            $body
+            report(
+                stringify!($name),
+                &[("seconds", started.elapsed().as_secs().to_string())],
+            );
+        }
+    };
+}
+
+// ------------------------------------------------------------------ cases --
+
+staying_case!(roam_between_two_addresses, |lab| {
+    roam_case(
+        &lab,
+        "roam-ab",
+        "a",
+        &[
+            ("b", "192.0.2.2", "192.0.2.2"),
+            ("a", "198.51.100.2", "198.51.100.2"),
+        ],
+    );
+});
+
+staying_case!(roam_into_the_nat_and_back, |lab| {
+    roam_case(
+        &lab,
+        "roam-nat",
+        "a",
+        &[
+            ("nat", "192.0.2.66", "192.0.2.130"),
+            ("a", "198.51.100.2", "198.51.100.2"),
+        ],
+    );
+});
+
+staying_case!(nat_rebinding_resumes_within_two_keepalives, |lab| {
+    let _restore = Restore {
+        server_defaults: false,
+    };
+    client_path("nat");
+    let keepalive = KEEPALIVE_S.to_string();
+    let p = profile(&lab, "rebind", &["--keepalive", &keepalive, "--dpd", "30"]);
+    let mut c = connect(&lab, &p, CONNECT_TIMEOUT);
+    let id = lab.get("PSK_ID");
+    let sa0 = lab.one_sa(&id, &|| c.roam.transcript());
+    let ns = lab.get("CLIENT_NS");
+    let pinger = Pinger::start(&ns, &lab.get("LAN_HOST"), 150);
+    thread::sleep(Duration::from_secs(2));
+    let t0 = now_ms();
+    nat_rebind();
+    let limit = Duration::from_secs(2 * KEEPALIVE_S);
+    let back = pinger.wait_reply_after(t0 + 50, limit);
+    let run = pinger.finish(Duration::from_secs(20));
+    drain(&mut c.roam);
+    let resume_ms = back.map(|r| r.at_ms.saturating_sub(t0));
+    report(
+        "nat_rebinding",
+        &[
+            (
+                "resume_ms",
+                resume_ms.map_or("never".into(), |m| m.to_string()),
+            ),
+            ("lost", run.lost().map_or("?".into(), |l| l.to_string())),
+            ("max_gap_ms", run.max_gap_ms().to_string()),
+        ],
+    );
+    let ctx = || format!("{}\n{}", run.summary(), c.roam.transcript());
+    assert!(
+        back.is_some(),
+        "no traffic within {limit:?} (2 x keepalive) of the NAT rebinding: {}",
+        ctx()
+    );
+    let sa = lab.one_sa(&id, &ctx);
+    assert_eq!(
+        sa.unique_id,
+        sa0.unique_id,
+        "a new IKE SA after the rebinding: {}",
+        ctx()
+    );
+    assert!(
+        sa.remote_addr.starts_with("192.0.2.130[") && sa.remote_addr != sa0.remote_addr,
+        "the server still sends to the old mapping {} (now {}): {}",
+        sa0.remote_addr,
+        sa.remote_addr,
+        ctx()
+    );
+    close_cleanly(&mut c.roam);
+});
+
+staying_case!(server_restart_reconnects_by_itself, |lab| {
+    let _restore = Restore {
+        server_defaults: false,
+    };
+    let dpd = DPD_S.to_string();
+    let p = profile(&lab, "restart", &["--dpd", &dpd, "--keepalive", "5"]);
+    let mut c = connect(&lab, &p, CONNECT_TIMEOUT);
+    let ns = lab.get("CLIENT_NS");
+    let id = lab.get("PSK_ID");
+    let pinger = Pinger::start(&ns, &lab.get("LAN_HOST"), 400);
+    thread::sleep(Duration::from_secs(2));
+    // a crash: no DELETE from the server, only DPD finds out
+    let (stopped, listening) = server_restart(true);
+    let reconnecting = wait_or_panic(
+        &mut c.roam,
+        "reconnecting",
+        Duration::from_secs(30),
+        "after the server restart",
+    );
+    let delay_ms: u64 = fields(&reconnecting)
+        .get("delay_ms")
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("no delay_ms in '{reconnecting}'"));
+    let again = wait_or_panic(
+        &mut c.roam,
+        "connected",
+        Duration::from_secs(30),
+        "reconnecting",
+    );
+    let limit_ms = DPD_S * 1000 + delay_ms + HANDSHAKE_ALLOWANCE_MS;
+    let back = pinger.wait_reply_after(listening, Duration::from_millis(limit_ms + 5_000));
+    let run = pinger.finish(Duration::from_secs(1));
+    drain(&mut c.roam);
+    let resume_ms = back.map(|r| r.at_ms.saturating_sub(listening));
+    let since = |l: &str| at_ms(l).map_or("?".into(), |t| t.saturating_sub(stopped).to_string());
+    report(
+        "server_restart",
+        &[
+            ("restart_ms", listening.saturating_sub(stopped).to_string()),
+            ("reconnecting_after_stop_ms", since(&reconnecting)),
+            ("connected_after_stop_ms", since(&again)),
+            (
+                "traffic_after_listening_ms",
+                resume_ms.map_or("never".into(), |m| m.to_string()),
+            ),
+            ("first_backoff_ms", delay_ms.to_string()),
+            ("lost", run.lost().map_or("?".into(), |l| l.to_string())),
+        ],
+    );
+    let ctx = || {
+        format!(
+            "{reconnecting}\n{again}\n{}\n{}",
+            run.summary(),
+            c.roam.transcript()
+        )
+    };
+    assert!(
+        resume_ms.is_some_and(|m| m <= limit_ms),
+        "traffic not back within dpd {DPD_S} s + first backoff {delay_ms} ms + \
+         {HANDSHAKE_ALLOWANCE_MS} ms of the restart (took {resume_ms:?} ms): {}",
+        ctx()
+    );
+    let f2 = check_connected(&again, &Expect::default());
+    assert_ne!(
+        f2.get("spi"),
+        c.f.get("spi"),
+        "the reconnect reports the old IKE SA: {}",
+        ctx()
+    );
+    assert_eq!(
+        seen_lines(&c.roam, "tun ").len(),
+        1,
+        "the TUN was announced again (it must stay up while reconnecting): {}",
+        ctx()
+    );
+    assert!(link_exists(&ns, TUN), "{TUN} is gone after the reconnect");
+    lab.one_sa(&id, &ctx);
+    close_cleanly(&mut c.roam);
+});
+
+staying_case!(lossy_link_connects_and_rekeys, |lab| {
+    let _restore = Restore {
+        server_defaults: false,
+    };
+    loss("30");
+    let p = profile(
+        &lab,
+        "loss",
+        &["--child-rekey", "15", "--dpd", "30", "--keepalive", "5"],
+    );
+    let t0 = Instant::now();
+    let mut c = connect(&lab, &p, LOSSY_CONNECT_TIMEOUT);
+    let connect_ms = t0.elapsed().as_millis();
+    let id = lab.get("PSK_ID");
+    let sa0 = lab.one_sa(&id, &|| c.roam.transcript());
+    let child0 = sa0
+        .children
+        .iter()
+        .find(|ch| ch.state == "INSTALLED")
+        .map(|ch| ch.spi_in.clone())
+        .unwrap_or_default();
+    let rekeyed = wait_or_panic(
+        &mut c.roam,
+        "rekeyed child",
+        Duration::from_secs(45),
+        "a CHILD SA rekey over the lossy link",
+    );
+    let ns = lab.get("CLIENT_NS");
+    let run = Pinger::start(&ns, &lab.get("LAN_HOST"), 30).finish(Duration::from_secs(10));
+    let received = run.received.unwrap_or(0);
+    report(
+        "lossy_link",
+        &[
+            ("connect_ms", connect_ms.to_string()),
+            ("pings_received", format!("{received}/30")),
+        ],
+    );
+    let ctx = || format!("{rekeyed}\n{}\n{}", run.summary(), c.roam.transcript());
+    // 30% each way: about half the round trips are lost; none at all is a dead tunnel
+    assert!(
+        received >= 5,
+        "the tunnel is dead after the rekey: {}",
+        ctx()
+    );
+    let sa = lab.one_sa(&id, &ctx);
+    assert_eq!(sa.unique_id, sa0.unique_id, "a new IKE SA: {}", ctx());
+    assert!(
+        sa.children
+            .iter()
+            .any(|ch| ch.state == "INSTALLED" && ch.spi_in != child0),
+        "the server's CHILD SA did not change (still {child0}): {sa:#?}\n{}",
+        ctx()
+    );
+    loss("off");
+    close_cleanly(&mut c.roam);
+});
+
+/// A bounded `iperf3 -c HOST -R -t SECS -J` in a namespace: Ok(received bytes) or Err(why).
+fn iperf_for(ns: &str, host: &str, secs: u64) -> Result<u64, String> {
+    let out = Command::new("timeout")
+        .arg((secs + 60).to_string())
+        .args(["ip", "netns", "exec", ns, "iperf3", "-c", host, "-R", "-J"])
+        .args(["-t", &secs.to_string(), "--connect-timeout", "5000"])
+        .args(["--rcv-timeout", "15000"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running iperf3: {e}"))?;
+    let json = String::from_utf8_lossy(&out.stdout);
+    if let Some(at) = json.find("\"error\":") {
+        return Err(json[at..].chars().take(200).collect());
+    }
+    if !out.status.success() {
+        return Err(format!(
+            "iperf3 exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let at = json
+        .find("\"sum_received\":")
+        .ok_or("no sum_received in the report")?;
+    let rest = &json[at..];
+    let b = rest.find("\"bytes\":").ok_or("no sum_received.bytes")? + 8;
+    rest[b..]
+        .trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| "unreadable sum_received.bytes".to_string())
+}
+
+staying_case!(short_lifetimes_rekey_during_iperf, |lab| {
+    let _restore = Restore {
+        server_defaults: true,
+    };
+    server_reconfig(&[("SERVER_IKE_REKEY", "40s"), ("SERVER_CHILD_REKEY", "20s")]);
+    lab_ok(&["iperf"], &[], 30);
+    let p = profile(
+        &lab,
+        "lifetimes",
+        &[
+            "--ike-rekey",
+            IKE_REKEY_S,
+            "--child-rekey",
+            CHILD_REKEY_S,
+            "--dpd",
+            "30",
+        ],
+    );
+    let mut c = connect(&lab, &p, CONNECT_TIMEOUT);
+    let id = lab.get("PSK_ID");
+    let ns = lab.get("CLIENT_NS");
+    let host = lab.get("LAN_HOST");
+    let transfer = thread::spawn(move || iperf_for(&ns, &host, IPERF_SECONDS));
+    // the server's SPIs, sampled while the transfer runs
+    let mut child_spis = BTreeSet::new();
+    let mut ike_spis = BTreeSet::new();
+    while !transfer.is_finished() {
+        for sa in server_sa_ids(&id) {
+            ike_spis.insert(format!("{}_{}", sa.spi_i, sa.spi_r));
+            for ch in sa.children {
+                child_spis.insert(ch.spi_in);
+            }
+        }
+        drain(&mut c.roam);
+        thread::sleep(Duration::from_secs(2));
+    }
+    let result = transfer
+        .join()
+        .unwrap_or_else(|_| Err("iperf3 thread panicked".into()));
+    drain(&mut c.roam);
+    let child_lines = seen_lines(&c.roam, "rekeyed child").len();
+    let ike_lines = seen_lines(&c.roam, "rekeyed ike").len();
+    report(
+        "short_lifetimes",
+        &[
+            ("iperf_bytes", format!("{result:?}")),
+            ("rekeyed_child_lines", child_lines.to_string()),
+            ("rekeyed_ike_lines", ike_lines.to_string()),
+            ("server_child_spis", child_spis.len().to_string()),
+            ("server_ike_spis", ike_spis.len().to_string()),
+        ],
+    );
+    let ctx = || {
+        format!(
+            "child SPIs {child_spis:?}, IKE SPIs {ike_spis:?}\n{}",
+            c.roam.transcript()
+        )
+    };
+    let bytes = result.unwrap_or_else(|e| panic!("the transfer failed: {e}\n{}", ctx()));
+    assert!(bytes > 0, "nothing received: {}", ctx());
+    // 120 s with CHILD 20 s / IKE 40 s (strongSwan and roam jitter their rekey times)
+    assert!(child_lines >= 4, "{child_lines} CHILD rekeys: {}", ctx());
+    assert!(ike_lines >= 2, "{ike_lines} IKE rekeys: {}", ctx());
+    assert!(
+        child_spis.len() >= 5,
+        "the server's CHILD SPIs changed too rarely: {}",
+        ctx()
+    );
+    assert!(
+        ike_spis.len() >= 3,
+        "the server's IKE SPIs changed too rarely: {}",
+        ctx()
+    );
+    lab.one_sa(&id, &ctx);
+    close_cleanly(&mut c.roam);
+});
+
+/// A DNS-shaped UDP query to `server` from the client namespace (it must go into the TUN).
+fn dns_query(ns: &str, server: &str) {
+    let script = format!(
+        "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); \
+         s.sendto(b'\\x12\\x34\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00\
+         \\x04leak\\x07example\\x00\\x00\\x01\\x00\\x01', ('{server}', 53))"
+    );
+    let _ = Command::new("ip")
+        .args(["netns", "exec", ns, "python3", "-c", &script])
+        .stdin(Stdio::null())
+        .status();
+}
+
+staying_case!(no_leaks_during_roam_and_restart, |lab| {
+    let _restore = Restore {
+        server_defaults: false,
+    };
+    let ns = lab.get("CLIENT_NS");
+    let dns = lab.get("DNS4");
+    client_path("both");
+    let mut cap = Capture::start("staying-leaks");
+    let p = profile(
+        &lab,
+        "leaks",
+        &["--dpd", &DPD_S.to_string(), "--keepalive", "5"],
+    );
+    let mut c = connect(&lab, &p, CONNECT_TIMEOUT);
+    let pinger = Pinger::start(&ns, &lab.get("LAN_HOST"), 400);
+    dns_query(&ns, &dns);
+    client_path("b");
+    wait_or_panic(&mut c.roam, "roamed", ROAMED_TIMEOUT, "path -> b");
+    dns_query(&ns, &dns);
+    // a clean restart: the server's DELETE reaches the client
+    server_restart(false);
+    // while the client has no SA: what goes to the LAN or the DNS must stay in the TUN
+    dns_query(&ns, &dns);
+    wait_or_panic(
+        &mut c.roam,
+        "reconnecting",
+        Duration::from_secs(30),
+        "after the server restart",
+    );
+    dns_query(&ns, &dns);
+    wait_or_panic(
+        &mut c.roam,
+        "connected",
+        Duration::from_secs(30),
+        "reconnecting",
+    );
+    assert!(
+        ping_once(&ns, &lab.get("LAN_HOST"), Duration::from_secs(10)),
+        "no ping after the reconnect\n{}",
+        c.roam.transcript()
+    );
+    dns_query(&ns, &dns);
+    drop(pinger);
+    close_cleanly(&mut c.roam);
+    let verdict = cap.leaks();
+    report(
+        "no_leaks",
+        &[(
+            "checker",
+            format!(
+                "{:?}",
+                verdict.as_ref().map_or_else(|e| e.as_str(), |s| s.as_str())
+            ),
+        )],
+    );
+    let summary = verdict.unwrap_or_else(|e| {
+        panic!(
+            "packets in the clear on roam-c's outside links:\n{e}\n{}",
+            c.roam.transcript()
+        )
+    });
+    assert!(
+        !summary.contains("none in 0 "),
+        "the capture saw nothing on the outside links: {summary}"
+    );
+});
+
+// ------------------------------------ plumbing checks with strongSwan's client --
+
+/// The lab, without the roam binary: for the plumbing checks.
+macro_rules! lab_case {
+    ($name:ident, |$lab:ident| $body:block) => {
+        #[test]
+        fn $name() {
+            let Some($lab) = Lab::acquire(stringify!($name)) else {
+                return;
+            };
+            $body
+        }
+    };
+}
+
+// The tool chain of the roam cases, with the strongSwan reference client (MOBIKE) in place of
+// roam: paths, pings, the server's SA before and after.
+lab_case!(reference_client_roams_between_paths, |lab| {
+    let _restore = Restore {
+        server_defaults: false,
+    };
+    client_path("a");
+    let id = lab.get("PSK_ID");
+    lab.clear_identity(&id);
+    lab_ok(&["up-client", "psk"], &[], 60);
+    let ns = lab.get("CLIENT_NS");
+    let sa0 = lab.one_sa(&id, &String::new);
+    assert!(sa0.remote_addr.starts_with("198.51.100.2["), "{sa0:#?}");
+    for (to, sees) in [("b", "192.0.2.2["), ("a", "198.51.100.2[")] {
+        let pinger = Pinger::start(&ns, &lab.get("LAN_HOST"), 50);
+        thread::sleep(Duration::from_secs(2));
+        client_path(to);
+        let run = pinger.finish(Duration::from_secs(10));
+        let lost = run.lost().unwrap_or(u32::MAX);
+        report(
+            &format!("reference_client roam->{to}"),
+            &[
+                ("lost", lost.to_string()),
+                ("max_gap_ms", run.max_gap_ms().to_string()),
+            ],
+        );
+        assert_eq!(run.transmitted, Some(50), "{}", run.summary());
+        assert!(lost <= MAX_LOST_PER_ROAM, "{}", run.summary());
+        let sa = lab.one_sa(&id, &String::new);
+        assert_eq!(
+            (sa.unique_id, &sa.spi_i, &sa.spi_r),
+            (sa0.unique_id, &sa0.spi_i, &sa0.spi_r),
+            "strongSwan's client made a new SA"
+        );
+        // strongSwan may prefer c-a's IPv6 address when path a comes back
+        assert!(
+            sa.remote_addr.starts_with(sees)
+                || (to == "a" && sa.remote_addr.starts_with("2001:db8:a::2[")),
+            "{sa:#?}"
+        );
+    }
+    lab_ok(&["down-client"], &[], 30);
+});
+
+// The leak check's positive control: two clear packets injected on c-a are flagged, a
+// capture of plain outer traffic is not.
+lab_case!(leak_checker_flags_clear_packets, |lab| {
+    let ns = lab.get("CLIENT_NS");
+    let mut clean = Capture::start("control-clean");
+    assert!(ping_once(
+        &ns,
+        &lab.get("SERVER_ADDR"),
+        Duration::from_secs(5)
+    ));
+    let summary = clean
+        .leaks()
+        .unwrap_or_else(|e| panic!("plain outer traffic flagged: {e}"));
+    assert!(!summary.contains("none in 0 "), "{summary}");
+
+    let mut dirty = Capture::start("control-leak");
+    lab_ok(&["leak-inject", "c-a"], &[], 30);
+    let found = dirty
+        .leaks()
+        .expect_err("injected clear packets not flagged");
+    assert!(found.contains("198.18.0.200"), "{found}");
+    assert!(found.contains("DNS outside the tunnel"), "{found}");
+    let _ = lab;
+});
+
+// -------------------------------------------------------- checks without the lab --
+
+#[test]
+fn ping_output_parsing() {
+    let text = "PING 203.0.113.2 (203.0.113.2) 56(84) bytes of data.\n\
+        [1700000000.100000] 64 bytes from 203.0.113.2: icmp_seq=1 ttl=63 time=0.5 ms\n\
+        [1700000000.200500] 64 bytes from 203.0.113.2: icmp_seq=2 ttl=63 time=0.5 ms\n\
+        [1700000000.9] 64 bytes from 203.0.113.2: icmp_seq=9 ttl=63 time=0.5 ms\n\
+        \n--- 203.0.113.2 ping statistics ---\n\
+        10 packets transmitted, 3 received, 70% packet loss, time 907ms\n";
+    let run = PingRun::parse(text);
+    assert_eq!(run.replies.len(), 3);
+    assert_eq!(
+        run.replies[1],
+        Reply {
+            at_ms: 1_700_000_000_200,
+            seq: 2
+        }
+    );
+    assert_eq!(run.replies[2].at_ms, 1_700_000_000_900);
+    assert_eq!(run.lost(), Some(7));
+    assert_eq!(run.max_gap_ms(), 700);
+    assert_eq!(
+        run.first_reply_after(1_700_000_000_150).map(|r| r.seq),
+        Some(2)
+    );
+    assert_eq!(
+        run.last_reply_before(1_700_000_000_899).map(|r| r.seq),
+        Some(2)
+    );
+    assert_eq!(PingRun::parse("no summary").lost(), None);
+}
+
+#[test]
+fn status_line_at_ms() {
+    assert_eq!(
+        at_ms("roamed local=192.0.2.2:4500 remote=198.51.100.1:4500 at_ms=1700000000123"),
+        Some(1_700_000_000_123)
+    );
+    assert_eq!(at_ms("roaming"), None);
+    let f = fields("rekeyed ike spi=0011223344556677_8899aabbccddeeff at_ms=1");
+    assert_eq!(
+        spi_pair(&f, "spi"),
+        Some(("0011223344556677".into(), "8899aabbccddeeff".into()))
+    );
+}
+
+#[test]
+fn sa_ids_from_list_sas() {
+    let text = "\
+rw-psk: #2, ESTABLISHED, IKEv2, ba95593eb90ea20b_i 1cc83c886151f368_r*
+  local  'vpn.example.org' @ 198.51.100.1[4500]
+  remote 'psk-client@example.org' @ 192.0.2.2[4500] [198.18.0.1 2001:db8:ffff::1]
+  AES_GCM_16-256/PRF_HMAC_SHA2_384/ECP_384
+  established 11s ago, rekeying in 13019s
+  net: #6, reqid 1, DELETED, TUNNEL-in-UDP, ESP:AES_GCM_16-256
+    installed 9s ago, rekeying in 3352s, expires in 3951s
+    in  f76d6b07,   6636 bytes,    79 packets,     0s ago
+    out b4da7873,   4956 bytes,    59 packets,     3s ago
+    local  203.0.113.0/24 2001:db8:203::/64
+    remote 198.18.0.1/32 2001:db8:ffff::1/128
+  net: #7, reqid 1, INSTALLED, TUNNEL-in-UDP, ESP:AES_GCM_16-256
+    installed 0s ago, rekeying in 3364s, expires in 3960s
+    in  47eddd4d,    336 bytes,     4 packets,     0s ago
+    out dab43c92,    336 bytes,     4 packets,     0s ago
+rw-cert: #3, CONNECTING, IKEv2, 0011223344556677_i* 0000000000000000_r
+  remote '%any' @ 192.0.2.130[4500]
+";
+    let sas = parse_sa_ids(text);
+    assert_eq!(sas.len(), 2);
+    let a = &sas[0];
+    assert_eq!(
+        (a.conn.as_str(), a.unique_id, a.state.as_str()),
+        ("rw-psk", 2, "ESTABLISHED")
+    );
+    assert_eq!(
+        (a.spi_i.as_str(), a.spi_r.as_str()),
+        ("ba95593eb90ea20b", "1cc83c886151f368")
+    );
+    assert_eq!(a.remote_id, "psk-client@example.org");
+    assert_eq!(a.remote_addr, "192.0.2.2[4500]");
+    assert_eq!(a.children.len(), 2);
+    assert_eq!(
+        a.children[1],
+        ChildIds {
+            name: "net".into(),
+            unique_id: 7,
+            state: "INSTALLED".into(),
+            spi_in: "47eddd4d".into(),
+            spi_out: "dab43c92".into(),
+        }
+    );
+    assert_eq!(a.children[0].state, "DELETED");
+    assert_eq!(sas[1].spi_i, "0011223344556677");
+    assert_eq!(sas[1].remote_addr, "192.0.2.130[4500]");
+}
+
+/// A LINUX_SLL2 pcap written here: the checker flags an inner address and DNS on a listed
+/// interface, ignores the TUN (not listed), and passes ESP-in-UDP.
+#[test]
+fn leak_checker_on_a_written_pcap() {
+    fn ipv4_udp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+        let mut p = vec![0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0];
+        p.extend(src);
+        p.extend(dst);
+        p.extend(sport.to_be_bytes());
+        p.extend(dport.to_be_bytes());
+        p.extend([0, 8, 0, 0]);
+        p
+    }
+    fn sll2(ifindex: u32, out: bool, l3: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x08, 0x00, 0, 0];
+        f.extend(ifindex.to_be_bytes());
+        f.extend([0, 1, if out { 4 } else { 0 }, 6]);
+        f.extend([0u8; 8]);
+        f.extend(l3);
+        f
+    }
+    let mut pcap: Vec<u8> = Vec::new();
+    pcap.extend(0xa1b2_c3d4u32.to_le_bytes());
+    pcap.extend(2u16.to_le_bytes());
+    pcap.extend(4u16.to_le_bytes());
+    pcap.extend([0u8; 8]);
+    pcap.extend(65535u32.to_le_bytes());
+    pcap.extend(276u32.to_le_bytes());
+    let mut add = |frame: Vec<u8>| {
+        pcap.extend(1_700_000_000u32.to_le_bytes());
+        pcap.extend(0u32.to_le_bytes());
+        pcap.extend((frame.len() as u32).to_le_bytes());
+        pcap.extend((frame.len() as u32).to_le_bytes());
+        pcap.extend(frame);
+    };
+    // c-a (2): ESP in UDP 4500 to the server: fine
+    add(sll2(
+        2,
+        true,
+        &ipv4_udp([198, 51, 100, 2], [198, 51, 100, 1], 4500, 4500),
+    ));
+    // roam0 (9, not listed): inner packets belong there
+    add(sll2(
+        9,
+        true,
+        &ipv4_udp([198, 18, 0, 1], [203, 0, 113, 2], 1000, 53),
+    ));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clean = dir.path().join("clean.pcap");
+    let ifaces = dir.path().join("clean.ifaces");
+    std::fs::write(&ifaces, "2 c-a\n3 c-b\n").expect("write ifaces");
+    std::fs::write(&clean, &pcap).expect("write pcap");
+    let checker = repo_root().join("scripts/lab-leaks.py");
+    let run = |p: &std::path::Path| {
+        Command::new("python3")
+            .arg(&checker)
+            .arg("check")
+            .arg(p)
+            .output()
+            .expect("python3")
+    };
+    let out = run(&clean);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "clean capture flagged: {text}");
+    assert!(text.contains("none in 1 outside packets (c-a 1)"), "{text}");
+
+    // c-b (3): the inner packet in the clear, and a DNS query to a non-tunnel server
+    let mut add2 = |frame: Vec<u8>| {
+        pcap.extend(1_700_000_001u32.to_le_bytes());
+        pcap.extend(0u32.to_le_bytes());
+        pcap.extend((frame.len() as u32).to_le_bytes());
+        pcap.extend((frame.len() as u32).to_le_bytes());
+        pcap.extend(frame);
+    };
+    add2(sll2(
+        3,
+        true,
+        &ipv4_udp([198, 18, 0, 1], [203, 0, 113, 2], 1000, 9),
+    ));
+    add2(sll2(
+        3,
+        true,
+        &ipv4_udp([192, 0, 2, 2], [192, 0, 2, 1], 1001, 53),
+    ));
+    let dirty = dir.path().join("dirty.pcap");
+    std::fs::write(dir.path().join("dirty.ifaces"), "2 c-a\n3 c-b\n").expect("write ifaces");
+    std::fs::write(&dirty, &pcap).expect("write pcap");
+    let out = run(&dirty);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("c-b out udp 198.18.0.1:1000 -> 203.0.113.2:9"),
+        "{text}"
+    );
+    assert!(
+        text.contains("192.0.2.1:53: DNS outside the tunnel"),
+        "{text}"
+    );
+    assert!(
+        text.contains("leaks: 2 of 3 outside packets leak"),
+        "{text}"
+    );
+    assert!(!text.contains("roam0"), "{text}");
+}
+
+#[test]
+fn context_switches_of_this_process() {
+    let me = std::process::id();
+    let a = context_switches(me).expect("our own /proc entry");
+    thread::sleep(Duration::from_millis(20));
+    let b = context_switches(me).expect("our own /proc entry");
+    assert!(b > a, "sleeping is a voluntary switch: {a} -> {b}");
+    assert_eq!(context_switches(u32::MAX), None);
+}
