@@ -21,6 +21,8 @@
 #                                         --password S --id ID --out FILE
 #                                         --dpd S --keepalive S --mobike|--no-mobike
 #                                         --ike-rekey S --child-rekey S
+#                                         --retransmit-initial-ms MS --retransmit-tries N
+#                                         --dpd-tries N
 #   lab.sh iperf                    (re)start the iperf3 server in roam-l if it is not running
 #   lab.sh server-stop              stop the server charon (for a `roam serve` run by the caller)
 #   lab.sh serve-profile [MODE] [--out FILE]   write a `roam serve` profile (psk|cert), print its path
@@ -1265,6 +1267,7 @@ do_profile() {
   local mode=${1:-}; [ $# -gt 0 ] && shift
   local ike="" esp="" server=198.51.100.1 port=500 psk=$PSK pass=$EAP_PASS id="" out=""
   local dpd="" keepalive="" mobike="" ike_rekey="" child_rekey=""
+  local rt_initial="" rt_tries="" dpd_tries=""
   num() { [[ $2 =~ ^[0-9]+$ ]] || fail "profile: $1 needs a number of seconds (got '$2')"; echo "$2"; }
   while [ $# -gt 0 ]; do
     case $1 in
@@ -1272,6 +1275,9 @@ do_profile() {
       --keepalive) keepalive=$(num "$1" "${2:-}"); shift 2 ;;
       --ike-rekey) ike_rekey=$(num "$1" "${2:-}"); shift 2 ;;
       --child-rekey) child_rekey=$(num "$1" "${2:-}"); shift 2 ;;
+      --retransmit-initial-ms) rt_initial=$(num "$1" "${2:-}"); shift 2 ;;
+      --retransmit-tries) rt_tries=$(num "$1" "${2:-}"); shift 2 ;;
+      --dpd-tries) dpd_tries=$(num "$1" "${2:-}"); shift 2 ;;
       --mobike) mobike=true; shift ;;
       --no-mobike) mobike=false; shift ;;
       --ike) ike=$2; shift 2 ;;
@@ -1323,12 +1329,15 @@ do_profile() {
       [ -n "$ike" ] && echo "ike = [$(toml "$ike")]"
       [ -n "$esp" ] && echo "esp = [$(toml "$esp")]"
     fi
-    if [ -n "$dpd$keepalive$mobike" ]; then
+    if [ -n "$dpd$keepalive$mobike$rt_initial$rt_tries$dpd_tries" ]; then
       echo
       echo "[tunnel]"
       [ -n "$mobike" ] && echo "mobike = $mobike"
       [ -n "$dpd" ] && echo "dpd_seconds = $dpd"
       [ -n "$keepalive" ] && echo "keepalive_seconds = $keepalive"
+      [ -n "$rt_initial" ] && echo "retransmit_initial_ms = $rt_initial"
+      [ -n "$rt_tries" ] && echo "retransmit_tries = $rt_tries"
+      [ -n "$dpd_tries" ] && echo "dpd_tries = $dpd_tries"
     fi
     if [ -n "$ike_rekey$child_rekey" ]; then
       echo

@@ -70,6 +70,10 @@ pub struct ClientConfig {
     /// handshake's so a phone notices a dead path fast. The default gives up 22 s after the
     /// first send (2 + 4 + 8 + 8 s).
     pub liveness_retransmit: Retransmit,
+    /// Retransmissions of a check made because traffic went unanswered (`silence`) or the
+    /// device woke: the path is already suspect, so it is given up sooner. The default gives
+    /// up 6.5 s after the first send (1 + 1.5 + 2 + 2 s).
+    pub check_retransmit: Retransmit,
     /// We sent ESP but nothing came back for this long: check the path at once (a dead
     /// server or a NAT rebinding). Behind a NAT without MOBIKE, when the check is answered but
     /// ESP still stays silent for as long again, the path is lost.
@@ -121,7 +125,7 @@ impl Default for Lifetimes {
 impl ClientConfig {
     /// A configuration with `auth` and Roam's defaults: strong default proposals, MOBIKE on,
     /// DPD 30 s, keepalives every 20 s, liveness checks given up after 22 s, a path checked
-    /// after 5 s of unanswered traffic, MTU 1400, IPv4 and IPv6 requested, everything routed
+    /// after 3 s of unanswered traffic (given up 6.5 s later), MTU 1400, IPv4 and IPv6 requested, everything routed
     /// (TSr 0.0.0.0/0 and ::/0), strongSwan-like retransmissions, 1280-byte IKE fragments.
     pub fn new(auth: ClientAuth) -> Self {
         Self {
@@ -136,7 +140,8 @@ impl ClientConfig {
             dpd: Some(Duration::from_secs(30)),
             keepalive: Duration::from_secs(20),
             liveness_retransmit: LIVENESS_RETRANSMIT,
-            silence: Duration::from_secs(5),
+            check_retransmit: CHECK_RETRANSMIT,
+            silence: Duration::from_secs(3),
             mtu: 1400,
             remote_ts: vec![
                 crate::ike::child::ts_any(false),
@@ -159,6 +164,15 @@ pub const LIVENESS_RETRANSMIT: Retransmit = Retransmit {
     initial: Duration::from_secs(2),
     factor: 2.0,
     max_timeout: Duration::from_secs(8),
+    tries: 4,
+};
+
+/// The schedule of a check of a suspect path (unanswered traffic, a wake-up): 1 s, growing
+/// by half to at most 2 s, four sends; given up 6.5 s after its first send.
+pub const CHECK_RETRANSMIT: Retransmit = Retransmit {
+    initial: Duration::from_secs(1),
+    factor: 1.5,
+    max_timeout: Duration::from_secs(2),
     tries: 4,
 };
 

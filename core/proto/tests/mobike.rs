@@ -360,8 +360,8 @@ fn nat_rebinding_with_mobike_keeps_the_ike_sa() {
     let took = until_traffic_resumes(&mut p, Duration::from_secs(40)).expect("traffic resumes");
     assert!(took <= Duration::from_secs(40), "{took:?}");
     assert!(
-        took >= Duration::from_secs(5),
-        "it needed the update: {took:?}"
+        took >= Duration::from_secs(3),
+        "it needed the update after the 3 s of silence: {took:?}"
     );
     assert_eq!(p.client.ike().spis(), spis);
     assert_ne!(

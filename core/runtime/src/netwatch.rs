@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// How long a burst of changes must be quiet before it is reported.
-pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(250);
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(50);
 
 /// A running watcher; dropping it stops it.
 #[derive(Debug)]

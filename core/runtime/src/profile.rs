@@ -178,6 +178,12 @@ struct RawTunnel {
     mtu: Option<u16>,
     /// Reconnect by itself after losing the connection (default true).
     reconnect: Option<bool>,
+    /// First retransmission of a request after this long (default 4000), growing by 1.8.
+    retransmit_initial_ms: Option<u64>,
+    /// Sends of a request before the peer counts as gone (default 5).
+    retransmit_tries: Option<u32>,
+    /// Sends of a liveness check before the path counts as dead (default 4).
+    dpd_tries: Option<u32>,
 }
 
 /// Keys whose values are secret: a type error there must not echo the value.
@@ -277,6 +283,16 @@ pub fn from_str(
     config.keepalive = tunnel.keepalive;
     config.mtu = tunnel.mtu;
     config.lifetimes = lifetimes;
+    if let Some(initial) = tunnel.retransmit_initial {
+        config.retransmit.initial = initial;
+    }
+    if let Some(n) = tunnel.retransmit_tries {
+        config.retransmit.tries = n;
+    }
+    if let Some(n) = tunnel.dpd_tries {
+        config.liveness_retransmit.tries = n;
+        config.check_retransmit.tries = n;
+    }
     if !tunnel.reconnect {
         config.reconnect = None;
     }
@@ -620,6 +636,9 @@ struct Tunnel {
     keepalive: Duration,
     mtu: u16,
     reconnect: bool,
+    retransmit_initial: Option<Duration>,
+    retransmit_tries: Option<u32>,
+    dpd_tries: Option<u32>,
 }
 
 fn tunnel(raw: Option<RawTunnel>) -> Result<Tunnel, ProfileError> {
@@ -629,6 +648,9 @@ fn tunnel(raw: Option<RawTunnel>) -> Result<Tunnel, ProfileError> {
         keepalive_seconds: None,
         mtu: None,
         reconnect: None,
+        retransmit_initial_ms: None,
+        retransmit_tries: None,
+        dpd_tries: None,
     });
     let dpd = raw.dpd_seconds.unwrap_or(DEFAULT_DPD_SECONDS);
     if dpd > 86_400 {
@@ -648,7 +670,25 @@ fn tunnel(raw: Option<RawTunnel>) -> Result<Tunnel, ProfileError> {
     if !(576..=9_000).contains(&mtu) {
         return Err(ProfileError::invalid("tunnel.mtu", "must be 576 to 9000"));
     }
+    let tries = |v: Option<u32>, key: &str| match v {
+        Some(n) if !(1..=20).contains(&n) => Err(ProfileError::invalid(key, "must be 1 to 20")),
+        v => Ok(v),
+    };
+    let retransmit_tries = tries(raw.retransmit_tries, "tunnel.retransmit_tries")?;
+    let dpd_tries = tries(raw.dpd_tries, "tunnel.dpd_tries")?;
+    let retransmit_initial = match raw.retransmit_initial_ms {
+        Some(ms) if !(100..=60_000).contains(&ms) => {
+            return Err(ProfileError::invalid(
+                "tunnel.retransmit_initial_ms",
+                "must be 100 to 60000",
+            ))
+        }
+        v => v.map(Duration::from_millis),
+    };
     Ok(Tunnel {
+        retransmit_initial,
+        retransmit_tries,
+        dpd_tries,
         mobike: raw.mobike.unwrap_or(true),
         dpd: (dpd > 0).then(|| Duration::from_secs(dpd)),
         keepalive: Duration::from_secs(keepalive),

@@ -42,7 +42,7 @@ pub struct Liveness {
     /// the server clears it.
     check_answered: Option<Instant>,
     /// The request in flight is such a check.
-    checking: bool,
+    pub(super) checking: bool,
     keepalive_due: bool,
     /// The address the message being handled came from.
     pub(super) from: Option<std::net::SocketAddr>,
@@ -265,7 +265,11 @@ impl Initiator {
         debug!("DPD (check: {check})");
         self.live.stats.dpds += 1;
         self.live.checking = check;
-        let schedule = self.params.config.liveness_retransmit;
+        let schedule = if check {
+            self.params.config.check_retransmit
+        } else {
+            self.params.config.liveness_retransmit
+        };
         self.send_request_scheduled(
             now,
             RequestKind::Dpd,

@@ -271,7 +271,12 @@ impl Initiator {
     }
 
     fn update_schedule(&self) -> Retransmit {
-        let base = self.params.config.liveness_retransmit;
+        // A check of a suspect path gives up sooner than a move the platform asked for.
+        let base = if self.live.checking {
+            self.params.config.check_retransmit
+        } else {
+            self.params.config.liveness_retransmit
+        };
         let n = self
             .mobike
             .update

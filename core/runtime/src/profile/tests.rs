@@ -642,3 +642,26 @@ fn lifetimes_from_the_profile() {
     )
     .contains("at least 1"));
 }
+
+#[test]
+fn retransmissions_from_the_profile() {
+    let p = load_str(&format!(
+        "{PSK}[tunnel]\nretransmit_initial_ms = 1000\nretransmit_tries = 10\ndpd_tries = 8\n"
+    ))
+    .unwrap();
+    let c = &p.config;
+    assert_eq!(c.retransmit.initial, Duration::from_secs(1));
+    assert_eq!(c.retransmit.tries, 10);
+    assert_eq!(c.liveness_retransmit.tries, 8);
+    assert_eq!(c.check_retransmit.tries, 8);
+    assert!(err_for(
+        &format!("{PSK}[tunnel]\nretransmit_tries = 0\n"),
+        "tunnel.retransmit_tries"
+    )
+    .contains("1 to 20"));
+    assert!(err_for(
+        &format!("{PSK}[tunnel]\nretransmit_initial_ms = 5\n"),
+        "tunnel.retransmit_initial_ms"
+    )
+    .contains("100 to 60000"));
+}
