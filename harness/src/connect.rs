@@ -249,6 +249,7 @@ fn describe(reason: &DisconnectReason, server: SocketAddr) -> String {
         DisconnectReason::ProtocolError(s) => format!("protocol error: {s}"),
         DisconnectReason::PathLost => "the network path to the server is gone".to_string(),
         DisconnectReason::ServerRestarted => format!("{server} lost our session (restarted)"),
+        DisconnectReason::TemporarilyRefused(s) => format!("{server} cannot take us now: {s}"),
     }
 }
 

@@ -101,6 +101,9 @@ pub enum DisconnectReason {
     PathLost,
     /// The server no longer knows our IKE SA (INVALID_IKE_SPI: it restarted).
     ServerRestarted,
+    /// The server could not take us just now (TEMPORARY_FAILURE, INTERNAL_ADDRESS_FAILURE:
+    /// busy, its address pool or its authentication backend briefly unavailable).
+    TemporarilyRefused(String),
 }
 
 impl DisconnectReason {
@@ -124,6 +127,7 @@ impl std::fmt::Display for DisconnectReason {
             Self::ProtocolError(s) => write!(f, "protocol-error: {s}"),
             Self::PathLost => f.write_str("path-lost"),
             Self::ServerRestarted => f.write_str("server-restarted"),
+            Self::TemporarilyRefused(s) => write!(f, "temporarily-refused: {s}"),
         }
     }
 }

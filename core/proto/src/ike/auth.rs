@@ -416,6 +416,9 @@ impl Initiator {
                                 .push(IpAddr::V6(Ipv6Addr::from(b)));
                         }
                     }
+                    k @ (NotifyType::TEMPORARY_FAILURE | NotifyType::INTERNAL_ADDRESS_FAILURE) => {
+                        return self.fail(DisconnectReason::TemporarilyRefused(k.to_string()));
+                    }
                     k if k.is_error() => {
                         return self.fail(DisconnectReason::NegotiationFailed(format!(
                             "CHILD SA: {k}"

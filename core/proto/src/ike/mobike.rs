@@ -52,6 +52,9 @@ struct Update {
     message_id: Option<u32>,
     /// Raised Roaming: the path is meant to change (a network change).
     moving: bool,
+    /// Sends on the first candidate before the next is probed: a refresh of the current path
+    /// (which worked moments ago) gets the whole schedule's tries there, a move two.
+    first_sends: u32,
 }
 
 /// The initiator's MOBIKE state.
@@ -233,6 +236,11 @@ impl Initiator {
             None
         };
         let moving = moving || self.mobike.update.as_ref().is_some_and(|u| u.moving);
+        let first_sends = if moving {
+            SENDS_PER_PATH
+        } else {
+            self.path_schedule().tries.max(1)
+        };
         self.mobike.update = Some(Update {
             candidates,
             index: 0,
@@ -240,6 +248,7 @@ impl Initiator {
             cookie2,
             message_id,
             moving,
+            first_sends,
         });
         if moving {
             self.emit(IkeEvent::Roaming);
@@ -270,26 +279,32 @@ impl Initiator {
         }
     }
 
-    fn update_schedule(&self) -> Retransmit {
-        // A check of a suspect path gives up sooner than a move the platform asked for.
-        let base = if self.live.checking {
+    /// The retransmissions of a check of the path: a check of a suspect path gives up sooner
+    /// than a move the platform asked for.
+    fn path_schedule(&self) -> Retransmit {
+        if self.live.checking {
             self.params.config.check_retransmit
         } else {
             self.params.config.liveness_retransmit
-        };
-        let n = self
+        }
+    }
+
+    fn update_schedule(&self) -> Retransmit {
+        let base = self.path_schedule();
+        let (n, first) = self
             .mobike
             .update
             .as_ref()
-            .map_or(1, |u| u.candidates.len());
+            .map_or((1, base.tries), |u| (u.candidates.len(), u.first_sends));
         if n <= 1 {
             return base;
         }
+        let others = u32::try_from(n - 1).unwrap_or(u32::MAX);
         Retransmit {
             initial: base.initial,
             factor: 1.0,
             max_timeout: base.initial,
-            tries: SENDS_PER_PATH.saturating_mul(u32::try_from(n).unwrap_or(u32::MAX)),
+            tries: first.saturating_add(SENDS_PER_PATH.saturating_mul(others)),
         }
     }
 
@@ -343,10 +358,12 @@ impl Initiator {
             return self.outbox_extend(datagrams);
         };
         u.sends_here += 1;
-        if u.candidates.len() > 1
-            && u.sends_here > SENDS_PER_PATH
-            && u.index + 1 < u.candidates.len()
-        {
+        let here = if u.index == 0 {
+            u.first_sends
+        } else {
+            SENDS_PER_PATH
+        };
+        if u.candidates.len() > 1 && u.sends_here > here && u.index + 1 < u.candidates.len() {
             u.index += 1;
             u.sends_here = 1;
             info!(
