@@ -630,7 +630,9 @@ impl Session {
     /// The platform's view of the network changed: `locals` are the local addresses we can
     /// send from now (one bound socket each, the preferred first; empty: no network). The
     /// session moves its SAs when the current path is gone or a better one appeared (MOBIKE),
-    /// or makes a new connection when the server cannot move them.
+    /// or makes a new connection when the server cannot move them: beside the current one
+    /// while its local address is still offered (make-before-break: the state stays
+    /// `Connected`, a new `Event::Connected` tells the switch), else in its place.
     pub fn network_changed(&mut self, now: Instant, locals: &[SocketAddr]) {
         let changed = self.locals.as_slice() != locals;
         self.locals = locals.to_vec();

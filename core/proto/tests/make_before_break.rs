@@ -146,10 +146,76 @@ fn switch_without_loss(mut p: Pair) {
         "no Connecting/Reconnecting visible"
     );
     assert!(p.disconnect_reason().is_none());
-    // The replaced connection's timers end; the session is quiet but for its own.
+    // The replaced connection's timers end: no timer fires over and over.
+    let timeouts = p.timeouts;
     p.wait(Duration::from_secs(30));
+    assert!(
+        p.timeouts - timeouts < 20,
+        "{} timeouts",
+        p.timeouts - timeouts
+    );
+    assert!(p.client.poll_timeout().is_none_or(|t| t > p.now));
     assert_eq!(ping_every_100ms(&mut p, 10), 0);
     assert_eq!(p.client.state(), State::Connected);
+}
+
+/// Starts a make-before-break whose first IKE_SA_INIT is lost: the new connection is still
+/// being made when this returns (its retransmission comes 4 s later).
+fn start_slow_switch(p: &mut Pair) {
+    let first_new = p.sent[0];
+    p.filter = Some(Box::new(move |dir, n, _| {
+        if dir == Dir::ToServer && n == first_new {
+            Fate::Drop
+        } else {
+            Fate::Deliver
+        }
+    }));
+    offer(p, &[NEW, OLD], &[NEW, OLD]);
+    assert_eq!(connections(p).len(), 1, "still being made");
+}
+
+#[test]
+fn losing_the_old_connection_meanwhile_hands_over_to_the_new_one() {
+    let mut p = connected(707, false, true);
+    let old_spi_r = p.server_established().unwrap();
+    start_slow_switch(&mut p);
+    // The server deletes the old IKE SA before the new one is up.
+    let now = p.now;
+    assert!(p.server.delete_ike_sa(now, old_spi_r));
+    p.pump();
+    assert_eq!(p.client.state(), State::Connecting);
+    p.run_for(Duration::from_secs(10));
+    assert_eq!(connections(&p).len(), 2, "{:?}", p.client_events);
+    assert_eq!(p.client.state(), State::Connected);
+    assert_eq!(p.client.ike().path().0, addr(NEW));
+    assert_eq!(
+        states_after_first_connect(&p),
+        vec![State::Connecting, State::IkeSaEstablished, State::Connected],
+        "the attempt under way continued: no backoff, no second attempt"
+    );
+    assert!(!p
+        .client_events
+        .iter()
+        .any(|e| matches!(e, Event::Reconnecting { .. } | Event::Disconnected(_))));
+    assert_eq!(p.server.sa_count(), 1);
+    assert!(p.ping(1));
+}
+
+#[test]
+fn closing_during_a_make_before_break_ends_both() {
+    let mut p = connected(708, false, true);
+    start_slow_switch(&mut p);
+    let now = p.now;
+    p.client.close(now);
+    p.pump();
+    p.run_for(Duration::from_secs(60));
+    assert_eq!(
+        p.disconnect_reason(),
+        Some(&roam_proto::session::DisconnectReason::Closed)
+    );
+    assert_eq!(p.client.poll_timeout(), None, "nothing left to do");
+    assert_eq!(connections(&p).len(), 1, "the new one never came up");
+    assert_eq!(p.server.sa_count(), 0);
 }
 
 #[test]
