@@ -8,7 +8,13 @@
 //! lost) is replaced by a new one after a backoff (`reconnect`); the session then reports
 //! `Reconnecting` rather than `Disconnected`, and drops packets from the TUN until the new
 //! CHILD SA is up (never sends them in the clear).
+//!
+//! When the path changes and the server cannot move the SAs (no MOBIKE) while the old local
+//! address still works, the session makes a new connection from the new path beside the
+//! current one (make-before-break, `connection`): traffic stays on the old one until the new
+//! CHILD SA is up, then moves, and the old IKE SA is deleted. The state stays `Connected`.
 
+mod connection;
 mod reconnect;
 
 pub use reconnect::ReconnectPolicy;
@@ -22,15 +28,17 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
+use connection::Connection;
+
 use crate::config::ClientConfig;
-use crate::esp::{Counters as EspCounters, EspError, EspSa};
+use crate::esp::{peek_spi, Counters as EspCounters, EspError};
 use crate::ike::initiator::{IkeEvent, Initiator, Phase};
 use crate::ike::mobike::PathChange;
 use crate::ike::params::IkeParams;
 use crate::packet;
 use crate::rng::{Rng, SharedRng};
 use crate::wire::natt::{self, NattDatagram};
-use crate::wire::{IKE_PORT, NATT_PORT};
+use crate::wire::IKE_PORT;
 
 /// A datagram to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,6 +144,9 @@ impl std::fmt::Display for DisconnectReason {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     StateChanged(State),
+    /// A connection is up. Raised again while `Connected` when a new connection replaced the
+    /// current one (make-before-break after a path change the server could not follow): the
+    /// new virtual IPs, DNS and SPIs apply from now on; no state change comes with it.
     Connected(ConnectedInfo),
     /// The SAs moved to another path (MOBIKE) without a new IKE SA.
     Roamed {
@@ -246,6 +257,22 @@ pub struct Session {
     stats: DataStats,
     /// A CHILD SA rekey was asked for by the data path (volume or sequence numbers).
     volume_rekey_asked: bool,
+    /// Make-before-break: the connection being made from the new path while the current one
+    /// keeps carrying traffic on the old path.
+    next: Option<Connection>,
+    /// The connection the last make-before-break replaced: its DELETE in flight, its ESP SAs
+    /// receiving packets in flight for a grace time.
+    replaced: Option<Connection>,
+    /// When to try the make-before-break again after the new connection failed.
+    retry_next_at: Option<Instant>,
+}
+
+/// Which connection a datagram is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Conn {
+    Current,
+    Next,
+    Replaced,
 }
 
 impl Session {
@@ -273,6 +300,9 @@ impl Session {
             esp: EspSet::default(),
             stats: DataStats::default(),
             volume_rekey_asked: false,
+            next: None,
+            replaced: None,
+            retry_next_at: None,
         })
     }
 
@@ -312,15 +342,19 @@ impl Session {
             return;
         };
         self.local = local;
-        if self.server.is_ipv4() != local.is_ipv4() {
-            if let Some(&ip) = self
-                .server_addresses
-                .iter()
-                .find(|ip| ip.is_ipv4() == local.is_ipv4())
-            {
-                self.server = SocketAddr::new(ip, self.server.port());
-            }
+        self.server = self.server_for(local);
+    }
+
+    /// The server's address for a path from `local`: the current one if the family fits,
+    /// else a resolved one of that family (the profile's port either way).
+    fn server_for(&self, local: SocketAddr) -> SocketAddr {
+        if self.server.is_ipv4() == local.is_ipv4() {
+            return self.server;
         }
+        self.server_addresses
+            .iter()
+            .find(|ip| ip.is_ipv4() == local.is_ipv4())
+            .map_or(self.server, |&ip| SocketAddr::new(ip, self.server.port()))
     }
 
     /// A datagram arrived from `remote` on the socket bound to `local`. IKE is handled here
@@ -334,17 +368,26 @@ impl Session {
         data: &mut [u8],
     ) -> Received {
         let _ = local;
-        if !self.ike.is_server_address(remote.ip()) {
+        if !self.is_server_address(remote.ip()) {
             self.dropped += 1;
             return Received::Dropped(PacketDrop::NotConnected);
         }
-        let received = if remote.port() == IKE_PORT && !self.natt {
-            self.ike.handle_message_from(now, remote, data);
+        // Unframed IKE on port 500 (before the switch to NAT-T) may be for a new connection.
+        let raw = remote.port() == IKE_PORT
+            && match self.ike_owner(connection::ike_spi_i(data)) {
+                Conn::Current => !self.natt,
+                Conn::Next => self.next.as_ref().is_some_and(|c| !c.natt),
+                Conn::Replaced => self.replaced.as_ref().is_some_and(|c| !c.natt),
+            };
+        let received = if raw {
+            let owner = self.ike_owner(connection::ike_spi_i(data));
+            self.handle_ike(owner, now, remote, data);
             Received::Control
         } else {
             match natt::classify(data) {
                 NattDatagram::Ike(ike) => {
-                    self.ike.handle_message_from(now, remote, ike);
+                    let owner = self.ike_owner(connection::ike_spi_i(ike));
+                    self.handle_ike(owner, now, remote, ike);
                     Received::Control
                 }
                 NattDatagram::Keepalive => Received::Control,
@@ -359,27 +402,59 @@ impl Session {
         received
     }
 
+    /// Whether `ip` may be the server for any of our connections.
+    fn is_server_address(&self, ip: IpAddr) -> bool {
+        self.ike.is_server_address(ip)
+            || [&self.next, &self.replaced]
+                .into_iter()
+                .flatten()
+                .any(|c| c.ike.is_server_address(ip))
+    }
+
+    /// The connection whose IKE SA has initiator SPI `spi_i` (the current one by default:
+    /// it counts what nobody owns).
+    fn ike_owner(&self, spi_i: Option<u64>) -> Conn {
+        let owns = |c: &Option<Connection>| {
+            c.as_ref()
+                .is_some_and(|c| spi_i == Some(c.ike.spis().0) && spi_i != Some(self.ike.spis().0))
+        };
+        if owns(&self.next) {
+            Conn::Next
+        } else if owns(&self.replaced) {
+            Conn::Replaced
+        } else {
+            Conn::Current
+        }
+    }
+
+    fn handle_ike(&mut self, owner: Conn, now: Instant, remote: SocketAddr, msg: &[u8]) {
+        let ike = match owner {
+            Conn::Current => Some(&mut self.ike),
+            Conn::Next => self.next.as_mut().map(|c| &mut c.ike),
+            Conn::Replaced => self.replaced.as_mut().map(|c| &mut c.ike),
+        };
+        if let Some(ike) = ike {
+            ike.handle_message_from(now, remote, msg);
+        }
+    }
+
+    /// Opens ESP with the connection holding the packet's SPI (the current one by default).
     fn decapsulate(&mut self, now: Instant, data: &mut [u8]) -> Received {
-        let range = match self.esp.decapsulate(data) {
-            Ok(r) => r,
-            Err(esp_set::Open::NoSa) => return Received::Dropped(PacketDrop::NotConnected),
-            Err(esp_set::Open::Esp(e)) => return Received::Dropped(e.into()),
-        };
-        self.ike.note_inbound(now);
-        let Some(child) = self.ike.child() else {
-            return Received::Dropped(PacketDrop::NotConnected);
-        };
-        let inner = data.get(range.clone()).unwrap_or_default();
-        // Inbound: the peer's side is the source, ours the destination.
-        match packet::flow(inner) {
-            Some(f) if packet::allowed(&f, &child.ts_remote, &child.ts_local) => {
-                Received::Packet(range)
-            }
-            _ => {
-                self.stats.dropped_inbound_selectors += 1;
-                Received::Dropped(PacketDrop::OutsideSelectors)
+        let spi = peek_spi(data).unwrap_or(0);
+        if !self.esp.contains(spi) {
+            for side in [&mut self.next, &mut self.replaced] {
+                if let Some(c) = side.as_mut().filter(|c| c.esp.contains(spi)) {
+                    return connection::open_esp(
+                        &mut c.ike,
+                        &mut c.esp,
+                        &mut self.stats,
+                        now,
+                        data,
+                    );
+                }
             }
         }
+        connection::open_esp(&mut self.ike, &mut self.esp, &mut self.stats, now, data)
     }
 
     /// An IP packet from the TUN: encapsulated into `out` as an ESP datagram for the server
@@ -457,8 +532,9 @@ impl Session {
 
     /// The data path's counters (summed over the CHILD SAs since connecting).
     pub fn data_stats(&self) -> DataStats {
+        let replaced = self.replaced.as_ref().map(|c| c.esp.counters());
         DataStats {
-            esp: self.esp.counters(),
+            esp: self.esp.counters().sum(&replaced.unwrap_or_default()),
             ..self.stats
         }
     }
@@ -483,7 +559,22 @@ impl Session {
             return;
         }
         self.ike.handle_timeout(now);
+        if let Some(c) = self.next.as_mut() {
+            c.ike.handle_timeout(now);
+        }
+        if let Some(c) = self.replaced.as_mut() {
+            c.handle_timeout(now, &mut self.esp);
+        }
+        if self.retry_next_at.is_some_and(|t| t <= now) {
+            self.retry_next_at = None;
+            if self.can_make_before_break() {
+                self.make_before_break(now);
+            }
+        }
         self.flush(now);
+        if self.replaced.as_ref().is_some_and(Connection::finished) {
+            self.replaced = None;
+        }
     }
 
     /// Deletes the SAs (a DELETE request) and ends the session when answered or timed out.
@@ -503,6 +594,12 @@ impl Session {
         if self.state != State::Idle {
             self.set_state(now, State::Closing);
         }
+        self.retry_next_at = None;
+        self.abandon_next(now);
+        if let Some(c) = self.replaced.take() {
+            // Its DELETE is out already; its packets in flight no longer matter.
+            self.esp.carry(&c.esp.counters());
+        }
         self.ike.close(now);
         self.flush(now);
     }
@@ -515,10 +612,16 @@ impl Session {
         if self.state == State::Reconnecting {
             return self.backoff.as_ref().and_then(|b| b.due());
         }
-        match (self.ike.poll_timeout(), self.esp.deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.ike.poll_timeout(),
+            self.esp.deadline(),
+            self.next.as_ref().and_then(|c| c.ike.poll_timeout()),
+            self.replaced.as_ref().and_then(Connection::deadline),
+            self.retry_next_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front().map(|(_, e)| e)
@@ -531,7 +634,9 @@ impl Session {
     /// The platform's view of the network changed: `locals` are the local addresses we can
     /// send from now (one bound socket each, the preferred first; empty: no network). The
     /// session moves its SAs when the current path is gone or a better one appeared (MOBIKE),
-    /// or makes a new connection when the server cannot move them.
+    /// or makes a new connection when the server cannot move them: beside the current one
+    /// while its local address is still offered (make-before-break: the state stays
+    /// `Connected`, a new `Event::Connected` tells the switch), else in its place.
     pub fn network_changed(&mut self, now: Instant, locals: &[SocketAddr]) {
         let changed = self.locals.as_slice() != locals;
         self.locals = locals.to_vec();
@@ -548,16 +653,171 @@ impl Session {
             }
             _ => {}
         }
-        if self.ike.network_changed(now, locals) == PathChange::NeedsNewSa {
-            self.path_lost_without_mobike(now);
+        let change = self.ike.network_changed(now, locals);
+        if change == PathChange::NeedsNewSa {
+            if self.can_make_before_break() {
+                self.make_before_break(now);
+            } else {
+                self.path_lost_without_mobike(now);
+            }
+        } else if self.next.is_some() {
+            // The current path is preferred again, or there is no network: no new connection.
+            log::info!("the current path is preferred again: the new connection is dropped");
+            self.abandon_next(now);
         }
         self.flush(now);
+    }
+
+    /// Whether a path change can be made before break: connected (a CHILD SA carries
+    /// traffic), and the current local address is still one the platform offers.
+    fn can_make_before_break(&self) -> bool {
+        let (local, _) = self.ike.path();
+        self.state == State::Connected
+            && self.ike.phase() == Phase::Established
+            && self.esp.current().is_some()
+            && self.locals.first().is_some_and(|&l| l != local)
+            && self.locals.contains(&local)
+    }
+
+    /// The server cannot move the SAs but the old path still works: a new connection from
+    /// the preferred path beside the current one, which carries traffic until the new CHILD
+    /// SA is up (`switch_to_next`).
+    fn make_before_break(&mut self, now: Instant) {
+        let Some(&local) = self.locals.first() else {
+            return;
+        };
+        self.retry_next_at = None;
+        if let Some(c) = self.next.as_mut() {
+            if c.local == local {
+                // Already being made from there.
+                let _ = c.ike.network_changed(now, &self.locals);
+                return;
+            }
+        }
+        self.abandon_next(now);
+        let server = self.server_for(local);
+        log::info!(
+            "the server cannot move the SAs: a new connection from {local} while {} still carries traffic",
+            self.ike.path().0
+        );
+        let mut ike = Initiator::new(self.params.clone(), Box::new(self.rng.clone()));
+        ike.omit_initial_contact();
+        ike.set_server_addresses(&self.server_addresses);
+        self.next = Some(Connection::start(ike, now, local, server, &self.locals));
+    }
+
+    /// Gives up the connection being made (DELETE sent once if it has keys).
+    fn abandon_next(&mut self, now: Instant) {
+        if let Some(mut c) = self.next.take() {
+            c.ike.close(now);
+            c.drain(&mut self.transmits);
+        }
+    }
+
+    /// The new connection's CHILD SA is up: outbound moves to it, the old connection is
+    /// deleted on its own path and keeps receiving for a grace time.
+    fn switch_to_next(&mut self, now: Instant) {
+        let Some(mut c) = self.next.take() else {
+            return;
+        };
+        if let Some(spi_in) = c.ike.child().map(|ch| ch.spi_in) {
+            connection::install_child(&mut c.ike, &mut c.esp, spi_in);
+            c.esp.make_current(spi_in);
+        }
+        if c.esp.current().is_none() {
+            c.ike.close(now);
+            c.drain(&mut self.transmits);
+            return self.next_failed(now, DisconnectReason::NegotiationFailed("ESP keys".into()));
+        }
+        self.swap_current(&mut c);
+        // `c` is the old connection now.
+        log::info!(
+            "new connection from {} is up: traffic moved, deleting the old one on {}",
+            self.local,
+            c.local
+        );
+        self.volume_rekey_asked = false;
+        c.ike.close(now);
+        c.receive_until = Some(now + esp_set::RETIRE_GRACE);
+        c.drain(&mut self.transmits);
+        if let Some(prev) = self.replaced.replace(c) {
+            self.esp.carry(&prev.esp.counters());
+        }
+        if let Some(b) = self.backoff.as_mut() {
+            b.reset();
+        }
+        let info = self.connected_info();
+        self.push_event(now, Event::Connected(info));
+    }
+
+    /// The new connection failed: the current one keeps carrying traffic; try again after
+    /// the reconnect backoff (or at the next network change).
+    fn next_failed(&mut self, now: Instant, reason: DisconnectReason) {
+        self.next = None;
+        match self.backoff.as_mut() {
+            Some(b) => {
+                let (attempt, delay) = b.schedule(now, &mut self.rng);
+                self.retry_next_at = Some(now + delay);
+                log::warn!(
+                    "new connection failed ({reason}): staying on {}, attempt {attempt} in {delay:?}",
+                    self.ike.path().0
+                );
+            }
+            None => log::warn!(
+                "new connection failed ({reason}): staying on {} until the network changes",
+                self.ike.path().0
+            ),
+        }
+    }
+
+    /// Exchanges the current connection with `c`.
+    fn swap_current(&mut self, c: &mut Connection) {
+        std::mem::swap(&mut self.ike, &mut c.ike);
+        std::mem::swap(&mut self.esp, &mut c.esp);
+        std::mem::swap(&mut self.natt, &mut c.natt);
+        std::mem::swap(&mut self.local, &mut c.local);
+        std::mem::swap(&mut self.server, &mut c.server);
+    }
+
+    /// Moves out what the other connections produced, and acts on their events.
+    fn flush_others(&mut self, now: Instant) {
+        if let Some(c) = self.replaced.as_mut() {
+            c.drain(&mut self.transmits);
+            while let Some(e) = c.ike.poll_event() {
+                log::debug!("replaced connection: {e:?}");
+            }
+        }
+        let Some(c) = self.next.as_mut() else {
+            return;
+        };
+        c.drain(&mut self.transmits);
+        let mut outcome = None;
+        while let Some(e) = c.ike.poll_event() {
+            match e {
+                IkeEvent::ChildEstablished => {
+                    outcome = Some(Ok(()));
+                    break;
+                }
+                IkeEvent::Down(reason) => {
+                    outcome = Some(Err(reason));
+                    break;
+                }
+                e => log::debug!("new connection: {e:?}"),
+            }
+        }
+        match outcome {
+            Some(Ok(())) => self.switch_to_next(now),
+            Some(Err(reason)) => self.next_failed(now, reason),
+            None => {}
+        }
     }
 
     /// The path changed and the IKE SA cannot move: a new connection from the new path, at
     /// once. An attempt in progress simply starts over there; an established IKE SA is
     /// deleted (from the new path: the server may still know it) before the new one starts.
     fn path_lost_without_mobike(&mut self, now: Instant) {
+        self.abandon_next(now);
+        self.retry_next_at = None;
         if self.ike.phase() == Phase::Established {
             log::info!("the server cannot move the SAs: a new connection from the new path");
             // The DELETE leaves from the new path: the old one is gone.
@@ -606,35 +866,8 @@ impl Session {
     /// Moves what IKE produced out: the switch to the NAT-T port once IKE_SA_INIT is done,
     /// datagrams framed for the path, and events.
     fn flush(&mut self, now: Instant) {
-        if !self.natt && self.ike.has_keys() && self.ike.peer().nat.supported {
-            self.natt = true;
-            let remote = SocketAddr::new(self.server.ip(), NATT_PORT);
-            self.ike.set_path(self.local, remote);
-        }
-        let (local, remote) = self.ike.ike_path();
-        while let Some(msg) = self.ike.poll_message() {
-            let payload = if self.natt {
-                let mut v = Vec::with_capacity(4 + msg.len());
-                v.extend_from_slice(&natt::NON_ESP_MARKER);
-                v.extend_from_slice(&msg);
-                v
-            } else {
-                msg
-            };
-            self.transmits.push_back(Transmit {
-                local,
-                remote,
-                payload,
-            });
-        }
-        if self.ike.poll_keepalive() {
-            let (local, remote) = self.ike.path();
-            self.transmits.push_back(Transmit {
-                local,
-                remote,
-                payload: vec![natt::KEEPALIVE],
-            });
-        }
+        self.flush_others(now);
+        self.drain_current();
         while let Some(e) = self.ike.poll_event() {
             match e {
                 IkeEvent::IkeEstablished => self.set_state(now, State::IkeSaEstablished),
@@ -684,9 +917,37 @@ impl Session {
         }
     }
 
-    /// The IKE SA is gone: wait and reconnect when that can help, else end the session.
+    /// Frames the current IKE SA's datagrams for its path.
+    fn drain_current(&mut self) {
+        connection::drain(
+            &mut self.ike,
+            &mut self.natt,
+            self.local,
+            self.server,
+            &mut self.transmits,
+        );
+    }
+
+    /// The IKE SA is gone: the connection being made takes over if there is one; else wait
+    /// and reconnect when that can help, or end the session.
     fn lost(&mut self, now: Instant, reason: DisconnectReason) {
         self.esp.clear();
+        if self.state != State::Closing {
+            if let Some(mut c) = self.next.take() {
+                log::info!(
+                    "connection lost ({reason}): the one being made from {} takes over",
+                    c.local
+                );
+                self.swap_current(&mut c);
+                self.volume_rekey_asked = false;
+                self.set_state(now, State::Connecting);
+                self.drain_current();
+                return;
+            }
+        }
+        // A replaced connection's DELETE and grace are moot once there is none left.
+        self.replaced = None;
+        self.retry_next_at = None;
         let retry = self.was_connected
             && self.state != State::Closing
             && !reason.is_permanent()
@@ -717,13 +978,7 @@ impl Session {
 
     /// Keys the ESP SA of IKE's CHILD SA `spi_in` and accepts inbound packets on it.
     fn install_child(&mut self, spi_in: u32) {
-        let Some(child) = self.ike.child_sa(spi_in).cloned() else {
-            return;
-        };
-        match EspSa::new(&child, self.ike.rng()) {
-            Ok(esp) => self.esp.install(esp),
-            Err(e) => log::warn!("ESP SA {spi_in:08x}: {e}"),
-        }
+        connection::install_child(&mut self.ike, &mut self.esp, spi_in);
     }
 
     fn connected_info(&self) -> ConnectedInfo {

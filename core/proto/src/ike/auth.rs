@@ -43,9 +43,24 @@ pub struct AuthState {
     eap: Option<EapClient>,
     /// Set once EAP succeeded and we sent our MSK-based AUTH.
     msk: Option<Secret>,
+    /// Another IKE SA of ours stays up beside this one (make-before-break): no
+    /// INITIAL_CONTACT, which would tell the server to delete it (RFC 7296 §2.4).
+    omit_initial_contact: bool,
 }
 
 impl Initiator {
+    /// This IKE SA is made while another of ours to the same server stays up (a new
+    /// connection beside the current one): IKE_AUTH carries no INITIAL_CONTACT, so the
+    /// server keeps the other one until we delete it. Call before `start`.
+    pub fn omit_initial_contact(&mut self) {
+        self.auth.omit_initial_contact = true;
+    }
+
+    /// Whether IKE_AUTH will announce INITIAL_CONTACT (the only IKE SA with the server).
+    pub fn sends_initial_contact(&self) -> bool {
+        !self.auth.omit_initial_contact
+    }
+
     /// Sends the first IKE_AUTH request.
     pub(super) fn send_auth_request(&mut self, now: Instant) {
         let spi = random_spi(self.rng.as_mut());
@@ -178,7 +193,9 @@ impl Initiator {
         p.push(Payload::Sa(esp));
         p.push(Payload::TsI(self.auth.ts_i.clone()));
         p.push(Payload::TsR(self.auth.ts_r.clone()));
-        p.push(Payload::notify(NotifyType::INITIAL_CONTACT, &[]));
+        if !self.auth.omit_initial_contact {
+            p.push(Payload::notify(NotifyType::INITIAL_CONTACT, &[]));
+        }
         if mobike {
             p.push(Payload::notify(NotifyType::MOBIKE_SUPPORTED, &[]));
         }

@@ -49,6 +49,17 @@ impl EspSet {
         self.entries.is_empty()
     }
 
+    /// Whether an SA with inbound SPI `spi_in` is held (which connection a packet is for).
+    pub fn contains(&self, spi_in: u32) -> bool {
+        self.index(spi_in).is_some()
+    }
+
+    /// Adds the counters of SAs held elsewhere that are gone now (a replaced connection's),
+    /// so totals stay monotonic.
+    pub fn carry(&mut self, counters: &Counters) {
+        self.carried = self.carried.sum(counters);
+    }
+
     fn index(&self, spi_in: u32) -> Option<usize> {
         self.entries
             .iter()
