@@ -228,6 +228,46 @@ mod linux {
             Ok(true)
         }
 
+        /// A reconnect brought other virtual IPs: the device gets the new addresses, the
+        /// routes the new preferred source, and the old addresses go. Returns whether anything
+        /// changed.
+        pub async fn readdress(&mut self, virtual_ips: &[IpAddr]) -> Result<bool, TunError> {
+            let new = addresses(virtual_ips);
+            if new == self.addresses {
+                return Ok(false);
+            }
+            let configure = |source| TunError::Configure {
+                name: self.name.clone(),
+                source,
+            };
+            for a in new.iter().filter(|a| !self.addresses.contains(a)) {
+                self.netlink
+                    .add_address(self.index, a.addr, a.len)
+                    .await
+                    .map_err(configure)?;
+            }
+            let old = std::mem::replace(&mut self.addresses, new);
+            self.sources = (
+                virtual_ips.iter().copied().find(IpAddr::is_ipv4),
+                virtual_ips.iter().copied().find(IpAddr::is_ipv6),
+            );
+            for &prefix in &self.routes {
+                let source = prefix.addr.is_ipv4().then_some(self.sources.0).flatten();
+                let route = Netlink::device_route(prefix, self.index, source)
+                    .map_err(|source| TunError::Route { prefix, source })?;
+                self.netlink
+                    .replace_route(route)
+                    .await
+                    .map_err(|source| TunError::Route { prefix, source })?;
+            }
+            for a in old.iter().filter(|a| !self.addresses.contains(a)) {
+                if let Err(e) = self.netlink.delete_address(self.index, a.addr).await {
+                    log::warn!("cannot remove the old address {a}: {e}");
+                }
+            }
+            Ok(true)
+        }
+
         /// The interface index of the TUN.
         pub fn index(&self) -> u32 {
             self.index

@@ -43,15 +43,17 @@ impl Local {
     }
 
     /// Sets up the TUN (attached to `tunnel`) and the DNS file for the connected session; the
-    /// lines to print. Once per session (a later `Connected` changes nothing). On error,
-    /// what was set up stays for [`Local::down`].
+    /// lines to print. Once per session: a later `Connected` (after a reconnect) only gives the
+    /// TUN the new virtual IPs when they changed. On error, what was set up stays for
+    /// [`Local::down`].
     pub async fn up(
         &mut self,
         info: &ConnectedInfo,
         tunnel: &mut Tunnel<TunDevice>,
     ) -> Result<Vec<String>, String> {
         if std::mem::replace(&mut self.done, true) {
-            return Ok(Vec::new());
+            // Connected again (a reconnect): the TUN stays, with the new addresses if any.
+            return Ok(self.reconnected(info).await.into_iter().collect());
         }
         let mut lines = Vec::new();
         if let Some(name) = &self.options.tun {
@@ -79,6 +81,25 @@ impl Local {
             self.resolv = Some(written);
         }
         Ok(lines)
+    }
+
+    /// A reconnect (or a replaced connection) brought other virtual IPs: the TUN follows.
+    /// The `tun …` line to print when it changed.
+    pub async fn reconnected(&mut self, info: &ConnectedInfo) -> Option<String> {
+        let setup = self.tun.as_mut()?;
+        match setup.readdress(&info.virtual_ips).await {
+            Ok(true) => Some(tun_line(
+                setup.name(),
+                setup.mtu(),
+                setup.addresses(),
+                setup.routes(),
+            )),
+            Ok(false) => None,
+            Err(e) => {
+                log::warn!("cannot give the TUN the new addresses: {e}");
+                None
+            }
+        }
     }
 
     /// The TUN's interface index, once it is up.

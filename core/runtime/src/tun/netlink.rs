@@ -14,6 +14,9 @@ use tokio::task::JoinHandle;
 
 use super::routes::Prefix;
 
+/// The metric of the host route that pins the server outside the tunnel.
+pub const PINNED_METRIC: u32 = 1;
+
 /// The path the kernel takes toward an address: a gateway (or on-link) and an interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Path {
@@ -47,6 +50,30 @@ impl Netlink {
         })
     }
 
+    /// Removes `ip` (any prefix length) from interface `index`; absent is not an error.
+    pub async fn delete_address(&self, index: u32, ip: IpAddr) -> io::Result<()> {
+        let mut found = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .set_address_filter(ip)
+            .execute();
+        while let Some(msg) = found
+            .try_next()
+            .await
+            .map_err(|e| error(&format!("address {ip}"), e))?
+        {
+            self.handle
+                .address()
+                .del(msg)
+                .execute()
+                .await
+                .map_err(|e| error(&format!("address {ip} delete"), e))?;
+        }
+        Ok(())
+    }
+
     /// Adds `ip/len` to interface `index`.
     pub async fn add_address(&self, index: u32, ip: IpAddr, len: u8) -> io::Result<()> {
         self.handle
@@ -78,11 +105,14 @@ impl Netlink {
         Ok(builder.build())
     }
 
-    /// The route toward `prefix` along `path`.
+    /// The route toward `prefix` along `path`, with Roam's own metric ([`PINNED_METRIC`]):
+    /// it wins over the system's routes to the same prefix without replacing them, so they
+    /// are still there to follow when the network changes.
     pub fn path_route(prefix: Prefix, path: Path) -> io::Result<RouteMessage> {
         let mut builder = RouteMessageBuilder::<IpAddr>::new()
             .destination_prefix(prefix.addr, prefix.len)
-            .map_err(|e| error("route", e))?;
+            .map_err(|e| error("route", e))?
+            .priority(PINNED_METRIC);
         if let Some(gw) = path.gateway {
             builder = builder.gateway(gw).map_err(|e| error("route gateway", e))?;
         } else {
