@@ -20,5 +20,5 @@ command -v cargo-ndk >/dev/null 2>&1 || { echo "build-android.sh: cargo install 
 
 targets=()
 for abi in $abis; do targets+=(-t "$abi"); done
-cargo ndk "${targets[@]}" --platform "$platform" -o "$out" build -p roam-ffi --lib --release
+cargo ndk "${targets[@]}" --platform "$platform" -o "$out" build -p roam-ffi --lib --release --features ring
 find "$out" -name 'libroam_ffi.so' -print

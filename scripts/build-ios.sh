@@ -16,7 +16,7 @@ command -v xcodebuild >/dev/null 2>&1 || { echo "build-ios.sh: needs Xcode (xcod
 
 profile_dir=release
 for t in aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios aarch64-apple-darwin x86_64-apple-darwin; do
-  cargo build -p roam-ffi --lib --release --features oslog --target "$t"
+  cargo build -p roam-ffi --lib --release --features oslog,ring --target "$t"
 done
 
 # Bindings from the macOS host build (library mode reads the unstripped library's metadata).

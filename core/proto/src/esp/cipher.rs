@@ -13,7 +13,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Sha256, Sha384, Sha512};
 
 use super::EspError;
-use crate::crypto::aead::{self, Aead};
+use crate::crypto::aead::{self, Aead, Backend};
 use crate::crypto::sk::SkCipher;
 use crate::wire::{EncrId, IntegId};
 
@@ -65,8 +65,10 @@ fn esn_bytes(seq_hi: Option<u32>) -> ([u8; 4], usize) {
 
 impl Cipher {
     /// Keys the transform `encr`/`key_bits`/`integ` with key material as IKE derives it
-    /// (RFC 7296 §2.17): AEAD keys end with the 4-byte salt.
-    pub(crate) fn new(
+    /// (RFC 7296 §2.17): AEAD keys end with the 4-byte salt. The AEAD comes from `backend`
+    /// (CBC and HMAC are RustCrypto's in any case).
+    pub(crate) fn with_backend(
+        backend: Backend,
         encr: EncrId,
         key_bits: Option<u16>,
         integ: IntegId,
@@ -84,7 +86,8 @@ impl Cipher {
             if integ != IntegId::NONE {
                 return Err(unsupported());
             }
-            let aead = Aead::new(encr, encr_key).map_err(|_| EspError::KeyLength)?;
+            let aead =
+                Aead::with_backend(backend, encr, encr_key).map_err(|_| EspError::KeyLength)?;
             let name = aead.name();
             return Ok(Self {
                 mode: Mode::Aead(aead),

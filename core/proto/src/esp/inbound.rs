@@ -9,6 +9,7 @@ use super::replay::ReplayWindow;
 use super::{
     check_child, Counters, EspError, NEXT_HEADER_DUMMY, NEXT_HEADER_IPV4, NEXT_HEADER_IPV6,
 };
+use crate::crypto::aead::Backend;
 use crate::ike::child::ChildSa;
 
 /// Decapsulates the peer's packets for the SA's inbound SPI.
@@ -24,9 +25,15 @@ pub struct Inbound {
 impl Inbound {
     /// Keys the inbound half of `child` (its `spi_in`, `encr_in`, `integ_in`).
     pub fn new(child: &ChildSa) -> Result<Self, EspError> {
+        Self::with_backend(child, Backend::DEFAULT)
+    }
+
+    /// The same with the AEAD from `backend`.
+    pub fn with_backend(child: &ChildSa, backend: Backend) -> Result<Self, EspError> {
         check_child(child)?;
         let s = &child.selected;
-        let cipher = Cipher::new(
+        let cipher = Cipher::with_backend(
+            backend,
             s.encr,
             s.key_bits,
             s.integ,

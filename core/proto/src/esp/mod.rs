@@ -21,6 +21,7 @@ pub use inbound::Inbound;
 pub use outbound::Outbound;
 pub use replay::{ReplayReject, ReplayWindow, REPLAY_WINDOW};
 
+use crate::crypto::aead::Backend;
 use crate::ike::child::ChildSa;
 use crate::rng::Rng;
 
@@ -152,9 +153,18 @@ pub struct EspSa {
 impl EspSa {
     /// Keys both halves from a CHILD SA. `rng` seeds the CBC IV generator (unused by AEADs).
     pub fn new(child: &ChildSa, rng: &mut dyn Rng) -> Result<Self, EspError> {
+        Self::with_backend(child, Backend::DEFAULT, rng)
+    }
+
+    /// The same with the AEAD from `backend` (for tests and benchmarks of each backend).
+    pub fn with_backend(
+        child: &ChildSa,
+        backend: Backend,
+        rng: &mut dyn Rng,
+    ) -> Result<Self, EspError> {
         Ok(Self {
-            outbound: Outbound::new(child, rng)?,
-            inbound: Inbound::new(child)?,
+            outbound: Outbound::with_backend(child, backend, rng)?,
+            inbound: Inbound::with_backend(child, backend)?,
         })
     }
 

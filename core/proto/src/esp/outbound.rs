@@ -3,6 +3,7 @@
 
 use super::cipher::{Cipher, IvGen, ESP_HEADER_LEN};
 use super::{check_child, next_header_of, Counters, EspError, NEXT_HEADER_DUMMY};
+use crate::crypto::aead::Backend;
 use crate::ike::child::ChildSa;
 use crate::rng::Rng;
 
@@ -25,9 +26,19 @@ pub struct Outbound {
 impl Outbound {
     /// Keys the outbound half of `child` (its `spi_out`, `encr_out`, `integ_out`).
     pub fn new(child: &ChildSa, rng: &mut dyn Rng) -> Result<Self, EspError> {
+        Self::with_backend(child, Backend::DEFAULT, rng)
+    }
+
+    /// The same with the AEAD from `backend`.
+    pub fn with_backend(
+        child: &ChildSa,
+        backend: Backend,
+        rng: &mut dyn Rng,
+    ) -> Result<Self, EspError> {
         check_child(child)?;
         let s = &child.selected;
-        let cipher = Cipher::new(
+        let cipher = Cipher::with_backend(
+            backend,
             s.encr,
             s.key_bits,
             s.integ,

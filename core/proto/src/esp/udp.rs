@@ -5,6 +5,8 @@
 
 pub use crate::wire::natt::{classify, NattDatagram, KEEPALIVE, NON_ESP_MARKER};
 
+use super::{EspError, Outbound};
+
 /// The NAT-T port (RFC 3948 §2).
 pub const NATT_PORT: u16 = 4500;
 /// Bytes of a UDP header.
@@ -42,6 +44,36 @@ pub fn udp_header(src_port: u16, dst_port: u16, esp_len: usize) -> Option<[u8; U
     [*c, *d] = dst_port.to_be_bytes();
     [*e, *f] = len.to_be_bytes();
     Some(h)
+}
+
+/// Bytes in front of an inner packet when it is encapsulated into a whole UDP datagram in
+/// place by [`encapsulate_udp_in_place`]: the UDP header, then the ESP header and IV.
+pub fn udp_headroom(sa: &Outbound) -> usize {
+    UDP_HEADER_LEN + sa.headroom()
+}
+
+/// Encapsulates in place into a UDP datagram (for raw sockets and batched sends that build
+/// whole datagrams): the inner packet is `buf[udp_headroom(sa)..][..payload_len]` (a TUN
+/// read straight into that offset), the datagram `UDP header | ESP packet` is written over
+/// `buf[..n]`, `n` returned. No copy of the packet is made. `buf` needs
+/// [`UDP_HEADER_LEN`] + [`Outbound::encapsulated_len`] bytes.
+pub fn encapsulate_udp_in_place(
+    sa: &mut Outbound,
+    buf: &mut [u8],
+    payload_len: usize,
+    src_port: u16,
+    dst_port: u16,
+) -> Result<usize, EspError> {
+    let needed = UDP_HEADER_LEN.saturating_add(sa.encapsulated_len(payload_len));
+    let have = buf.len();
+    if have < needed || u16::try_from(needed).is_err() {
+        return Err(EspError::BufferTooSmall { needed, have });
+    }
+    let (head, esp) = buf.split_at_mut(UDP_HEADER_LEN);
+    let n = sa.encapsulate_in_place(esp, payload_len)?;
+    let h = udp_header(src_port, dst_port, n).ok_or(EspError::BufferTooSmall { needed, have })?;
+    head.copy_from_slice(&h);
+    Ok(UDP_HEADER_LEN + n)
 }
 
 /// The ESP packet in a datagram received on the NAT-T port, if it holds one.
@@ -84,6 +116,63 @@ mod tests {
         );
         assert_eq!(udp_header(1, 2, 65535 - 7), None);
         assert_eq!(udp_header(1, 2, usize::MAX), None);
+    }
+
+    /// A datagram built in place carries the same ESP packet as the copying path, and opens.
+    #[test]
+    fn in_place_datagram() {
+        use crate::crypto::aead::Backend;
+        use crate::esp::cipher::Cipher;
+        use crate::esp::Inbound;
+        use crate::rng::SeededRng;
+        use crate::wire::{EncrId, IntegId};
+
+        let key = [7u8; 36];
+        let cipher = || {
+            Cipher::with_backend(
+                Backend::DEFAULT,
+                EncrId::AES_GCM_16,
+                Some(256),
+                IntegId::NONE,
+                &key,
+                &[],
+            )
+            .unwrap()
+        };
+        let mut a =
+            Outbound::with_cipher(0x0102_0304, false, cipher(), &mut SeededRng::new(1)).unwrap();
+        let mut b =
+            Outbound::with_cipher(0x0102_0304, false, cipher(), &mut SeededRng::new(1)).unwrap();
+        let mut inb = Inbound::with_cipher(0x0102_0304, false, cipher()).unwrap();
+        let mut inner = vec![0x33u8; 100];
+        inner[0] = 0x45;
+
+        let mut copied = vec![0u8; b.encapsulated_len(100)];
+        let m = b.encapsulate(&inner, &mut copied).unwrap();
+
+        let head = udp_headroom(&a);
+        assert_eq!(head, 8 + 8 + 8);
+        let mut buf = vec![0u8; 8 + a.encapsulated_len(100) + 5];
+        buf[head..head + 100].copy_from_slice(&inner);
+        let n = encapsulate_udp_in_place(&mut a, &mut buf, 100, 4500, 4501).unwrap();
+        assert_eq!(n, 8 + m);
+        assert_eq!(buf[..8], udp_header(4500, 4501, m).unwrap());
+        assert_eq!(&buf[8..n], &copied[..m], "same packet as the copying path");
+        let esp = esp_payload_mut(&mut buf[8..n]).unwrap();
+        let r = inb.decapsulate(esp).unwrap();
+        assert_eq!(&buf[8..n][r], &inner[..]);
+
+        let mut small = vec![0u8; 8 + a.encapsulated_len(100) - 1];
+        assert!(matches!(
+            encapsulate_udp_in_place(&mut a, &mut small, 100, 1, 2),
+            Err(EspError::BufferTooSmall { .. })
+        ));
+        let mut huge = vec![0u8; 70_000];
+        huge[head] = 0x45;
+        assert!(matches!(
+            encapsulate_udp_in_place(&mut a, &mut huge, 65_535, 1, 2),
+            Err(EspError::BufferTooSmall { .. })
+        ));
     }
 
     #[test]
