@@ -157,7 +157,7 @@ fn connect(lab: &Lab, profile: &str, limit: Duration) -> Conn {
 
 /// One path change under a 10/s ping: the `roamed` line, at most 2 lost, the same IKE SA on
 /// the server (same unique id and SPIs) now seen at `server_sees`.
-fn roam_once(lab: &Lab, c: &mut Conn, sa0: &SaIds, to: &str, local: &str, server_sees: &str) {
+fn roam_once(lab: &Lab, c: &mut Conn, sa0: &IkeSa, to: &str, local: &str, server_sees: &str) {
     let ns = lab.get("CLIENT_NS");
     let id = lab.get("PSK_ID");
     let pinger = Pinger::start(&ns, &lab.get("LAN_HOST"), 60);
@@ -829,7 +829,7 @@ rw-psk: #2, ESTABLISHED, IKEv2, ba95593eb90ea20b_i 1cc83c886151f368_r*
 rw-cert: #3, CONNECTING, IKEv2, 0011223344556677_i* 0000000000000000_r
   remote '%any' @ 192.0.2.130[4500]
 ";
-    let sas = parse_sa_ids(text);
+    let sas = parse_list_sas(text);
     assert_eq!(sas.len(), 2);
     let a = &sas[0];
     assert_eq!(
@@ -845,12 +845,14 @@ rw-cert: #3, CONNECTING, IKEv2, 0011223344556677_i* 0000000000000000_r
     assert_eq!(a.children.len(), 2);
     assert_eq!(
         a.children[1],
-        ChildIds {
+        ChildSa {
             name: "net".into(),
             unique_id: 7,
             state: "INSTALLED".into(),
             spi_in: "47eddd4d".into(),
             spi_out: "dab43c92".into(),
+            algorithms: "AES_GCM_16-256".into(),
+            remote_ts: String::new(),
         }
     );
     assert_eq!(a.children[0].state, "DELETED");

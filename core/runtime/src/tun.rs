@@ -66,7 +66,7 @@ mod linux {
     use roam_proto::session::ConnectedInfo;
     use rtnetlink::packet_route::route::RouteMessage;
 
-    use super::netlink::Netlink;
+    use super::netlink::{Netlink, Path};
     use super::routes::{self, Prefix};
     use super::{addresses, TunDevice, TunError};
 
@@ -172,8 +172,14 @@ mod linux {
                 log::debug!("{server} is a local address: no host route");
                 return Ok(());
             };
+            self.pin_server_route(server, path).await
+        }
+
+        /// Installs the server's host route along `path` and remembers it.
+        async fn pin_server_route(&mut self, server: IpAddr, path: Path) -> Result<(), TunError> {
             let prefix = Prefix::host(server);
-            let route = Netlink::path_route(prefix, path).map_err(path_error)?;
+            let route = Netlink::path_route(prefix, path)
+                .map_err(|source| TunError::ServerPath { server, source })?;
             self.netlink
                 .replace_route(route.clone())
                 .await
@@ -214,17 +220,7 @@ mod linux {
             if let Err(e) = self.netlink.delete_route(old).await {
                 log::debug!("old host route to {prefix}: {e} (gone with its interface)");
             }
-            let route = Netlink::path_route(prefix, path).map_err(path_error)?;
-            self.netlink
-                .replace_route(route.clone())
-                .await
-                .map_err(|source| TunError::Route { prefix, source })?;
-            log::info!(
-                "host route to the server {prefix} now via {:?} dev #{:?}",
-                path.gateway,
-                path.interface
-            );
-            self.server_route = Some((prefix, route));
+            self.pin_server_route(server, path).await?;
             Ok(true)
         }
 

@@ -243,11 +243,14 @@ impl Drop for RestoreRsa {
 // ------------------------------------------------------------- swanctl parsing --
 
 /// One IKE SA of `swanctl --list-sas`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct IkeSa {
     pub conn: String,
     pub unique_id: u32,
     pub state: String,
+    /// The IKE SPIs of the header line ("ba95593eb90ea20b_i" without the suffix).
+    pub spi_i: String,
+    pub spi_r: String,
     pub remote_id: String,
     /// "198.51.100.2[4500]"
     pub remote_addr: String,
@@ -256,10 +259,14 @@ pub struct IkeSa {
     pub children: Vec<ChildSa>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChildSa {
     pub name: String,
+    pub unique_id: u32,
     pub state: String,
+    /// The ESP SPIs of the `in XXXXXXXX, ...` / `out XXXXXXXX, ...` lines.
+    pub spi_in: String,
+    pub spi_out: String,
     /// e.g. "AES_GCM_16-256" (after "ESP:")
     pub algorithms: String,
     pub remote_ts: String,
@@ -281,13 +288,23 @@ pub fn parse_list_sas(text: &str) -> Vec<IkeSa> {
             let Some((conn, rest)) = t.split_once(": #") else {
                 continue;
             };
-            let mut parts = rest.split(", ");
-            let unique_id = parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
-            let state = parts.next().unwrap_or("").to_string();
+            let parts: Vec<&str> = rest.split(", ").collect();
+            let spis: Vec<&str> = parts
+                .get(3)
+                .map(|s| s.split_whitespace().collect())
+                .unwrap_or_default();
+            let spi = |suffix: &str| {
+                spis.iter()
+                    .find_map(|s| s.trim_end_matches('*').strip_suffix(suffix))
+                    .unwrap_or("")
+                    .to_string()
+            };
             sas.push(IkeSa {
                 conn: conn.to_string(),
-                unique_id,
-                state,
+                unique_id: parts.first().and_then(|n| n.parse().ok()).unwrap_or(0),
+                state: parts.get(1).unwrap_or(&"").to_string(),
+                spi_i: spi("_i"),
+                spi_r: spi("_r"),
                 ..Default::default()
             });
             continue;
@@ -321,9 +338,10 @@ pub fn parse_list_sas(text: &str) -> Vec<IkeSa> {
                     .to_string();
                 sa.children.push(ChildSa {
                     name: name.to_string(),
+                    unique_id: fields.first().and_then(|n| n.parse().ok()).unwrap_or(0),
                     state,
                     algorithms,
-                    remote_ts: String::new(),
+                    ..Default::default()
                 });
             } else if sa.algorithms.is_empty()
                 && t.chars().next().is_some_and(|c| c.is_ascii_uppercase())
@@ -333,8 +351,17 @@ pub fn parse_list_sas(text: &str) -> Vec<IkeSa> {
                 sa.algorithms = t.to_string();
             }
         } else if indent >= 4 {
-            if let (Some(child), Some(ts)) = (sa.children.last_mut(), t.strip_prefix("remote ")) {
-                child.remote_ts = ts.trim().to_string();
+            let Some(child) = sa.children.last_mut() else {
+                continue;
+            };
+            let mut words = t.split_whitespace();
+            match (words.next(), words.next()) {
+                (Some("remote"), _) => {
+                    child.remote_ts = t.trim_start_matches("remote").trim().to_string()
+                }
+                (Some("in"), Some(spi)) => child.spi_in = spi.trim_end_matches(',').to_string(),
+                (Some("out"), Some(spi)) => child.spi_out = spi.trim_end_matches(',').to_string(),
+                _ => {}
             }
         }
     }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::{lab_cmd, lab_ok, loud, Lab};
+use super::{lab_cmd, lab_ok, loud, parse_list_sas, IkeSa, Lab};
 
 /// Unix epoch milliseconds (what `at_ms=` carries).
 pub fn now_ms() -> u64 {
@@ -346,111 +346,9 @@ pub fn leaks(pcap: &str) -> Result<String, String> {
 
 // ---------------------------------------------------------- SAs with SPIs --
 
-/// One IKE SA of `swanctl --list-sas` with what identifies it across a roam or a rekey.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SaIds {
-    pub conn: String,
-    pub unique_id: u32,
-    pub state: String,
-    /// "ba95593eb90ea20b_i" without the suffix
-    pub spi_i: String,
-    pub spi_r: String,
-    pub remote_id: String,
-    /// "198.51.100.2[4500]"
-    pub remote_addr: String,
-    pub children: Vec<ChildIds>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ChildIds {
-    pub name: String,
-    pub unique_id: u32,
-    pub state: String,
-    pub spi_in: String,
-    pub spi_out: String,
-}
-
-/// Parses what `parse_list_sas` does not keep: the IKE SPIs from the header line
-/// (`rw-psk: #2, ESTABLISHED, IKEv2, ba95..._i 1cc8..._r*`), the CHILD SA numbers and states
-/// and their `in XXXXXXXX, ...` / `out XXXXXXXX, ...` SPI lines.
-pub fn parse_sa_ids(text: &str) -> Vec<SaIds> {
-    let mut sas: Vec<SaIds> = Vec::new();
-    for line in text.lines() {
-        let indent = line.len() - line.trim_start().len();
-        let t = line.trim();
-        if t.is_empty() {
-            continue;
-        }
-        if indent == 0 {
-            let Some((conn, rest)) = t.split_once(": #") else {
-                continue;
-            };
-            let parts: Vec<&str> = rest.split(", ").collect();
-            let spis: Vec<&str> = parts
-                .get(3)
-                .map(|s| s.split_whitespace().collect())
-                .unwrap_or_default();
-            let spi = |suffix: &str| {
-                spis.iter()
-                    .find_map(|s| s.trim_end_matches('*').strip_suffix(suffix))
-                    .unwrap_or("")
-                    .to_string()
-            };
-            sas.push(SaIds {
-                conn: conn.to_string(),
-                unique_id: parts.first().and_then(|n| n.parse().ok()).unwrap_or(0),
-                state: parts.get(1).unwrap_or(&"").to_string(),
-                spi_i: spi("_i"),
-                spi_r: spi("_r"),
-                ..Default::default()
-            });
-            continue;
-        }
-        let Some(sa) = sas.last_mut() else { continue };
-        if indent == 2 {
-            if let Some(r) = t.strip_prefix("remote ") {
-                if let Some((id, after)) = r
-                    .trim_start()
-                    .strip_prefix('\'')
-                    .and_then(|x| x.split_once('\''))
-                {
-                    sa.remote_id = id.to_string();
-                    sa.remote_addr = after
-                        .trim_start()
-                        .trim_start_matches('@')
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or("")
-                        .to_string();
-                }
-            } else if t.contains(": #") && t.contains("reqid") {
-                let (name, rest) = t.split_once(": #").unwrap_or(("", ""));
-                let f: Vec<&str> = rest.split(", ").collect();
-                sa.children.push(ChildIds {
-                    name: name.to_string(),
-                    unique_id: f.first().and_then(|n| n.parse().ok()).unwrap_or(0),
-                    state: f.get(2).unwrap_or(&"").to_string(),
-                    ..Default::default()
-                });
-            }
-        } else if indent >= 4 {
-            let Some(child) = sa.children.last_mut() else {
-                continue;
-            };
-            let mut w = t.split_whitespace();
-            match (w.next(), w.next()) {
-                (Some("in"), Some(spi)) => child.spi_in = spi.trim_end_matches(',').to_string(),
-                (Some("out"), Some(spi)) => child.spi_out = spi.trim_end_matches(',').to_string(),
-                _ => {}
-            }
-        }
-    }
-    sas
-}
-
 /// The server's SAs for `identity`, with SPIs.
-pub fn server_sa_ids(identity: &str) -> Vec<SaIds> {
-    parse_sa_ids(&lab_ok(
+pub fn server_sa_ids(identity: &str) -> Vec<IkeSa> {
+    parse_list_sas(&lab_ok(
         &["swanctl", "server", "--list-sas", "--noblock"],
         &[],
         30,
@@ -462,8 +360,8 @@ pub fn server_sa_ids(identity: &str) -> Vec<SaIds> {
 
 impl Lab {
     /// The one ESTABLISHED IKE SA the server has for `identity`, or a panic with the list.
-    pub fn one_sa(&self, identity: &str, ctx: &dyn Fn() -> String) -> SaIds {
-        let sas: Vec<SaIds> = server_sa_ids(identity)
+    pub fn one_sa(&self, identity: &str, ctx: &dyn Fn() -> String) -> IkeSa {
+        let sas: Vec<IkeSa> = server_sa_ids(identity)
             .into_iter()
             .filter(|s| s.state == "ESTABLISHED")
             .collect();
