@@ -17,6 +17,7 @@
 // A real-time test driver: bounded waits need the wall clock (the sans-IO rule is for core/proto).
 #![allow(clippy::disallowed_methods)]
 
+#[macro_use]
 mod lab_common;
 
 use std::collections::HashSet;
@@ -122,18 +123,6 @@ fn expect_auth_failure(
             lab.server_log_tail()
         );
     }
-}
-
-macro_rules! lab_case {
-    ($name:ident, |$lab:ident| $body:block) => {
-        #[test]
-        fn $name() {
-            let Some($lab) = Lab::acquire(stringify!($name)) else {
-                return;
-            };
-            $body
-        }
-    };
 }
 
 lab_case!(psk, |lab| {

@@ -20,6 +20,7 @@
 // A real-time test driver: bounded waits need the wall clock (the sans-IO rule is for core/proto).
 #![allow(clippy::disallowed_methods)]
 
+#[macro_use]
 mod lab_common;
 
 use std::collections::{BTreeSet, HashMap};
@@ -678,19 +679,6 @@ staying_case!(no_leaks_during_roam_and_restart, |lab| {
 });
 
 // ------------------------------------ plumbing checks with strongSwan's client --
-
-/// The lab, without the roam binary: for the plumbing checks.
-macro_rules! lab_case {
-    ($name:ident, |$lab:ident| $body:block) => {
-        #[test]
-        fn $name() {
-            let Some($lab) = Lab::acquire(stringify!($name)) else {
-                return;
-            };
-            $body
-        }
-    };
-}
 
 // The tool chain of the roam cases, with the strongSwan reference client (MOBIKE) in place of
 // roam: paths, pings, the server's SA before and after.

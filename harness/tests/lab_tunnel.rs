@@ -17,6 +17,7 @@
 // A real-time test driver: bounded waits need the wall clock (the sans-IO rule is for core/proto).
 #![allow(clippy::disallowed_methods)]
 
+#[macro_use]
 mod lab_common;
 
 use std::collections::{BTreeSet, HashMap};
@@ -599,22 +600,6 @@ fn psk_cipher_case(lab: &Lab, esp: &str) {
         &lab.get("SERVER_ADDR"),
         Server::StrongSwan,
     );
-}
-
-/// A case that needs the client TUN: the lab (root), then the feature.
-macro_rules! tun_case {
-    ($name:ident, |$lab:ident| $body:block) => {
-        #[test]
-        fn $name() {
-            let Some($lab) = Lab::acquire(stringify!($name)) else {
-                return;
-            };
-            if !require_feature(stringify!($name), roam_has_tun(), "the client TUN") {
-                return;
-            }
-            $body
-        }
-    };
 }
 
 // ------------------------------------------------------- against strongSwan --

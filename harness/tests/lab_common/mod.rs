@@ -809,3 +809,36 @@ pub fn close_cleanly(roam: &mut Roam) {
 pub fn untimed(line: &str) -> &str {
     line.rsplit_once(" at_ms=").map_or(line, |(l, _)| l)
 }
+
+// ------------------------------------------------------------------ test cases --
+
+/// A case that needs the lab (root); it takes the lab for its whole run.
+#[allow(unused_macros)] // each test crate uses some of these
+macro_rules! lab_case {
+    ($name:ident, |$lab:ident| $body:block) => {
+        #[test]
+        fn $name() {
+            let Some($lab) = Lab::acquire(stringify!($name)) else {
+                return;
+            };
+            $body
+        }
+    };
+}
+
+/// A case that needs the client TUN: the lab (root), then the feature.
+#[allow(unused_macros)]
+macro_rules! tun_case {
+    ($name:ident, |$lab:ident| $body:block) => {
+        #[test]
+        fn $name() {
+            let Some($lab) = Lab::acquire(stringify!($name)) else {
+                return;
+            };
+            if !require_feature(stringify!($name), roam_has_tun(), "the client TUN") {
+                return;
+            }
+            $body
+        }
+    };
+}
