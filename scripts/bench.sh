@@ -50,7 +50,7 @@ BUILD=${BUILD:-1}
 STAMP=$(date -u +%Y%m%dT%H%MZ)
 OUT=${OUT:-$REPO/target/bench-results/$STAMP}
 LAN_HOST=203.0.113.2
-NS_C=roam-c
+NS_C=roam-c NS_S=roam-s
 HZ=$(getconf CLK_TCK)
 
 fail() { echo "bench: error: $*" >&2; exit 1; }
@@ -110,6 +110,16 @@ proc_ticks() { # PID -> "utime stime" in clock ticks (fields 14, 15 of /proc/PID
   # shellcheck disable=SC2086 # split into fields on purpose
   set -- $s
   echo "${12} ${13}"
+}
+udp_drops() { # UDP datagrams dropped for a full socket receive buffer, roam-c + roam-s (Udp
+  # RcvbufErrors of /proc/net/snmp, per namespace): where the tunnels' lost packets go
+  local ns n=0 v
+  for ns in "$NS_C" "$NS_S"; do
+    # shellcheck disable=SC2016 # awk's own variables
+    v=$(ip netns exec "$ns" awk '$1 == "Udp:" { if (!h) { for (i = 2; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1 } else print $c }' /proc/net/snmp 2>/dev/null)
+    n=$((n + ${v:-0}))
+  done
+  echo "$n"
 }
 status_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
 
@@ -217,7 +227,7 @@ secs() { awk -v t="$1" -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }'; }
 
 # one run of one tunnel: a line of runs.tsv
 run_one() { # TUNNEL ROUND
-  local t=$1 r=$2 cu0 cs0 su0 ss0 cu1 cs1 su1 ss1 up down hwm note=""
+  local t=$1 r=$2 cu0 cs0 su0 ss0 cu1 cs1 su1 ss1 up down hwm drops note=""
   say "round $r: $t"
   if ! setup "$t"; then
     note="setup failed"
@@ -226,22 +236,22 @@ run_one() { # TUNNEL ROUND
   fi
   if [ -n "$note" ]; then
     say "$t: $note"
-    printf '%s\t%s\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\t0\t%s\n' "$t" "$r" "$note" >> "$OUT/runs.tsv"
+    printf '%s\t%s\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\t0\t%s\tn/a\n' "$t" "$r" "$note" >> "$OUT/runs.tsv"
     teardown; return
   fi
-  read -r cu0 cs0 <<<"$(proc_ticks "$CPID")"; read -r su0 ss0 <<<"$(proc_ticks "$SPID")"
+  read -r cu0 cs0 <<<"$(proc_ticks "$CPID")"; read -r su0 ss0 <<<"$(proc_ticks "$SPID")"; drops=$(udp_drops)
   up=$(measure up "$DURATION")
   down=$(measure down "$DURATION")
-  read -r cu1 cs1 <<<"$(proc_ticks "$CPID")"; read -r su1 ss1 <<<"$(proc_ticks "$SPID")"
+  read -r cu1 cs1 <<<"$(proc_ticks "$CPID")"; read -r su1 ss1 <<<"$(proc_ticks "$SPID")"; drops=$(( $(udp_drops) - drops ))
   hwm=$(status_kb "$CPID" VmHWM)
   [ -d "/proc/$CPID" ] || note="client ended during the run"
   teardown
   local u_m u_r u_b d_m d_r d_b
   read -r u_m u_r u_b <<<"$up"; read -r d_m d_r d_b <<<"$down"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$r" "$u_m" "$d_m" "$u_r" "$d_r" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$r" "$u_m" "$d_m" "$u_r" "$d_r" \
     "$(secs $((cu1 - cu0)))" "$(secs $((cs1 - cs0)))" "$(secs $((su1 + ss1 - su0 - ss0)))" "${hwm:-n/a}" \
-    $((u_b + d_b)) "$note" >> "$OUT/runs.tsv"
-  say "$t: up $u_m Mbit/s (retr $u_r), down $d_m Mbit/s (retr $d_r), client CPU $(secs $((cu1 + cs1 - cu0 - cs0))) s, server CPU $(secs $((su1 + ss1 - su0 - ss0))) s, client VmHWM ${hwm:-?} kB"
+    $((u_b + d_b)) "$note" "$drops" >> "$OUT/runs.tsv"
+  say "$t: up $u_m Mbit/s (retr $u_r), down $d_m Mbit/s (retr $d_r), $drops UDP datagrams dropped at a full receive buffer, client CPU $(secs $((cu1 + cs1 - cu0 - cs0))) s, server CPU $(secs $((su1 + ss1 - su0 - ss0))) s, client VmHWM ${hwm:-?} kB"
 }
 
 # ------------------------------------------------------ roam-roam memory --
@@ -287,9 +297,12 @@ perf_run() {
       > /dev/null 2> "$OUT/perf-$d.err" || say "perf record ($d) failed: $(tail -n 2 "$OUT/perf-$d.err")"
     wait "$BG_PID" 2>/dev/null || true
     BG_PID=""
+    # flat (self time per symbol) and with the call chains
     timeout 300 perf report -i "$OUT/perf-$d.data" --stdio --no-children --sort dso,sym --percent-limit 0.5 \
-      > "$OUT/perf-$d.txt" 2>/dev/null || true
-    say "profile ($d): $OUT/perf-$d.txt"
+      -g none > "$OUT/perf-$d.txt" 2>/dev/null || true
+    timeout 300 perf report -i "$OUT/perf-$d.data" --stdio --no-children --sort dso,sym --percent-limit 2 \
+      > "$OUT/perf-$d-graph.txt" 2>/dev/null || true
+    say "profile ($d): $OUT/perf-$d.txt, $OUT/perf-$d-graph.txt"
   done
   teardown
 }
@@ -303,13 +316,18 @@ names = {"roam-roam": "roam -> roam serve", "roam-ss": "roam -> strongSwan",
          "ss-ss": "strongSwan -> strongSwan", "bt-bt": "boringtun -> boringtun"}
 order = ["roam-roam", "roam-ss", "ss-ss", "bt-bt"]
 cols = ["up", "down", "retr_up", "retr_down", "c_user", "c_sys", "s_cpu", "hwm", "bytes"]
-data, notes = {}, []
+data, notes, drops = {}, [], {}
 for line in open(runs_path):
     f = line.rstrip("\n").split("\t")
     if len(f) < 11:
         continue
     if len(f) > 11 and f[11]:
         notes.append("%s round %s: %s" % (f[0], f[1], f[11]))
+    if len(f) > 12:
+        try:
+            drops.setdefault(f[0], []).append(float(f[12]))
+        except ValueError:
+            pass
     rec = data.setdefault(f[0], {c: [] for c in cols})
     for c, v in zip(cols, f[2:11]):
         try:
@@ -324,8 +342,8 @@ def mean(t, c):
 def fmt(x, d=0):
     return "n/a" if x is None else ("%.*f" % (d, x))
 
-print("| tunnel | up Mbit/s | down Mbit/s | retr up | retr down | client CPU s (sys) | server CPU s | client CPU s/GB | client peak RSS MB | runs |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| tunnel | up Mbit/s | down Mbit/s | retr up | retr down | UDP rcvbuf drops | client CPU s (sys) | server CPU s | client CPU s/GB | client peak RSS MB | runs |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for t in order:
     if t not in data:
         continue
@@ -333,13 +351,14 @@ for t in order:
     cpu = None if cu is None or cs is None else cu + cs
     per_gb = None if cpu is None or not b else cpu / (b / 1e9)
     hwm = mean(t, "hwm")
-    print("| %s | %s | %s | %s | %s | %s (%s) | %s | %s | %s | %d |" % (
+    dr = drops.get(t)
+    print("| %s | %s | %s | %s | %s | %s | %s (%s) | %s | %s | %s | %d |" % (
         names[t], fmt(mean(t, "up")), fmt(mean(t, "down")), fmt(mean(t, "retr_up")),
-        fmt(mean(t, "retr_down")), fmt(cpu, 2), fmt(cs, 2), fmt(mean(t, "s_cpu"), 2),
+        fmt(mean(t, "retr_down")), fmt(statistics.mean(dr) if dr else None), fmt(cpu, 2), fmt(cs, 2), fmt(mean(t, "s_cpu"), 2),
         fmt(per_gb, 2), fmt(None if hwm is None else hwm / 1024, 1), len(data[t]["up"])))
 print()
-print("Means of %s round(s), %s s per direction; CPU seconds cover both directions (%s s)."
-      % (rounds, duration, 2 * int(duration)))
+print("Means of %s round(s), %s s per direction; CPU seconds and UDP drops (RcvbufErrors in roam-c"
+      " and roam-s) cover both directions (%s s)." % (rounds, duration, 2 * int(duration)))
 for n in notes:
     print("note: " + n)
 print()
