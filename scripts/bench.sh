@@ -28,7 +28,8 @@
 # Per run: Mbit/s at the receiver, TCP retransmits at the sender, CPU seconds (utime + stime of
 # /proc/PID/stat, all threads) of the client and the server process over both transfers, and the
 # client's peak RSS (VmHWM of /proc/PID/status; every client process is new for its run). The
-# table has the mean of the rounds and the ratios; each run is a line of runs.tsv.
+# table has the median of the rounds and the ratios; each run is a line of runs.tsv.
+# `scripts/bench.sh report DIR` prints the table of an earlier run's results again.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
@@ -316,11 +317,12 @@ names = {"roam-roam": "roam -> roam serve", "roam-ss": "roam -> strongSwan",
          "ss-ss": "strongSwan -> strongSwan", "bt-bt": "boringtun -> boringtun"}
 order = ["roam-roam", "roam-ss", "ss-ss", "bt-bt"]
 cols = ["up", "down", "retr_up", "retr_down", "c_user", "c_sys", "s_cpu", "hwm", "bytes"]
-data, notes, drops = {}, [], {}
+data, notes, drops, rounds_seen = {}, [], {}, {}
 for line in open(runs_path):
     f = line.rstrip("\n").split("\t")
     if len(f) < 11:
         continue
+    rounds_seen.setdefault(f[0], []).append(f[1])
     if len(f) > 11 and f[11]:
         notes.append("%s round %s: %s" % (f[0], f[1], f[11]))
     if len(f) > 12:
@@ -335,9 +337,9 @@ for line in open(runs_path):
         except ValueError:
             pass
 
-def mean(t, c):
+def mean(t, c):  # the median of the rounds: one round that caught a quiet moment moves it least
     v = data.get(t, {}).get(c, [])
-    return statistics.mean(v) if v else None
+    return statistics.median(v) if v else None
 
 def fmt(x, d=0):
     return "n/a" if x is None else ("%.*f" % (d, x))
@@ -354,10 +356,11 @@ for t in order:
     dr = drops.get(t)
     print("| %s | %s | %s | %s | %s | %s | %s (%s) | %s | %s | %s | %d |" % (
         names[t], fmt(mean(t, "up")), fmt(mean(t, "down")), fmt(mean(t, "retr_up")),
-        fmt(mean(t, "retr_down")), fmt(statistics.mean(dr) if dr else None), fmt(cpu, 2), fmt(cs, 2), fmt(mean(t, "s_cpu"), 2),
+        fmt(mean(t, "retr_down")), fmt(statistics.median(dr) if dr else None), fmt(cpu, 2), fmt(cs, 2), fmt(mean(t, "s_cpu"), 2),
         fmt(per_gb, 2), fmt(None if hwm is None else hwm / 1024, 1), len(data[t]["up"])))
 print()
-print("Means of %s round(s), %s s per direction; CPU seconds and UDP drops (RcvbufErrors in roam-c"
+rounds = max((len(set(r)) for r in rounds_seen.values()), default=0)
+print("Medians of %s round(s), %s s per direction; CPU seconds and UDP drops (RcvbufErrors in roam-c"
       " and roam-s) cover both directions (%s s)." % (rounds, duration, 2 * int(duration)))
 for n in notes:
     print("note: " + n)
@@ -415,6 +418,11 @@ header() {
 }
 
 # ------------------------------------------------------------------- main --
+if [ "${1:-}" = report ]; then
+  OUT=${2:?report DIR}
+  [ -s "$OUT/runs.tsv" ] || fail "no $OUT/runs.tsv"
+  report; exit 0
+fi
 install_tools
 mkdir -p "$OUT"
 : > "$OUT/runs.tsv"; : > "$OUT/rss.tsv"
