@@ -31,6 +31,12 @@
 #   lab.sh serve-down               stop `roam serve`, restart charon
 #   lab.sh selftest                 reference client psk/eap/cert + ping the LAN
 #   lab.sh handshake-times N        handshake time statistics, strongSwan and roam
+#   lab.sh wg-up                    userspace WireGuard pair for benchmarks: boringtun-cli in roam-c
+#                                   (wgc0 192.0.2.194) and roam-s (wgs0 192.0.2.193, UDP 51820 on
+#                                   198.51.100.1), configured with wg; roam-c routes the LAN through
+#                                   it (BORINGTUN_BIN, default target/bench-tools/bin/boringtun-cli)
+#   lab.sh wg-down                  stop both boringtun-cli by PID, remove the links and sockets
+#   lab.sh wg-pid client|server     the pid of that boringtun-cli
 #
 # Staying connected (roaming, NAT rebinding, server restart, loss, rekeys, leaks):
 #   lab.sh client-path a|b|nat|both|all  roam-c's paths to 198.51.100.1: a = c-a (direct),
@@ -1142,6 +1148,86 @@ do_baseline() {
   do_client_path all >/dev/null 2>&1
 }
 
+# ------------------------------------------------- WireGuard (boringtun) --
+# A userspace WireGuard pair for scripts/bench.sh (the same topology as the IPsec tunnels):
+# boringtun-cli in roam-c (wgc0) and roam-s (wgs0), each by PID file in $LAB/wg, configured with
+# wg through boringtun's UAPI socket (/var/run/wireguard/IFACE.sock; wg prefers it over netlink).
+# Tunnel addresses in the otherwise unused 192.0.2.192/26, the server's UDP port on 198.51.100.1
+# (reached over c-a), and roam-c's route to the LAN (203.0.113.0/24) through wgc0. The LAN's
+# answers find 192.0.2.194 on roam-s's wgs0 (connected route), as ESP clients' pool addresses
+# find the IPsec TUN. Only one tunnel may route the LAN at a time: wg-up refuses otherwise.
+BORINGTUN_BIN=${BORINGTUN_BIN:-$REPO/target/bench-tools/bin/boringtun-cli}
+WG_C=wgc0 WG_S=wgs0 WG_PORT=51820 WG_MTU=${WG_MTU:-1420}
+WG_C_ADDR=192.0.2.194 WG_S_ADDR=192.0.2.193 WG_NET=192.0.2.192/26
+WG_SOCK_DIR=/var/run/wireguard
+
+wg_dir() { echo "$LAB/wg"; }
+wg_role_ns() { case $1 in client) echo "$NS_C" ;; server) echo "$NS_S" ;; *) fail "wg role must be client or server" ;; esac; }
+wg_role_if() { case $1 in client) echo "$WG_C" ;; server) echo "$WG_S" ;; esac; }
+wg_pid() { pid_of "$(wg_dir)/$1.pid" boringtun-cli; }
+
+wg_start() { # ROLE: boringtun-cli in the foreground of its own session, by PID file
+  local role=$1 ns dev dir p
+  ns=$(wg_role_ns "$role"); dev=$(wg_role_if "$role"); dir=$(wg_dir)
+  rm -f "$WG_SOCK_DIR/$dev.sock"
+  # --disable-drop-privileges: it runs as root and must keep CAP_NET_ADMIN for its TUN
+  setsid nohup ip netns exec "$ns" "$BORINGTUN_BIN" --foreground --disable-drop-privileges "$dev" \
+    > "$dir/$role.out" 2>&1 < /dev/null &
+  p=$!
+  echo "$p" > "$dir/$role.pid"
+  if ! wait_for 10 test -S "$WG_SOCK_DIR/$dev.sock" || ! wg_pid "$role" >/dev/null; then
+    tail -n 20 "$dir/$role.out" >&2 2>/dev/null || true
+    fail "boringtun-cli ($role) did not open $WG_SOCK_DIR/$dev.sock within 10 s"
+  fi
+}
+
+wg_stop() { # ROLE
+  local p dev; dev=$(wg_role_if "$1")
+  if p=$(wg_pid "$1"); then
+    stop_pid "$p" 5 || say "boringtun-cli ($1, pid $p) needed SIGKILL"
+  fi
+  rm -f "$(wg_dir)/$1.pid" "$WG_SOCK_DIR/$dev.sock"
+  ip -n "$(wg_role_ns "$1")" link del "$dev" 2>/dev/null || true
+}
+
+do_wg_up() {
+  require_root
+  ns_exists "$NS_C" || fail "no lab (lab.sh up first)"
+  [ -x "$BORINGTUN_BIN" ] || fail "no boringtun-cli at $BORINGTUN_BIN (cargo install boringtun-cli --locked --root target/bench-tools)"
+  command -v wg >/dev/null 2>&1 || fail "no wg (apt-get install wireguard-tools)"
+  local dir; dir=$(wg_dir)
+  wg_stop client; wg_stop server
+  if ip -n "$NS_C" route get 203.0.113.2 >/dev/null 2>&1; then
+    fail "roam-c already routes the LAN ($(ip -n "$NS_C" route get 203.0.113.2 | head -n1)): stop the other tunnel first"
+  fi
+  mkdir -p "$dir"; chmod 700 "$dir"
+  local n
+  for n in client server; do
+    [ -s "$dir/$n.key" ] || (umask 077; wg genkey > "$dir/$n.key")
+    wg pubkey < "$dir/$n.key" > "$dir/$n.pub"
+  done
+  wg_start server
+  wg_start client
+  in_ns "$NS_S" wg set "$WG_S" listen-port "$WG_PORT" private-key "$dir/server.key" \
+    peer "$(cat "$dir/client.pub")" allowed-ips "$WG_C_ADDR/32"
+  in_ns "$NS_C" wg set "$WG_C" private-key "$dir/client.key" \
+    peer "$(cat "$dir/server.pub")" endpoint "$SERVER_MAIN:$WG_PORT" allowed-ips "$WG_NET,203.0.113.0/24"
+  ip -n "$NS_S" addr replace "$WG_S_ADDR/26" dev "$WG_S"
+  ip -n "$NS_S" link set "$WG_S" mtu "$WG_MTU" up
+  ip -n "$NS_C" addr replace "$WG_C_ADDR/26" dev "$WG_C"
+  ip -n "$NS_C" link set "$WG_C" mtu "$WG_MTU" up
+  ip -n "$NS_C" route replace 203.0.113.0/24 dev "$WG_C"
+  wait_for 10 in_ns "$NS_C" ping -c 1 -W 1 203.0.113.2 ||
+    { in_ns "$NS_C" wg show "$WG_C" >&2 || true; fail "no ping through the WireGuard pair within 10 s"; }
+  say "WireGuard pair up: boringtun-cli client pid $(wg_pid client) ($WG_C $WG_C_ADDR), server pid $(wg_pid server) ($WG_S $WG_S_ADDR, UDP $WG_PORT), MTU $WG_MTU"
+}
+
+do_wg_down() {
+  require_root
+  wg_stop client; wg_stop server
+  say "WireGuard pair down"
+}
+
 # --------------------------------------------------------------- commands --
 do_up() {
   require_root; check_tools
@@ -1459,6 +1545,8 @@ do_handshake_times() {
 do_down() {
   require_root
   daemon_stop client 2>/dev/null || true
+  wg_stop client 2>/dev/null || true
+  wg_stop server 2>/dev/null || true
   serve_stop 2>/dev/null || true
   daemon_stop server 2>/dev/null || true
   iperf_stop 2>/dev/null || true
@@ -1516,6 +1604,9 @@ case $cmd in
   serve-up) do_serve_up "$@" ;;
   serve-down) do_serve_down ;;
   handshake-times) do_handshake_times "$@" ;;
+  wg-up) do_wg_up ;;
+  wg-down) do_wg_down ;;
+  wg-pid) wg_pid "${1:?client or server}" || fail "no boringtun-cli ($1) running" ;;
   help|-h|--help) usage ;;
   *) usage >&2; exit 2 ;;
 esac
