@@ -68,6 +68,7 @@ impl Server {
         if bind.port() == IKE_PORT {
             sockets.push(UdpSocket::bind(SocketAddr::new(bind.ip(), NATT_PORT)).await?);
         }
+        sockets.iter().for_each(crate::socket::enlarge_buffers);
         let locals = sockets
             .iter()
             .map(UdpSocket::local_addr)

@@ -85,6 +85,7 @@ impl Sockets {
             return Ok(b.local);
         }
         let socket = UdpSocket::bind(SocketAddr::new(source, 0)).await?;
+        enlarge_buffers(&socket);
         self.protect(&socket)?;
         let local = socket.local_addr()?;
         log::debug!("bound UDP socket {local} toward {server}");
@@ -212,6 +213,25 @@ impl Sockets {
         // Every socket registered the waker (or there is none: then wait forever, as a driver
         // without sockets has only its timer and commands left).
         Poll::Pending
+    }
+}
+
+/// What a tunnel socket asks for as receive and send buffers: a burst of full-size ESP
+/// datagrams at a few hundred Mbit/s (the kernel's default, about 200 KB, drops them: TCP
+/// inside then backs off). The kernel caps it at `net.core.rmem_max` / `wmem_max` unless
+/// the process may raise it.
+pub const TUNNEL_BUFFER: usize = 4 << 20;
+
+/// Asks for [`TUNNEL_BUFFER`] each way; a refusal only costs throughput, so it is logged.
+pub fn enlarge_buffers(socket: &UdpSocket) {
+    let s = socket2::SockRef::from(socket);
+    for (what, result) in [
+        ("receive", s.set_recv_buffer_size(TUNNEL_BUFFER)),
+        ("send", s.set_send_buffer_size(TUNNEL_BUFFER)),
+    ] {
+        if let Err(e) = result {
+            log::debug!("cannot enlarge the {what} buffer: {e}");
+        }
     }
 }
 
