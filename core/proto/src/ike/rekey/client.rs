@@ -9,8 +9,8 @@ use log::{debug, info, warn};
 
 use super::collision::our_exchange_loses;
 use super::exchange::{
-    answer_child, answer_ike, fresh_spi, ChildOffer, CreateChild, IkeOffer, NewIkeSa, Outcome,
-    Refusal,
+    answer_child, answer_ike, fresh_spi, ChildAnswer, ChildOffer, CreateChild, IkeAnswer, IkeOffer,
+    NewIkeSa, Outcome, Refusal,
 };
 use super::old_ike::{self, OldIkeSa};
 use super::{
@@ -432,6 +432,23 @@ impl Initiator {
         self.send_response(ExchangeType::CREATE_CHILD_SA, message_id, &[r.payload()]);
     }
 
+    /// Sends the answer to the server's CREATE_CHILD_SA request (its `payloads`), or the
+    /// refusal; the answer comes back when it is one.
+    fn send_answer<A>(
+        &mut self,
+        message_id: u32,
+        answer: Result<A, Refusal>,
+        payloads: impl Fn(&A) -> Vec<Payload<'_>>,
+    ) -> Option<A> {
+        let p = match &answer {
+            Ok(a) => payloads(a),
+            Err(refusal) => vec![refusal.payload()],
+        };
+        self.send_response(ExchangeType::CREATE_CHILD_SA, message_id, &p);
+        drop(p);
+        answer.ok()
+    }
+
     fn answer_child_rekey(
         &mut self,
         now: Instant,
@@ -470,16 +487,9 @@ impl Initiator {
             spi_in,
             self.rng.as_mut(),
         );
-        let answer = match answer {
-            Ok(a) => a,
-            Err(refusal) => {
-                let p = refusal.payload();
-                return self.send_response(ExchangeType::CREATE_CHILD_SA, message_id, &[p]);
-            }
+        let Some(answer) = self.send_answer(message_id, answer, ChildAnswer::payloads) else {
+            return;
         };
-        let p = answer.payloads();
-        self.send_response(ExchangeType::CREATE_CHILD_SA, message_id, &p);
-        drop(p);
         info!(
             "server rekeyed CHILD SA {current:08x}: in {:08x} out {:08x}",
             answer.child.spi_in, answer.child.spi_out
@@ -517,16 +527,9 @@ impl Initiator {
             r,
             self.rng.as_mut(),
         );
-        let answer = match answer {
-            Ok(a) => a,
-            Err(refusal) => {
-                let p = refusal.payload();
-                return self.send_response(ExchangeType::CREATE_CHILD_SA, message_id, &[p]);
-            }
+        let Some(answer) = self.send_answer(message_id, answer, IkeAnswer::payloads) else {
+            return;
         };
-        let p = answer.payloads();
-        self.send_response(ExchangeType::CREATE_CHILD_SA, message_id, &p);
-        drop(p);
         if colliding {
             self.rekey.collision = Some(Collision::Ike {
                 new: Box::new(answer.new),
