@@ -7,34 +7,20 @@ mod pair;
 
 use std::net::SocketAddr;
 
-use pair::{psk_client, psk_server, Pair};
+use pair::{icmp, psk_client, psk_server, Pair};
 use roam_proto::esp::EspSa;
 use roam_proto::rng::SeededRng;
 use roam_proto::session::{PacketDrop, Received};
 
 const PSK: &str = "data path psk";
 
-/// An ICMP echo request between two IPv4 addresses (checksums are not checked by ESP).
-fn icmp(src: [u8; 4], dst: [u8; 4], payload: &[u8]) -> Vec<u8> {
-    let len = (20 + 8 + payload.len()) as u16;
-    let mut p = vec![0x45, 0, 0, 0, 0, 1, 0, 0, 64, 1, 0, 0];
-    p[2..4].copy_from_slice(&len.to_be_bytes());
-    p.extend_from_slice(&src);
-    p.extend_from_slice(&dst);
-    p.extend_from_slice(&[8, 0, 0, 0, 0, 1, 0, 1]);
-    p.extend_from_slice(payload);
-    p
-}
-
 fn natt_server() -> SocketAddr {
-    SocketAddr::new(pair::server_addr().ip(), 4500)
+    pair::natt(pair::server_addr().ip())
 }
 
 /// A connected pair and the responder's half of the ESP SA.
 fn connected() -> (Pair, EspSa) {
-    let mut p = Pair::new(psk_client(PSK, &[], &["aes256gcm16"]), psk_server(PSK), 300);
-    p.connect();
-    assert!(p.connected().is_some(), "{:?}", p.client_events);
+    let p = Pair::connected_with(psk_client(PSK, &[], &["aes256gcm16"]), psk_server(PSK), 300);
     let spi_r = p.server_established().unwrap();
     let child = p.server.child(spi_r).unwrap().clone();
     let esp = EspSa::new(&child, &mut SeededRng::new(1)).unwrap();

@@ -19,20 +19,21 @@ const PSK: &str = "liveness psk";
 /// A connected pair. Reconnecting is off: these tests look at how the IKE SA ends (the
 /// reconnect that follows a loss is tested in reconnect.rs).
 fn connected(seed: u64, f: impl FnOnce(&mut roam_proto::config::ClientConfig)) -> Pair {
+    Pair::connected_with(client(f), psk_server(PSK), seed)
+}
+
+/// The client of these tests (no reconnect), changed by `f`.
+fn client(
+    f: impl FnOnce(&mut roam_proto::config::ClientConfig),
+) -> roam_proto::config::ClientConfig {
     let mut c = psk_client(PSK, &[], &[]);
     c.reconnect = None;
     f(&mut c);
-    let mut p = Pair::new(c, psk_server(PSK), seed);
-    p.connect();
-    assert!(p.connected().is_some(), "{:?}", p.client_events);
-    p
+    c
 }
 
 fn behind_nat(seed: u64, f: impl FnOnce(&mut roam_proto::config::ClientConfig)) -> Pair {
-    let mut c = psk_client(PSK, &[], &[]);
-    c.reconnect = None;
-    f(&mut c);
-    let mut p = Pair::new(c, psk_server(PSK), seed);
+    let mut p = Pair::new(client(f), psk_server(PSK), seed);
     p.nat = Some(Nat::new("192.0.2.7".parse().unwrap()));
     p.connect();
     assert!(p.connected().is_some(), "{:?}", p.client_events);

@@ -10,7 +10,7 @@ mod pair;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use pair::{psk_client, psk_server, Dir, Fate, Pair};
+use pair::{addr, psk_client, psk_server, Dir, Fate, Pair};
 use roam_proto::ike::responder::ResponderEvent;
 use roam_proto::session::{Event, Received, State};
 
@@ -18,34 +18,17 @@ const PSK: &str = "mbb psk";
 const OLD: &str = "198.51.100.2:40000";
 const NEW: &str = "198.51.100.3:40001";
 
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
 /// A connected pair whose server (`server_mobike`) or profile (`client_mobike`) has no MOBIKE.
 fn connected(seed: u64, server_mobike: bool, client_mobike: bool) -> Pair {
     let mut server = psk_server(PSK);
     server.mobike = server_mobike;
     let mut client = psk_client(PSK, &[], &[]);
     client.mobike = client_mobike;
-    let mut p = Pair::new(client, server, seed);
-    p.connect();
-    assert!(p.connected().is_some(), "{:?}", p.client_events);
+    let mut p = Pair::connected_with(client, server, seed);
     assert!(!p.client.ike().mobike_active());
     assert_eq!(p.client.ike().path().0, addr(OLD));
     assert!(p.ping(0));
     p
-}
-
-/// The IKE SPIs of every connection made, in order.
-fn connections(p: &Pair) -> Vec<u64> {
-    p.client_events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Connected(i) => Some(i.spi_i),
-            _ => None,
-        })
-        .collect()
 }
 
 /// States the client went through after its first connection.
@@ -110,7 +93,7 @@ fn switch_without_loss(mut p: Pair) {
     assert_eq!(p.client.state(), State::Connected);
     let lost = ping_every_100ms(&mut p, 100);
     assert_eq!(lost, 0, "no ping lost across the switch");
-    let conns = connections(&p);
+    let conns = p.connections();
     assert_eq!(conns.len(), 2, "{:?}", p.client_events);
     assert_ne!(conns[1], conns[0], "a new IKE SA");
     assert_eq!(p.client.ike().spis().0, conns[1]);
@@ -171,7 +154,7 @@ fn start_slow_switch(p: &mut Pair) {
         }
     }));
     offer(p, &[NEW, OLD], &[NEW, OLD]);
-    assert_eq!(connections(p).len(), 1, "still being made");
+    assert_eq!(p.connections().len(), 1, "still being made");
 }
 
 #[test]
@@ -185,7 +168,7 @@ fn losing_the_old_connection_meanwhile_hands_over_to_the_new_one() {
     p.pump();
     assert_eq!(p.client.state(), State::Connecting);
     p.run_for(Duration::from_secs(10));
-    assert_eq!(connections(&p).len(), 2, "{:?}", p.client_events);
+    assert_eq!(p.connections().len(), 2, "{:?}", p.client_events);
     assert_eq!(p.client.state(), State::Connected);
     assert_eq!(p.client.ike().path().0, addr(NEW));
     assert_eq!(
@@ -214,7 +197,7 @@ fn closing_during_a_make_before_break_ends_both() {
         Some(&roam_proto::session::DisconnectReason::Closed)
     );
     assert_eq!(p.client.poll_timeout(), None, "nothing left to do");
-    assert_eq!(connections(&p).len(), 1, "the new one never came up");
+    assert_eq!(p.connections().len(), 1, "the new one never came up");
     assert_eq!(p.server.sa_count(), 0);
 }
 
@@ -253,7 +236,7 @@ fn packets_in_flight_on_the_old_path_still_arrive_for_a_grace_time() {
     let held: Vec<Vec<u8>> = held.borrow().clone();
     assert_eq!(held.len(), 2);
     offer(&mut p, &[NEW, OLD], &[NEW, OLD]);
-    assert_eq!(connections(&p).len(), 2, "switched");
+    assert_eq!(p.connections().len(), 2, "switched");
     // Outbound leaves on the new path at once.
     let mut out = vec![0u8; 2048];
     let new_vip = match p.connected().unwrap().virtual_ips[0] {
@@ -299,7 +282,7 @@ fn a_failed_new_connection_keeps_the_old_one_and_is_retried() {
     assert_eq!(lost, 0, "the old connection carried everything");
     assert_eq!(p.client.ike().spis(), spis, "still the old IKE SA");
     assert_eq!(p.client.ike().path().0, addr(OLD));
-    assert_eq!(connections(&p).len(), 1);
+    assert_eq!(p.connections().len(), 1);
     assert!(!server_closed(&p, old_spi_r));
     assert_eq!(states_after_first_connect(&p), Vec::<State>::new());
     assert!(
@@ -313,7 +296,7 @@ fn a_failed_new_connection_keeps_the_old_one_and_is_retried() {
     p.client_ips = Some(vec![addr(NEW).ip(), addr(OLD).ip()]);
     let lost = ping_every_100ms(&mut p, 1500);
     assert_eq!(lost, 0);
-    assert_eq!(connections(&p).len(), 2, "{:?}", p.client_events);
+    assert_eq!(p.connections().len(), 2, "{:?}", p.client_events);
     assert_eq!(p.client.ike().path().0, addr(NEW));
     assert!(server_closed(&p, old_spi_r));
     assert_eq!(p.server.sa_count(), 1);
@@ -336,7 +319,7 @@ fn the_current_path_preferred_again_drops_the_new_connection() {
     p.filter = None;
     offer(&mut p, &[OLD, NEW], &[NEW, OLD]);
     assert_eq!(ping_every_100ms(&mut p, 200), 0);
-    assert_eq!(connections(&p).len(), 1, "no new connection");
+    assert_eq!(p.connections().len(), 1, "no new connection");
     assert_eq!(p.client.ike().spis(), spis);
     assert_eq!(p.server.sa_count(), 1, "nothing left on the server");
 }
@@ -347,7 +330,7 @@ fn the_old_path_gone_means_a_new_connection_after_the_old_is_deleted() {
     let old_spi_r = p.server_established().unwrap();
     offer(&mut p, &[NEW], &[NEW]);
     p.run_for(Duration::from_secs(5));
-    let conns = connections(&p);
+    let conns = p.connections();
     assert_eq!(conns.len(), 2, "{:?}", p.client_events);
     assert!(server_closed(&p, old_spi_r));
     assert_eq!(p.client.ike().path().0, addr(NEW));
@@ -377,11 +360,11 @@ fn the_old_path_gone_during_a_make_before_break_falls_back_to_a_new_connection()
         }
     }));
     offer(&mut p, &[NEW, OLD], &[NEW, OLD]);
-    assert_eq!(connections(&p).len(), 1);
+    assert_eq!(p.connections().len(), 1);
     // ... when the old address goes away.
     offer(&mut p, &[NEW], &[NEW]);
     p.run_for(Duration::from_secs(10));
-    assert_eq!(connections(&p).len(), 2, "{:?}", p.client_events);
+    assert_eq!(p.connections().len(), 2, "{:?}", p.client_events);
     assert!(server_closed(&p, old_spi_r));
     assert_eq!(p.client.ike().path().0, addr(NEW));
     assert_eq!(p.server.sa_count(), 1, "the abandoned attempt left nothing");

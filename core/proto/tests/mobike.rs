@@ -9,28 +9,18 @@ mod pair;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use pair::{psk_client, psk_server, Nat, Pair};
+use pair::{addr, natt, psk_client, psk_server, Nat, Pair};
 use roam_proto::ike::responder::ResponderEvent;
 use roam_proto::session::{DisconnectReason, Event, State};
 
 const PSK: &str = "mobike psk";
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-fn natt(ip: IpAddr) -> SocketAddr {
-    SocketAddr::new(ip, 4500)
-}
 
 fn server4() -> IpAddr {
     pair::server_addr().ip()
 }
 
 fn connected(seed: u64) -> Pair {
-    let mut p = Pair::new(psk_client(PSK, &[], &[]), psk_server(PSK), seed);
-    p.connect();
-    assert!(p.connected().is_some(), "{:?}", p.client_events);
+    let mut p = Pair::connected_with(psk_client(PSK, &[], &[]), psk_server(PSK), seed);
     assert!(p.client.ike().mobike_active());
     assert!(p.ping(0));
     p
@@ -43,17 +33,6 @@ fn lost_reason(p: &Pair) -> Option<DisconnectReason> {
         Event::Disconnected(r) => Some(r.clone()),
         _ => None,
     })
-}
-
-/// The IKE SPIs of every connection made, in order.
-fn connections(p: &Pair) -> Vec<u64> {
-    p.client_events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Connected(i) => Some(i.spi_i),
-            _ => None,
-        })
-        .collect()
 }
 
 fn roamed(p: &Pair) -> Vec<(SocketAddr, SocketAddr)> {
@@ -252,12 +231,12 @@ fn a_nat_appearing_and_disappearing_turns_keepalives_on_and_off() {
 /// Without MOBIKE a path change means a new IKE SA from the new path, at once: the old one
 /// is deleted, no update is tried, and traffic flows on the new SA.
 fn assert_new_connection_from(p: &mut Pair, local: &str) {
-    let old = connections(p);
+    let old = p.connections();
     assert_eq!(old.len(), 1);
     let spi_r = p.server_established().unwrap();
     move_to(p, &[local]);
     p.run_for(Duration::from_secs(5));
-    let now = connections(p);
+    let now = p.connections();
     assert_eq!(now.len(), 2, "{:?}", p.client_events);
     assert_ne!(now[0], now[1], "a new IKE SA");
     assert_eq!(p.client.ike().path().0, addr(local));
@@ -377,13 +356,13 @@ fn nat_rebinding_with_mobike_keeps_the_ike_sa() {
 fn nat_rebinding_without_mobike_is_healed_by_a_new_connection() {
     let mut p = nat_pair(511, false);
     p.server.set_follow_nat(false);
-    let first = connections(&p);
+    let first = p.connections();
     p.nat.as_mut().unwrap().rebind();
     let took = until_traffic_resumes(&mut p, Duration::from_secs(60))
         .unwrap_or_else(|| panic!("traffic resumes: {:?}", p.client_events));
     assert!(took <= Duration::from_secs(60), "{took:?}");
     assert_eq!(lost_reason(&p), Some(DisconnectReason::PathLost));
-    let now = connections(&p);
+    let now = p.connections();
     assert_eq!(now.len(), 2);
     assert_ne!(now[1], first[0], "a new IKE SA from the new mapping");
     assert!(p.disconnect_reason().is_none());

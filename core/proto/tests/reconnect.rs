@@ -21,16 +21,6 @@ fn connected_pair(seed: u64) -> Pair {
     p
 }
 
-fn connects(p: &Pair) -> Vec<u64> {
-    p.client_events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Connected(i) => Some(i.spi_i),
-            _ => None,
-        })
-        .collect()
-}
-
 fn reconnecting(p: &Pair) -> Vec<(u32, Duration, DisconnectReason)> {
     p.client_events
         .iter()
@@ -70,7 +60,7 @@ fn server_delete_is_followed_by_a_new_connection() {
     assert!(p.client.poll_transmit().is_none());
     p.run_for(Duration::from_secs(2));
     assert_eq!(p.client.state(), State::Connected);
-    let spis = connects(&p);
+    let spis = p.connections();
     assert_eq!(spis.len(), 2, "{:?}", p.client_events);
     assert_ne!(spis[0], spis[1], "a new IKE SA");
     assert!(p.disconnect_reason().is_none());
@@ -100,7 +90,7 @@ fn an_unreachable_server_is_retried_with_growing_delays_forever() {
     p.filter = None;
     p.run_for(Duration::from_secs(300));
     assert_eq!(p.client.state(), State::Connected);
-    assert_eq!(connects(&p).len(), 2);
+    assert_eq!(p.connections().len(), 2);
 }
 
 #[test]
@@ -141,7 +131,7 @@ fn close_while_waiting_ends_at_once() {
     assert_eq!(p.disconnect_reason(), Some(&DisconnectReason::Closed));
     assert_eq!(p.client.poll_timeout(), None);
     p.run_for(Duration::from_secs(60));
-    assert_eq!(connects(&p).len(), 1, "no attempt after close");
+    assert_eq!(p.connections().len(), 1, "no attempt after close");
 }
 
 #[test]

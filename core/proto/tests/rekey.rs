@@ -19,13 +19,7 @@ const VIP: [u8; 4] = [198, 18, 0, 1];
 const LAN: [u8; 4] = [203, 0, 113, 2];
 
 fn icmp(src: [u8; 4], dst: [u8; 4], seq: u16) -> Vec<u8> {
-    let mut p = vec![0x45, 0, 0, 48, 0, 1, 0, 0, 64, 1, 0, 0];
-    p.extend_from_slice(&src);
-    p.extend_from_slice(&dst);
-    p.extend_from_slice(&[8, 0, 0, 0, 0, 1]);
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&[0x5a; 20]);
-    p
+    pair::icmp_seq(src, dst, seq, &[0x5a; 20])
 }
 
 /// A client for rekey tests: liveness checks and reconnects are off (tests/liveness.rs and
@@ -43,9 +37,7 @@ fn connected(client_esp: &[&str], server_esp: Option<&str>, seed: u64) -> (Pair,
     if let Some(e) = server_esp {
         server.esp = vec![ProposalSpec::parse_esp(e, &[]).unwrap()];
     }
-    let mut p = Pair::new(rekey_client(client_esp), server, seed);
-    p.connect();
-    assert!(p.connected().is_some(), "{:?}", p.client_events);
+    let p = Pair::connected_with(rekey_client(client_esp), server, seed);
     let spi_r = p.server_established().unwrap();
     (p, spi_r)
 }

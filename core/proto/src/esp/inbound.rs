@@ -7,7 +7,7 @@ use std::ops::Range;
 use super::cipher::{Cipher, ESP_HEADER_LEN};
 use super::replay::ReplayWindow;
 use super::{
-    check_child, Counters, EspError, NEXT_HEADER_DUMMY, NEXT_HEADER_IPV4, NEXT_HEADER_IPV6,
+    child_cipher, Counters, EspError, NEXT_HEADER_DUMMY, NEXT_HEADER_IPV4, NEXT_HEADER_IPV6,
 };
 use crate::crypto::aead::Backend;
 use crate::ike::child::ChildSa;
@@ -30,17 +30,8 @@ impl Inbound {
 
     /// The same with the AEAD from `backend`.
     pub fn with_backend(child: &ChildSa, backend: Backend) -> Result<Self, EspError> {
-        check_child(child)?;
-        let s = &child.selected;
-        let cipher = Cipher::with_backend(
-            backend,
-            s.encr,
-            s.key_bits,
-            s.integ,
-            child.encr_in.as_bytes(),
-            child.integ_in.as_bytes(),
-        )?;
-        Self::with_cipher(child.spi_in, s.esn, cipher)
+        let cipher = child_cipher(child, backend, &child.encr_in, &child.integ_in)?;
+        Self::with_cipher(child.spi_in, child.selected.esn, cipher)
     }
 
     pub(crate) fn with_cipher(spi: u32, esn: bool, cipher: Cipher) -> Result<Self, EspError> {

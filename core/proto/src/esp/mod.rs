@@ -22,8 +22,10 @@ pub use outbound::Outbound;
 pub use replay::{ReplayReject, ReplayWindow, REPLAY_WINDOW};
 
 use crate::crypto::aead::Backend;
+use crate::crypto::Secret;
 use crate::ike::child::ChildSa;
 use crate::rng::Rng;
+use cipher::Cipher;
 
 /// Bytes of the ESP header: SPI and sequence number.
 pub const ESP_HEADER_LEN: usize = cipher::ESP_HEADER_LEN;
@@ -193,8 +195,14 @@ fn next_header_of(packet: &[u8]) -> Result<u8, EspError> {
     }
 }
 
-/// Checks SA parameters shared by both halves.
-fn check_child(child: &ChildSa) -> Result<(), EspError> {
+/// The cipher of one half of `child` keyed with that half's `encr` and `integ` keys, after
+/// checking the SA parameters both halves share.
+fn child_cipher(
+    child: &ChildSa,
+    backend: Backend,
+    encr: &Secret,
+    integ: &Secret,
+) -> Result<Cipher, EspError> {
     use crate::wire::ProtocolId;
     if child.selected.protocol != ProtocolId::ESP {
         return Err(EspError::Unsupported(format!(
@@ -202,5 +210,13 @@ fn check_child(child: &ChildSa) -> Result<(), EspError> {
             child.selected.protocol
         )));
     }
-    Ok(())
+    let s = &child.selected;
+    Cipher::with_backend(
+        backend,
+        s.encr,
+        s.key_bits,
+        s.integ,
+        encr.as_bytes(),
+        integ.as_bytes(),
+    )
 }

@@ -2,7 +2,7 @@
 //! (`1, 2, 3, ...` up to the cipher's alignment), the trailer, and sealing in place.
 
 use super::cipher::{Cipher, IvGen, ESP_HEADER_LEN};
-use super::{check_child, next_header_of, Counters, EspError, NEXT_HEADER_DUMMY};
+use super::{child_cipher, next_header_of, Counters, EspError, NEXT_HEADER_DUMMY};
 use crate::crypto::aead::Backend;
 use crate::ike::child::ChildSa;
 use crate::rng::Rng;
@@ -35,17 +35,8 @@ impl Outbound {
         backend: Backend,
         rng: &mut dyn Rng,
     ) -> Result<Self, EspError> {
-        check_child(child)?;
-        let s = &child.selected;
-        let cipher = Cipher::with_backend(
-            backend,
-            s.encr,
-            s.key_bits,
-            s.integ,
-            child.encr_out.as_bytes(),
-            child.integ_out.as_bytes(),
-        )?;
-        Self::with_cipher(child.spi_out, s.esn, cipher, rng)
+        let cipher = child_cipher(child, backend, &child.encr_out, &child.integ_out)?;
+        Self::with_cipher(child.spi_out, child.selected.esn, cipher, rng)
     }
 
     pub(crate) fn with_cipher(

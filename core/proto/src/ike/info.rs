@@ -8,7 +8,7 @@ use log::{debug, info};
 use crate::ike::initiator::{Initiator, Phase};
 use crate::ike::task_manager::RequestKind;
 use crate::session::DisconnectReason;
-use crate::wire::{Delete, ExchangeType, Header, Payload, ProtocolId};
+use crate::wire::{ExchangeType, Header, Payload, ProtocolId};
 
 impl Initiator {
     /// Handles a request the server started (already matched to its window and decrypted).
@@ -61,11 +61,7 @@ impl Initiator {
             Some(spi_in) => {
                 info!("server deleted CHILD SA {spi_in:08x}");
                 let spi = spi_in.to_be_bytes();
-                let d = [Payload::Delete(Delete {
-                    protocol: ProtocolId::ESP,
-                    spi_size: 4,
-                    spis: &spi,
-                })];
+                let d = [Payload::delete_esp(&spi)];
                 self.send_response(ExchangeType::INFORMATIONAL, message_id, &d);
                 self.child = None;
                 // Without its only CHILD SA the tunnel carries nothing: end the IKE SA too.
@@ -82,11 +78,7 @@ impl Initiator {
 
     /// Sends the DELETE of the IKE SA (which takes its CHILD SAs with it).
     pub(super) fn send_delete(&mut self, now: Instant) {
-        let d = [Payload::Delete(Delete {
-            protocol: ProtocolId::IKE,
-            spi_size: 0,
-            spis: &[],
-        })];
+        let d = [Payload::delete_ike()];
         self.send_request(now, RequestKind::Delete, ExchangeType::INFORMATIONAL, &d);
     }
 }

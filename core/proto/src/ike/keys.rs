@@ -41,14 +41,21 @@ impl SaKeys {
         spi_i: u64,
         spi_r: u64,
     ) -> Result<Self, CryptoError> {
+        let (prf, encr_len, integ_len) = Self::suite(selected)?;
+        let k = derive_ike_keys(prf, ni, nr, g_ir, spi_i, spi_r, encr_len, integ_len)?;
+        Self::arrange(role, selected, prf, k)
+    }
+
+    /// The PRF of an IKE proposal and the lengths of its SK_e and SK_a keys: what a new IKE
+    /// SA's keys are derived with (first or rekeyed).
+    pub fn suite(selected: &Selected) -> Result<(Prf, usize, usize), CryptoError> {
         let prf_id = selected
             .prf
             .ok_or_else(|| CryptoError::Unsupported("IKE proposal without PRF".into()))?;
         let prf = Prf::new(prf_id)?;
         let encr_len = SkCipher::encr_key_len(selected.encr, selected.key_bits)?;
         let integ_len = SkCipher::integ_key_len(selected.integ)?;
-        let k = derive_ike_keys(prf, ni, nr, g_ir, spi_i, spi_r, encr_len, integ_len)?;
-        Self::arrange(role, selected, prf, k)
+        Ok((prf, encr_len, integ_len))
     }
 
     /// Arranges derived keys by direction for `role`.

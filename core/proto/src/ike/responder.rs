@@ -261,11 +261,7 @@ impl Responder {
 
     /// Deletes IKE SA `spi_r` (an INFORMATIONAL request with a DELETE; the SA is gone at once).
     pub fn delete_ike_sa(&mut self, now: Instant, spi_r: u64) -> bool {
-        let d = [Payload::Delete(crate::wire::Delete {
-            protocol: ProtocolId::IKE,
-            spi_size: 0,
-            spis: &[],
-        })];
+        let d = [Payload::delete_ike()];
         let sent = self.send_request(now, spi_r, ExchangeType::INFORMATIONAL, &d);
         if let Some(mut sa) = self.sas.remove(&spi_r) {
             self.forget(&mut sa);

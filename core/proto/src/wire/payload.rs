@@ -142,6 +142,22 @@ impl<'a> Payload<'a> {
             data,
         })
     }
+    /// A Delete payload of the IKE SA itself (no SPIs).
+    pub fn delete_ike() -> Self {
+        Payload::Delete(Delete {
+            protocol: ProtocolId::IKE,
+            spi_size: 0,
+            spis: &[],
+        })
+    }
+    /// A Delete payload of ESP SAs: `spis` are their 4-byte SPIs back to back.
+    pub fn delete_esp(spis: &'a [u8]) -> Self {
+        Payload::Delete(Delete {
+            protocol: ProtocolId::ESP,
+            spi_size: 4,
+            spis,
+        })
+    }
     /// The payload type of this payload.
     pub fn kind(&self) -> PayloadType {
         match self {

@@ -28,6 +28,14 @@ pub fn client_addr() -> SocketAddr {
 pub fn server_addr() -> SocketAddr {
     SERVER.parse().unwrap()
 }
+/// A socket address written out (`"198.51.100.2:40000"`, `"[2001:db8::2]:40000"`).
+pub fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+/// `ip` on the NAT-T port.
+pub fn natt(ip: IpAddr) -> SocketAddr {
+    SocketAddr::new(ip, 4500)
+}
 /// The server's IPv6 address (the responder listens on every address it is sent to).
 pub fn server6() -> IpAddr {
     "2001:db8::1".parse().unwrap()
@@ -88,12 +96,18 @@ impl Nat {
 
 /// An ICMP echo request between two IPv4 addresses (checksums are not checked by ESP).
 pub fn icmp(src: [u8; 4], dst: [u8; 4], payload: &[u8]) -> Vec<u8> {
+    icmp_seq(src, dst, 1, payload)
+}
+
+/// The same with ICMP sequence number `seq`.
+pub fn icmp_seq(src: [u8; 4], dst: [u8; 4], seq: u16, payload: &[u8]) -> Vec<u8> {
     let len = (20 + 8 + payload.len()) as u16;
     let mut p = vec![0x45, 0, 0, 0, 0, 1, 0, 0, 64, 1, 0, 0];
     p[2..4].copy_from_slice(&len.to_be_bytes());
     p.extend_from_slice(&src);
     p.extend_from_slice(&dst);
-    p.extend_from_slice(&[8, 0, 0, 0, 0, 1, 0, 1]);
+    p.extend_from_slice(&[8, 0, 0, 0, 0, 1]);
+    p.extend_from_slice(&seq.to_be_bytes());
     p.extend_from_slice(payload);
     p
 }
@@ -483,6 +497,25 @@ impl Pair {
                 break;
             }
         }
+    }
+
+    /// A pair of `client` and `server` that connected (asserted).
+    pub fn connected_with(client: ClientConfig, server: ResponderConfig, seed: u64) -> Self {
+        let mut p = Self::new(client, server, seed);
+        p.connect();
+        assert!(p.connected().is_some(), "{:?}", p.client_events);
+        p
+    }
+
+    /// The IKE SPIs (initiator's) of every connection made, in order.
+    pub fn connections(&self) -> Vec<u64> {
+        self.client_events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Connected(i) => Some(i.spi_i),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The latest connection's details (after a reconnect: the new one's).

@@ -9,21 +9,19 @@ use log::{debug, info, warn};
 
 use super::collision::our_exchange_loses;
 use super::exchange::{
-    answer_child, answer_ike, fresh_spi, ChildOffer, CreateChild, IkeOffer, NewIkeSa, Outcome,
-    Refusal,
+    answer_child, answer_ike, fresh_spi, ChildAnswer, ChildOffer, CreateChild, IkeAnswer, IkeOffer,
+    NewIkeSa, Outcome, Refusal,
 };
-use super::old_ike::{OldIkeSa, PEER_DELETE_WAIT};
+use super::old_ike::{self, OldIkeSa};
 use super::{
-    retry_delay, Collision, Pending, MAX_KE_RETRIES, MAX_OLD_IKE, MAX_OTHER_CHILDREN,
-    OUR_DELETE_WAIT, RETRY_FAILED, RETRY_TEMPORARY,
+    retry_delay, Collision, Pending, MAX_KE_RETRIES, MAX_OTHER_CHILDREN, RETRY_FAILED,
+    RETRY_TEMPORARY,
 };
 use crate::ike::child::ChildSa;
 use crate::ike::initiator::{IkeEvent, Initiator, Phase};
 use crate::ike::task_manager::{RequestKind, TaskManager};
 use crate::session::DisconnectReason;
-use crate::wire::{
-    Delete, DhGroup, ExchangeType, Header, Message, NotifyType, Payload, ProtocolId,
-};
+use crate::wire::{DhGroup, ExchangeType, Header, Message, NotifyType, Payload};
 
 impl Initiator {
     /// Asks for a CHILD SA rekey as soon as the window allows (volume limits, tests).
@@ -128,15 +126,7 @@ impl Initiator {
                     "rekeying CHILD SA {:08x} (new inbound SPI {spi_in:08x})",
                     offer.old_spi_in
                 );
-                let p = offer.payloads();
-                self.send_request(
-                    now,
-                    RequestKind::CreateChildSa,
-                    ExchangeType::CREATE_CHILD_SA,
-                    &p,
-                );
-                drop(p);
-                self.rekey.pending = Some(Pending::Child(offer));
+                self.send_rekey_request(now, Pending::Child(offer));
             }
             Err(e) => {
                 warn!("cannot rekey the CHILD SA: {e}");
@@ -153,21 +143,26 @@ impl Initiator {
         match IkeOffer::new(&self.params.ike, group, self.rng.as_mut()) {
             Ok(offer) => {
                 info!("rekeying IKE SA {:016x}_{:016x}", self.spi_i, self.spi_r);
-                let p = offer.payloads();
-                self.send_request(
-                    now,
-                    RequestKind::CreateChildSa,
-                    ExchangeType::CREATE_CHILD_SA,
-                    &p,
-                );
-                drop(p);
-                self.rekey.pending = Some(Pending::Ike(offer));
+                self.send_rekey_request(now, Pending::Ike(offer));
             }
             Err(e) => {
                 warn!("cannot rekey the IKE SA: {e}");
                 self.rekey.ike_next = Some(now + RETRY_FAILED);
             }
         }
+    }
+
+    /// Sends our rekey request and keeps it until the response.
+    fn send_rekey_request(&mut self, now: Instant, pending: Pending) {
+        let p = pending.payloads();
+        self.send_request(
+            now,
+            RequestKind::CreateChildSa,
+            ExchangeType::CREATE_CHILD_SA,
+            &p,
+        );
+        drop(p);
+        self.rekey.pending = Some(pending);
     }
 
     /// The response to our CREATE_CHILD_SA request.
@@ -299,34 +294,19 @@ impl Initiator {
 
     /// Keeps a redundant new IKE SA until it is deleted (by us when `ours`).
     fn retire_new_ike(&mut self, now: Instant, sa: NewIkeSa, ours: bool) {
-        let frag = self.fragment_size();
-        let wait = if ours {
-            OUR_DELETE_WAIT
-        } else {
-            PEER_DELETE_WAIT
-        };
-        let mut old = OldIkeSa::new(
+        let (old, d) = OldIkeSa::retire(
             sa.spi_i,
             sa.spi_r,
             sa.original_initiator,
             sa.keys,
             TaskManager::new(self.params.config.retransmit),
-            frag,
+            self.fragment_size(),
             now,
-            wait,
+            ours,
+            self.rng.as_mut(),
         );
-        if ours {
-            let d = old.start_delete(now, self.rng.as_mut());
-            self.queue_datagrams(d);
-        }
-        self.keep_old_ike(old);
-    }
-
-    fn keep_old_ike(&mut self, old: OldIkeSa) {
-        if self.rekey.old_ike.len() >= MAX_OLD_IKE {
-            self.rekey.old_ike.remove(0);
-        }
-        self.rekey.old_ike.push(old);
+        self.queue_datagrams(d);
+        old_ike::keep(&mut self.rekey.old_ike, old);
     }
 
     fn fragment_size(&self) -> Option<usize> {
@@ -344,12 +324,7 @@ impl Initiator {
             &mut self.tm,
             TaskManager::new(self.params.config.retransmit),
         );
-        let wait = if delete_old {
-            OUR_DELETE_WAIT
-        } else {
-            PEER_DELETE_WAIT
-        };
-        let mut old = OldIkeSa::new(
+        let (old, d) = OldIkeSa::retire(
             self.spi_i,
             self.spi_r,
             self.original_initiator,
@@ -357,13 +332,11 @@ impl Initiator {
             old_tm,
             self.fragment_size(),
             now,
-            wait,
+            delete_old,
+            self.rng.as_mut(),
         );
-        if delete_old {
-            let d = old.start_delete(now, self.rng.as_mut());
-            self.queue_datagrams(d);
-        }
-        self.keep_old_ike(old);
+        self.queue_datagrams(d);
+        old_ike::keep(&mut self.rekey.old_ike, old);
         info!(
             "IKE SA {:016x}_{:016x} rekeyed to {:016x}_{:016x} ({}, we are the original {})",
             self.spi_i,
@@ -459,6 +432,23 @@ impl Initiator {
         self.send_response(ExchangeType::CREATE_CHILD_SA, message_id, &[r.payload()]);
     }
 
+    /// Sends the answer to the server's CREATE_CHILD_SA request (its `payloads`), or the
+    /// refusal; the answer comes back when it is one.
+    fn send_answer<A>(
+        &mut self,
+        message_id: u32,
+        answer: Result<A, Refusal>,
+        payloads: impl Fn(&A) -> Vec<Payload<'_>>,
+    ) -> Option<A> {
+        let p = match &answer {
+            Ok(a) => payloads(a),
+            Err(refusal) => vec![refusal.payload()],
+        };
+        self.send_response(ExchangeType::CREATE_CHILD_SA, message_id, &p);
+        drop(p);
+        answer.ok()
+    }
+
     fn answer_child_rekey(
         &mut self,
         now: Instant,
@@ -497,16 +487,9 @@ impl Initiator {
             spi_in,
             self.rng.as_mut(),
         );
-        let answer = match answer {
-            Ok(a) => a,
-            Err(refusal) => {
-                let p = refusal.payload();
-                return self.send_response(ExchangeType::CREATE_CHILD_SA, message_id, &[p]);
-            }
+        let Some(answer) = self.send_answer(message_id, answer, ChildAnswer::payloads) else {
+            return;
         };
-        let p = answer.payloads();
-        self.send_response(ExchangeType::CREATE_CHILD_SA, message_id, &p);
-        drop(p);
         info!(
             "server rekeyed CHILD SA {current:08x}: in {:08x} out {:08x}",
             answer.child.spi_in, answer.child.spi_out
@@ -544,16 +527,9 @@ impl Initiator {
             r,
             self.rng.as_mut(),
         );
-        let answer = match answer {
-            Ok(a) => a,
-            Err(refusal) => {
-                let p = refusal.payload();
-                return self.send_response(ExchangeType::CREATE_CHILD_SA, message_id, &[p]);
-            }
+        let Some(answer) = self.send_answer(message_id, answer, IkeAnswer::payloads) else {
+            return;
         };
-        let p = answer.payloads();
-        self.send_response(ExchangeType::CREATE_CHILD_SA, message_id, &p);
-        drop(p);
         if colliding {
             self.rekey.collision = Some(Collision::Ike {
                 new: Box::new(answer.new),
@@ -596,11 +572,7 @@ impl Initiator {
             debug!("server deleted CHILD SA {spi:08x}");
             self.emit(IkeEvent::ChildRetired { spi_in: *spi });
         }
-        let d = [Payload::Delete(Delete {
-            protocol: ProtocolId::ESP,
-            spi_size: 4,
-            spis: &reply,
-        })];
+        let d = [Payload::delete_esp(&reply)];
         let p: &[Payload<'_>] = if reply.is_empty() { &[] } else { &d };
         self.send_response(ExchangeType::INFORMATIONAL, message_id, p);
         true
@@ -612,11 +584,7 @@ impl Initiator {
         }
         debug!("deleting CHILD SA {spi_in:08x}");
         let spi = spi_in.to_be_bytes();
-        let d = [Payload::Delete(Delete {
-            protocol: ProtocolId::ESP,
-            spi_size: 4,
-            spis: &spi,
-        })];
+        let d = [Payload::delete_esp(&spi)];
         self.send_request(
             now,
             RequestKind::DeleteChild,

@@ -9,7 +9,6 @@ use crate::crypto::dh::{self, new_key_exchange, KeyExchange};
 use crate::crypto::keymat::derive_rekeyed_ike_keys;
 use crate::crypto::prf::Prf;
 use crate::crypto::proposal::{accept_response, choose, ProposalSpec, Selected};
-use crate::crypto::sk::SkCipher;
 use crate::crypto::CryptoError;
 use crate::ike::child::{random_spi, ts_contains, ChildSa};
 use crate::ike::init::NONCE_LEN;
@@ -144,6 +143,54 @@ fn pfs_group(specs: &[ProposalSpec], wanted: Option<DhGroup>) -> Option<DhGroup>
     }
 }
 
+/// Our proposals for an exchange, numbered from 1, each carrying our new SPI.
+fn offer_proposals(specs: &[ProposalSpec], spi: &[u8]) -> Vec<Proposal> {
+    specs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| s.to_wire(u8::try_from(i + 1).unwrap_or(u8::MAX), spi))
+        .collect()
+}
+
+/// The one proposal of a response (`sa`) among those we `offered`, and the responder's SPI
+/// in it (`N` bytes, not 0). `what` names the protocol in the errors.
+fn accepted<const N: usize>(
+    offered: &[Proposal],
+    sa: &[Proposal],
+    what: &str,
+) -> Result<(Selected, [u8; N]), Outcome> {
+    let selected = match sa {
+        [one] => accept_response(offered, one),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        Outcome::Invalid(format!(
+            "responder chose an {what} proposal we did not offer"
+        ))
+    })?;
+    let spi = sa
+        .first()
+        .and_then(|p| <[u8; N]>::try_from(p.spi.as_slice()).ok())
+        .filter(|s| *s != [0; N])
+        .ok_or_else(|| Outcome::Invalid(format!("{what} SPI is not {N} bytes")))?;
+    Ok((selected, spi))
+}
+
+/// The proposal we choose from a request's `sa` with our `specs`, its number, and the
+/// initiator's SPI in it (`N` bytes, not 0).
+fn chosen<const N: usize>(
+    specs: &[ProposalSpec],
+    sa: &[Proposal],
+) -> Result<(Selected, u8, [u8; N]), Refusal> {
+    let (selected, number, peer_spi) =
+        choose(specs, sa).ok_or(Refusal::new(NotifyType::NO_PROPOSAL_CHOSEN))?;
+    let spi = <[u8; N]>::try_from(peer_spi.as_slice())
+        .ok()
+        .filter(|s| *s != [0; N])
+        .ok_or(Refusal::new(NotifyType::INVALID_SYNTAX))?;
+    Ok((selected, number, spi))
+}
+
 /// Our side of a CHILD SA rekey we initiate, kept until the response.
 pub struct ChildOffer {
     /// Our inbound SPI of the SA being replaced.
@@ -182,12 +229,7 @@ impl ChildOffer {
             Some(g) => Some(key_exchange(g, rng)?),
             None => None,
         };
-        let spi = spi_in.to_be_bytes();
-        let offered = specs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| s.to_wire(u8::try_from(i + 1).unwrap_or(u8::MAX), &spi))
-            .collect();
+        let offered = offer_proposals(specs, &spi_in.to_be_bytes());
         Ok(Self {
             old_spi_in: old.spi_in,
             old_spi_bytes: old.spi_in.to_be_bytes(),
@@ -233,17 +275,8 @@ impl ChildOffer {
         else {
             return Err(bad("CREATE_CHILD_SA response misses SA, Nr or TS"));
         };
-        let selected = match sa {
-            [one] => accept_response(&self.offered, one),
-            _ => None,
-        }
-        .ok_or_else(|| bad("responder chose an ESP proposal we did not offer"))?;
-        let spi_out = sa
-            .first()
-            .and_then(|p| <[u8; 4]>::try_from(p.spi.as_slice()).ok())
-            .map(u32::from_be_bytes)
-            .filter(|s| *s != 0)
-            .ok_or_else(|| bad("ESP SPI is not 4 bytes"))?;
+        let (selected, spi_out) = accepted(&self.offered, sa, "ESP")?;
+        let spi_out = u32::from_be_bytes(spi_out);
         let within = |got: &[TrafficSelector], asked: &[TrafficSelector]| {
             !got.is_empty() && got.iter().all(|g| asked.iter().any(|a| ts_contains(a, g)))
         };
@@ -333,13 +366,8 @@ pub fn answer_child(
     let (Some(sa), Some(ni)) = (r.sa, r.nonce_ok()) else {
         return Err(Refusal::new(NotifyType::INVALID_SYNTAX));
     };
-    let (selected, number, peer_spi) =
-        choose(specs, sa).ok_or(Refusal::new(NotifyType::NO_PROPOSAL_CHOSEN))?;
-    let spi_out = <[u8; 4]>::try_from(peer_spi.as_slice())
-        .map(u32::from_be_bytes)
-        .ok()
-        .filter(|s| *s != 0)
-        .ok_or(Refusal::new(NotifyType::INVALID_SYNTAX))?;
+    let (selected, number, spi_out) = chosen(specs, sa)?;
+    let spi_out = u32::from_be_bytes(spi_out);
     let (g_ir, ke_pub) = match selected.dh {
         None => (None, None),
         Some(group) => {
@@ -414,12 +442,7 @@ fn rekeyed_keys(
     spi_i: u64,
     spi_r: u64,
 ) -> Result<SaKeys, CryptoError> {
-    let prf_id = selected
-        .prf
-        .ok_or_else(|| CryptoError::Unsupported("IKE proposal without PRF".into()))?;
-    let prf = Prf::new(prf_id)?;
-    let encr_len = SkCipher::encr_key_len(selected.encr, selected.key_bits)?;
-    let integ_len = SkCipher::integ_key_len(selected.integ)?;
+    let (prf, encr_len, integ_len) = SaKeys::suite(selected)?;
     let k = derive_rekeyed_ike_keys(
         old_prf, old_sk_d, prf, g_ir, ni, nr, spi_i, spi_r, encr_len, integ_len,
     )?;
@@ -467,11 +490,7 @@ impl IkeOffer {
     ) -> Result<Self, CryptoError> {
         let ke = key_exchange(group, rng)?;
         let spi = random_ike_spi(rng);
-        let offered = specs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| s.to_wire(u8::try_from(i + 1).unwrap_or(u8::MAX), &spi.to_be_bytes()))
-            .collect();
+        let offered = offer_proposals(specs, &spi.to_be_bytes());
         Ok(Self {
             spi,
             ni: nonce(rng),
@@ -506,17 +525,8 @@ impl IkeOffer {
         let (Some(sa), Some(nr)) = (r.sa, r.nonce_ok()) else {
             return Err(bad("IKE rekey response misses SA or Nr"));
         };
-        let selected = match sa {
-            [one] => accept_response(&self.offered, one),
-            _ => None,
-        }
-        .ok_or_else(|| bad("responder chose an IKE proposal we did not offer"))?;
-        let spi_r = sa
-            .first()
-            .and_then(|p| <[u8; 8]>::try_from(p.spi.as_slice()).ok())
-            .map(u64::from_be_bytes)
-            .filter(|s| *s != 0)
-            .ok_or_else(|| bad("IKE SPI is not 8 bytes"))?;
+        let (selected, spi_r) = accepted(&self.offered, sa, "IKE")?;
+        let spi_r = u64::from_be_bytes(spi_r);
         let g_ir = shared_secret(selected.dh, Some(self.ke.as_ref()), r.ke)?
             .ok_or_else(|| bad("IKE rekey without key exchange"))?;
         let keys = rekeyed_keys(
@@ -577,13 +587,8 @@ pub fn answer_ike(
     let (Some(sa), Some(ni)) = (r.sa, r.nonce_ok()) else {
         return Err(Refusal::new(NotifyType::INVALID_SYNTAX));
     };
-    let (selected, number, peer_spi) =
-        choose(specs, sa).ok_or(Refusal::new(NotifyType::NO_PROPOSAL_CHOSEN))?;
-    let spi_i = <[u8; 8]>::try_from(peer_spi.as_slice())
-        .map(u64::from_be_bytes)
-        .ok()
-        .filter(|s| *s != 0)
-        .ok_or(Refusal::new(NotifyType::INVALID_SYNTAX))?;
+    let (selected, number, spi_i) = chosen(specs, sa)?;
+    let spi_i = u64::from_be_bytes(spi_i);
     let group = selected
         .dh
         .ok_or(Refusal::new(NotifyType::NO_PROPOSAL_CHOSEN))?;

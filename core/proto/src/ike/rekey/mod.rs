@@ -15,6 +15,7 @@ use crate::config::Lifetimes;
 use crate::ike::child::ChildSa;
 use crate::ike::lifetime::SaLifetime;
 use crate::rng::Rng;
+use crate::wire::Payload;
 
 use exchange::{ChildOffer, IkeOffer, NewIkeSa};
 use old_ike::OldIkeSa;
@@ -37,6 +38,16 @@ pub const MAX_KE_RETRIES: u32 = 2;
 pub(crate) enum Pending {
     Child(ChildOffer),
     Ike(IkeOffer),
+}
+
+impl Pending {
+    /// The CREATE_CHILD_SA request's payloads.
+    pub(crate) fn payloads(&self) -> Vec<Payload<'_>> {
+        match self {
+            Self::Child(offer) => offer.payloads(),
+            Self::Ike(offer) => offer.payloads(),
+        }
+    }
 }
 
 /// The peer rekeyed the same SA while our request was in flight: what its exchange made.

@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 
 use log::debug;
 
+use super::{MAX_OLD_IKE, OUR_DELETE_WAIT};
 use crate::ike::keys::SaKeys;
 use crate::ike::protect;
 use crate::ike::task_manager::{
     RequestKind, RequestMatch, ResponseMatch, TaskManager, TimeoutAction,
 };
 use crate::rng::Rng;
-use crate::wire::{flags, Delete, ExchangeType, Header, Message, NotifyType, Payload, ProtocolId};
+use crate::wire::{flags, ExchangeType, Header, Message, NotifyType, Payload, ProtocolId};
 
 /// How long an old IKE SA the peer should delete is kept waiting for its DELETE.
 pub const PEER_DELETE_WAIT: Duration = Duration::from_secs(30);
@@ -36,6 +37,14 @@ pub struct OldIkeSa {
 pub struct OldOutput {
     pub datagrams: Vec<Vec<u8>>,
     pub done: bool,
+}
+
+/// Adds `old` to the replaced IKE SAs kept, dropping the oldest beyond `MAX_OLD_IKE`.
+pub(crate) fn keep(old_ike: &mut Vec<OldIkeSa>, old: OldIkeSa) {
+    if old_ike.len() >= MAX_OLD_IKE {
+        old_ike.remove(0);
+    }
+    old_ike.push(old);
 }
 
 impl std::fmt::Debug for OldIkeSa {
@@ -71,6 +80,44 @@ impl OldIkeSa {
         }
     }
 
+    /// Keeps a replaced (or redundant) IKE SA until it is deleted: by us at once when
+    /// `we_delete` (the datagrams of our DELETE request come back with it, to send), else by
+    /// the peer, waited for `PEER_DELETE_WAIT`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn retire(
+        spi_i: u64,
+        spi_r: u64,
+        original_initiator: bool,
+        keys: SaKeys,
+        tm: TaskManager,
+        fragment_size: Option<usize>,
+        now: Instant,
+        we_delete: bool,
+        rng: &mut dyn Rng,
+    ) -> (Self, Vec<Vec<u8>>) {
+        let wait = if we_delete {
+            OUR_DELETE_WAIT
+        } else {
+            PEER_DELETE_WAIT
+        };
+        let mut old = Self::new(
+            spi_i,
+            spi_r,
+            original_initiator,
+            keys,
+            tm,
+            fragment_size,
+            now,
+            wait,
+        );
+        let datagrams = if we_delete {
+            old.start_delete(now, rng)
+        } else {
+            Vec::new()
+        };
+        (old, datagrams)
+    }
+
     /// Whether a message with these header SPIs belongs to this SA.
     pub fn matches(&self, h: &Header) -> bool {
         h.spi_i == self.spi_i && h.spi_r == self.spi_r
@@ -92,11 +139,7 @@ impl OldIkeSa {
     /// Sends our DELETE of this SA (any request still in flight on it is abandoned).
     pub fn start_delete(&mut self, now: Instant, rng: &mut dyn Rng) -> Vec<Vec<u8>> {
         self.tm.abandon();
-        let d = [Payload::Delete(Delete {
-            protocol: ProtocolId::IKE,
-            spi_size: 0,
-            spis: &[],
-        })];
+        let d = [Payload::delete_ike()];
         let h = self.header(
             ExchangeType::INFORMATIONAL,
             false,

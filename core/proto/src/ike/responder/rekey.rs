@@ -14,12 +14,13 @@ use crate::ike::child::ChildSa;
 use crate::ike::protect;
 use crate::ike::rekey::collision::our_exchange_loses;
 use crate::ike::rekey::exchange::{
-    answer_child, answer_ike, fresh_spi, ChildOffer, CreateChild, IkeOffer, NewIkeSa, Refusal,
+    answer_child, answer_ike, fresh_spi, ChildOffer, CreateChild, IkeOffer, NewIkeSa, Outcome,
+    Refusal,
 };
-use crate::ike::rekey::old_ike::{OldIkeSa, PEER_DELETE_WAIT};
-use crate::ike::rekey::{Collision, Pending, MAX_OLD_IKE, MAX_OTHER_CHILDREN, OUR_DELETE_WAIT};
+use crate::ike::rekey::old_ike::{self, OldIkeSa};
+use crate::ike::rekey::{Collision, Pending, MAX_OTHER_CHILDREN};
 use crate::ike::task_manager::{RequestKind, ResponseMatch, TaskManager};
-use crate::wire::{Delete, DhGroup, ExchangeType, Message, NotifyType, Payload, ProtocolId};
+use crate::wire::{DhGroup, ExchangeType, Message, NotifyType, Payload, ProtocolId};
 
 /// One client's rekey state on the responder.
 #[derive(Debug, Default)]
@@ -111,16 +112,7 @@ impl Responder {
             }
         };
         info!("responder: rekeying CHILD SA {:08x}", offer.old_spi_in);
-        let p = offer.payloads();
-        self.send_sa_request(
-            now,
-            sa,
-            RequestKind::CreateChildSa,
-            ExchangeType::CREATE_CHILD_SA,
-            &p,
-        );
-        drop(p);
-        sa.rekey.pending = Some(Pending::Child(offer));
+        self.send_rekey_request(now, sa, Pending::Child(offer));
         true
     }
 
@@ -149,7 +141,13 @@ impl Responder {
             }
         };
         info!("responder: rekeying IKE SA {:016x}", sa.handle);
-        let p = offer.payloads();
+        self.send_rekey_request(now, sa, Pending::Ike(offer));
+        true
+    }
+
+    /// Sends our rekey request on `sa` and keeps it until the response.
+    fn send_rekey_request(&mut self, now: Instant, sa: &mut ResponderSa, pending: Pending) {
+        let p = pending.payloads();
         self.send_sa_request(
             now,
             sa,
@@ -158,8 +156,7 @@ impl Responder {
             &p,
         );
         drop(p);
-        sa.rekey.pending = Some(Pending::Ike(offer));
-        true
+        sa.rekey.pending = Some(pending);
     }
 
     fn queue_to_peer(&mut self, sa: &ResponderSa, d: Vec<Vec<u8>>) {
@@ -328,27 +325,19 @@ impl Responder {
         let our_spi = new.our_spi();
         let old_keys = std::mem::replace(&mut sa.keys, new.keys);
         let old_tm = std::mem::replace(&mut sa.tm, TaskManager::new(self.cfg.retransmit));
-        let frag = sa.fragmentation.then_some(self.cfg.fragment_size);
-        let wait = if delete_old {
-            OUR_DELETE_WAIT
-        } else {
-            PEER_DELETE_WAIT
-        };
-        let mut old = OldIkeSa::new(
+        let (old, d) = OldIkeSa::retire(
             sa.spi_i,
             sa.spi_r,
             sa.original_initiator,
             old_keys,
             old_tm,
-            frag,
+            sa.fragmentation.then_some(self.cfg.fragment_size),
             now,
-            wait,
+            delete_old,
+            self.rng.as_mut(),
         );
-        if delete_old {
-            let d = old.start_delete(now, self.rng.as_mut());
-            self.queue_to_peer(sa, d);
-        }
-        Self::keep_old_ike(sa, old);
+        self.queue_to_peer(sa, d);
+        old_ike::keep(&mut sa.rekey.old_ike, old);
         info!(
             "responder: IKE SA {:016x}_{:016x} rekeyed to {:016x}_{:016x}",
             sa.spi_i, sa.spi_r, new.spi_i, new.spi_r
@@ -360,38 +349,23 @@ impl Responder {
         self.by_ike_spi.insert(our_spi, sa.handle);
     }
 
-    fn keep_old_ike(sa: &mut ResponderSa, old: OldIkeSa) {
-        if sa.rekey.old_ike.len() >= MAX_OLD_IKE {
-            sa.rekey.old_ike.remove(0);
-        }
-        sa.rekey.old_ike.push(old);
-    }
-
     /// Keeps a redundant new IKE SA until deleted (by us when `ours`).
     fn retire_new_ike(&mut self, now: Instant, sa: &mut ResponderSa, new: NewIkeSa, ours: bool) {
-        let frag = sa.fragmentation.then_some(self.cfg.fragment_size);
-        let wait = if ours {
-            OUR_DELETE_WAIT
-        } else {
-            PEER_DELETE_WAIT
-        };
         let our_spi = new.our_spi();
-        let mut old = OldIkeSa::new(
+        let (old, d) = OldIkeSa::retire(
             new.spi_i,
             new.spi_r,
             new.original_initiator,
             new.keys,
             TaskManager::new(self.cfg.retransmit),
-            frag,
+            sa.fragmentation.then_some(self.cfg.fragment_size),
             now,
-            wait,
+            ours,
+            self.rng.as_mut(),
         );
-        if ours {
-            let d = old.start_delete(now, self.rng.as_mut());
-            self.queue_to_peer(sa, d);
-        }
+        self.queue_to_peer(sa, d);
         self.by_ike_spi.insert(our_spi, sa.handle);
-        Self::keep_old_ike(sa, old);
+        old_ike::keep(&mut sa.rekey.old_ike, old);
     }
 
     /// A message for one of `sa`'s replaced IKE SAs: handled there. Returns whether it was.
@@ -468,13 +442,7 @@ impl Responder {
                         if let Some((_, _, spi)) = theirs {
                             return self.adopt_child(sa, spi);
                         }
-                        if let Some(g) = outcome.wanted_group().filter(|_| !sa.rekey.ke_retried) {
-                            sa.rekey.ke_retried = true;
-                            self.start_child_rekey(now, sa, Some(g));
-                        } else {
-                            warn!("responder: CHILD rekey failed: {outcome:?}");
-                        }
-                        return;
+                        return self.rekey_refused(now, sa, false, &outcome);
                     }
                 };
                 let Ok(esp) = EspSa::new(&new, self.rng.as_mut()) else {
@@ -507,13 +475,7 @@ impl Responder {
                         if let Some(t) = theirs {
                             return self.switch_ike(now, sa, t, false);
                         }
-                        if let Some(g) = outcome.wanted_group().filter(|_| !sa.rekey.ke_retried) {
-                            sa.rekey.ke_retried = true;
-                            self.start_ike_rekey(now, sa, Some(g));
-                        } else {
-                            warn!("responder: IKE rekey failed: {outcome:?}");
-                        }
-                        return;
+                        return self.rekey_refused(now, sa, true, &outcome);
                     }
                 };
                 match theirs {
@@ -533,16 +495,29 @@ impl Responder {
         sa.rekey.ke_retried = false;
     }
 
+    /// Our rekey (of the IKE SA when `ike`) was refused or answered badly: retried once
+    /// with the group the client wants, else given up.
+    fn rekey_refused(&mut self, now: Instant, sa: &mut ResponderSa, ike: bool, outcome: &Outcome) {
+        match outcome.wanted_group().filter(|_| !sa.rekey.ke_retried) {
+            Some(g) => {
+                sa.rekey.ke_retried = true;
+                if ike {
+                    self.start_ike_rekey(now, sa, Some(g));
+                } else {
+                    self.start_child_rekey(now, sa, Some(g));
+                }
+            }
+            None if ike => warn!("responder: IKE rekey failed: {outcome:?}"),
+            None => warn!("responder: CHILD rekey failed: {outcome:?}"),
+        }
+    }
+
     fn send_child_delete(&mut self, now: Instant, sa: &mut ResponderSa, spi_in: u32) {
         if sa.tm.busy() {
             return;
         }
         let spi = spi_in.to_be_bytes();
-        let d = [Payload::Delete(Delete {
-            protocol: ProtocolId::ESP,
-            spi_size: 4,
-            spis: &spi,
-        })];
+        let d = [Payload::delete_esp(&spi)];
         self.send_sa_request(
             now,
             sa,
@@ -590,11 +565,7 @@ impl Responder {
                 reply.extend_from_slice(&spi.to_be_bytes());
             }
         }
-        let d = [Payload::Delete(Delete {
-            protocol: ProtocolId::ESP,
-            spi_size: 4,
-            spis: &reply,
-        })];
+        let d = [Payload::delete_esp(&reply)];
         let out: &[Payload<'_>] = if reply.is_empty() { &[] } else { &d };
         self.respond(sa, ExchangeType::INFORMATIONAL, message_id, out);
         true
