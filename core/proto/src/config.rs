@@ -97,8 +97,8 @@ pub struct ClientConfig {
 
 /// When SAs are rekeyed (strongSwan-like). Each SA is rekeyed at its soft lifetime, made
 /// earlier by a random amount up to `jitter` (and never by more than a tenth of the
-/// lifetime), chosen per SA. The hard lifetime is the soft one plus a tenth: an SA still not
-/// rekeyed then is gone, and the IKE SA ends with `DisconnectReason::Timeout`.
+/// lifetime), chosen per SA. The hard lifetime is the soft one plus a tenth (at least 30 s):
+/// an SA still not rekeyed then is gone, and the IKE SA ends with `DisconnectReason::Timeout`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Lifetimes {
     pub ike_rekey: Duration,

@@ -49,9 +49,13 @@ pub fn jitter_cap(rekey: Duration, jitter: Duration) -> Duration {
     jitter.min(rekey / 10)
 }
 
-/// The hard lifetime: the soft one plus a tenth.
+/// The least time between an SA's rekey and its end: room for the rekey's retransmissions on
+/// a lossy path, however short the configured lifetime.
+pub const MIN_REKEY_MARGIN: Duration = Duration::from_secs(30);
+
+/// The hard lifetime: the soft one plus a tenth, and at least [`MIN_REKEY_MARGIN`] more.
 pub fn hard_lifetime(rekey: Duration) -> Duration {
-    rekey.saturating_add(rekey / 10)
+    rekey.saturating_add((rekey / 10).max(MIN_REKEY_MARGIN))
 }
 
 /// Whether an outbound ESP SA with `packets_left` sequence numbers to go must be rekeyed now:
