@@ -5,7 +5,7 @@
 //! structure-aware variant): a real handshake with our `Responder` first, which must reach
 //! Connected; afterwards the session's requests still reach the responder, and its answers
 //! are queued for op 3 to deliver mutated.
-//! Ops (low two bits): 0 a datagram from the server to port 500; 1 the same to port 4500;
+//! Ops (low two bits): 0 a datagram from the server's port 500; 1 from its port 4500;
 //! 2 time advances by bytes[0] * 250 ms; 3 the next queued responder message, its bytes
 //! XORed with the record's (pairs of [offset, mask]). Bit 2 set: from another address.
 //! Never panics; whatever the input, the session keeps answering `poll_*`.
@@ -64,8 +64,9 @@ struct World {
     server: Option<Responder>,
     local: SocketAddr,
     server_ip: std::net::IpAddr,
-    /// Responder messages not yet delivered: (client port, datagram as it goes on the wire).
-    queued: VecDeque<(u16, Vec<u8>)>,
+    /// Responder messages not yet delivered: (client address, server port, datagram as it
+    /// goes on the wire, with the non-ESP marker from port 4500).
+    queued: VecDeque<(SocketAddr, u16, Vec<u8>)>,
 }
 
 impl World {
@@ -75,7 +76,8 @@ impl World {
             let Some(server) = self.server.as_mut() else {
                 continue;
             };
-            if t.remote.port() == 4500 {
+            let server_port = t.remote.port();
+            if server_port == 4500 {
                 if let NattDatagram::Ike(m) = classify(&t.payload) {
                     server.handle_message(self.now, t.remote, t.local, m);
                 }
@@ -83,13 +85,13 @@ impl World {
                 server.handle_message(self.now, t.remote, t.local, &t.payload);
             }
             while let Some(o) = server.poll_outgoing() {
-                let framed = if o.remote.port() == 4500 {
+                let framed = if server_port == 4500 {
                     [&NON_ESP_MARKER[..], &o.message].concat()
                 } else {
                     o.message
                 };
                 if self.queued.len() < 64 {
-                    self.queued.push_back((o.remote.port(), framed));
+                    self.queued.push_back((o.remote, server_port, framed));
                 }
             }
             while server.poll_event().is_some() {}
@@ -98,9 +100,7 @@ impl World {
         let _ = self.client.poll_timeout();
     }
 
-    fn deliver(&mut self, port: u16, from_ip: std::net::IpAddr, data: &mut [u8]) {
-        let local = SocketAddr::new(self.local.ip(), port);
-        let remote = SocketAddr::new(from_ip, port);
+    fn deliver(&mut self, local: SocketAddr, remote: SocketAddr, data: &mut [u8]) {
         let _ = self.client.handle_datagram(self.now, local, remote, data);
         self.flush();
     }
@@ -108,9 +108,9 @@ impl World {
     /// Delivers queued responder messages, unmodified, until both ends go quiet.
     fn pump(&mut self) {
         let mut steps = 0;
-        while let Some((port, mut d)) = self.queued.pop_front() {
-            let ip = self.server_ip;
-            self.deliver(port, ip, &mut d);
+        while let Some((local, port, mut d)) = self.queued.pop_front() {
+            let remote = SocketAddr::new(self.server_ip, port);
+            self.deliver(local, remote, &mut d);
             steps += 1;
             if steps > 100 {
                 break;
@@ -149,7 +149,7 @@ fuzz_target!(|data: &[u8]| {
             0 | 1 => {
                 let port = if op & 3 == 0 { 500 } else { 4500 };
                 let mut d = body.to_vec();
-                w.deliver(port, from, &mut d);
+                w.deliver(w.local, SocketAddr::new(from, port), &mut d);
             }
             2 => {
                 let step = u64::from(body.first().copied().unwrap_or(1)) * 250;
@@ -158,7 +158,7 @@ fuzz_target!(|data: &[u8]| {
                 w.flush();
             }
             _ => {
-                let Some((port, mut d)) = w.queued.pop_front() else {
+                let Some((local, port, mut d)) = w.queued.pop_front() else {
                     continue;
                 };
                 for pair in body.chunks_exact(2) {
@@ -166,7 +166,7 @@ fuzz_target!(|data: &[u8]| {
                         *b ^= pair[1];
                     }
                 }
-                w.deliver(port, from, &mut d);
+                w.deliver(local, SocketAddr::new(from, port), &mut d);
             }
         }
     }
