@@ -231,24 +231,17 @@ fn roam_case(lab: &Lab, name: &str, start: &str, moves: &[(&str, &str, &str)]) {
     close_cleanly(&mut c.roam);
 }
 
-/// A case that needs the client TUN: the lab (root), then the feature.
+/// A `tun_case` (lab_common) that reports how long it took.
 macro_rules! staying_case {
     ($name:ident, |$lab:ident| $body:block) => {
-        #[test]
-        fn $name() {
-            let Some($lab) = Lab::acquire(stringify!($name)) else {
-                return;
-            };
-            if !require_feature(stringify!($name), roam_has_tun(), "the client TUN") {
-                return;
-            }
+        tun_case!($name, |$lab| {
             let started = Instant::now();
             $body
             report(
                 stringify!($name),
                 &[("seconds", started.elapsed().as_secs().to_string())],
             );
-        }
+        });
     };
 }
 
