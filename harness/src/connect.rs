@@ -16,6 +16,7 @@ mod local;
 mod status;
 
 use crate::signals::Signals;
+use crate::weak;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,6 +74,7 @@ pub fn run(args: &Args) -> ExitCode {
         Ok(p) => p,
         Err(e) => return bad_profile(e),
     };
+    weak::warn_if_allowed(&profile.config.allow_weak);
     let server = profile.server.clone();
     let options = LocalOptions {
         tun: (!args.no_tun).then(|| args.tun_name.clone()),

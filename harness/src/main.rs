@@ -5,6 +5,7 @@ mod demo;
 mod logging;
 mod serve;
 mod signals;
+mod weak;
 
 use std::process::ExitCode;
 

@@ -9,6 +9,7 @@
 //! Exit 1 when it cannot start or fails, 2 when the profile is bad.
 
 use crate::signals::Signals;
+use crate::weak;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +37,7 @@ pub fn run(args: &Args) -> ExitCode {
             return ExitCode::from(EXIT_BAD_PROFILE);
         }
     };
+    weak::warn_if_allowed(&profile.allow_weak);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

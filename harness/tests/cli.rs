@@ -198,3 +198,46 @@ fn sigint_closes_and_exits_0() {
 fn untimed(line: &str) -> &str {
     line.rsplit_once(" at_ms=").map_or(line, |(l, _)| l)
 }
+
+#[test]
+fn a_profile_allowing_weak_algorithms_is_warned_about() {
+    let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}[crypto]\nike = [\"aes256-sha1-modp2048\"]\nallow_weak = [\"sha1\"]\n",
+        PSK.replace("PORT", &port.to_string())
+    );
+    let path = write_profile(dir.path(), &text);
+    let mut child = roam()
+        .args(["connect", "--profile"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "roam did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        first.starts_with("warning: the profile allows weak algorithms (sha1)"),
+        "{first}"
+    );
+
+    // the defaults name none: no warning (the profile error is the first line)
+    let strong = write_profile(dir.path(), "[server]\naddress = \"127.0.0.1\"\n");
+    let out = connect(&strong);
+    assert!(!stderr(&out).contains("weak"), "{}", stderr(&out));
+}

@@ -40,6 +40,8 @@ pub struct ServerProfile {
     pub listen: SocketAddr,
     pub responder: ResponderConfig,
     pub tun: TunSettings,
+    /// The weak algorithms `[crypto] allow_weak` lets in (empty: none).
+    pub allow_weak: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -258,6 +260,7 @@ pub fn from_str(
             mtu,
             addresses,
         },
+        allow_weak,
     })
 }
 
