@@ -8,6 +8,8 @@
 #   TUNNELS        tunnels, in the order of the odd rounds (roam-roam bt-bt ss-ss roam-ss)
 #   RSS_SECONDS    roam-roam memory run: iperf3 --bidir that long, the client's VmRSS every 5 s
 #                  (60; 0 skips it)
+#   CONNECT_ROUNDS connect wall time, roam against the strongSwan client, both to the strongSwan
+#                  server, that many times each, alternating (5; 0 skips it)
 #   PERF_SECONDS   perf record -g of the roam client for that long during a roam-roam upload and
 #                  download (0, the default: no profile); reports in the results directory
 #   ESP            ESP proposal of the IPsec tunnels (aes256gcm16)
@@ -46,6 +48,7 @@ ROUNDS=${ROUNDS:-2}
 TUNNELS=${TUNNELS:-roam-roam bt-bt ss-ss roam-ss}
 RSS_SECONDS=${RSS_SECONDS:-60}
 PERF_SECONDS=${PERF_SECONDS:-0}
+CONNECT_ROUNDS=${CONNECT_ROUNDS:-5}
 ESP=${ESP:-aes256gcm16}
 BUILD=${BUILD:-1}
 STAMP=$(date -u +%Y%m%dT%H%MZ)
@@ -308,6 +311,50 @@ perf_run() {
   teardown
 }
 
+# ---------------------------------------------------------- connect time --
+# roam: from its `connecting` line to its `connected` line (IKE_SA_INIT + IKE_AUTH with the first
+# CHILD SA, both at_ms stamps of roam's own clock); the strongSwan client: the wall clock of
+# `swanctl --initiate` on a running charon (what lab.sh up-client prints). Both against the
+# strongSwan server with the same PSK, proposals and path; alternating, CONNECT_ROUNDS each.
+connect_run() {
+  local r ms out line
+  : > "$OUT/connect.tsv"
+  for r in $(seq 1 "$CONNECT_ROUNDS"); do
+    if roam_up "$PROFILE"; then
+      out=$OUT/roam-connect.out
+      ms=$(awk '/^connecting / { sub(/.* at_ms=/, ""); a = $0 } /^connected / { sub(/.* at_ms=/, ""); if (!b) b = $0 }
+                END { if (a && b) print b - a }' "$out")
+      printf 'roam\t%s\t%s\n' "$r" "${ms:-}" >> "$OUT/connect.tsv"
+    fi
+    teardown
+    SS_CLIENT=1
+    line=$("$LAB_SH" up-client psk 2>&1 >/dev/null | grep -o 'in [0-9]* ms' | tail -n1 || true)
+    ms=${line//[!0-9]/}
+    printf 'ss\t%s\t%s\n' "$r" "${ms:-}" >> "$OUT/connect.tsv"
+    teardown
+  done
+}
+
+connect_report() {
+  [ -s "$OUT/connect.tsv" ] || return 0
+  python3 - "$OUT/connect.tsv" <<'PY'
+import sys, statistics
+t = {}
+for line in open(sys.argv[1]):
+    f = line.rstrip("\n").split("\t")
+    if len(f) == 3 and f[2].isdigit():
+        t.setdefault(f[0], []).append(int(f[2]))
+def med(k):
+    return statistics.median(t[k]) if t.get(k) else None
+r, s = med("roam"), med("ss")
+print("Connect wall time to the strongSwan server (median ms; runs): roam %s %s; strongSwan client %s %s"
+      % (r, t.get("roam", []), s, t.get("ss", [])))
+if r is not None and s:
+    print("roam / strongSwan client connect time: %.2f  %s (target <= 1.0)"
+          % (r / s, "holds" if r <= s else "misses"))
+PY
+}
+
 # ------------------------------------------------------------------ table --
 report() {
   python3 - "$OUT/runs.tsv" "$OUT/rss.tsv" "$DURATION" "$ROUNDS" "$RSS_SECONDS" <<'PY'
@@ -421,7 +468,7 @@ header() {
 if [ "${1:-}" = report ]; then
   OUT=${2:?report DIR}
   [ -s "$OUT/runs.tsv" ] || fail "no $OUT/runs.tsv"
-  report; exit 0
+  report; connect_report; exit 0
 fi
 install_tools
 mkdir -p "$OUT"
@@ -446,7 +493,8 @@ for r in $(seq 1 "$ROUNDS"); do
   for t in "${list[@]}"; do run_one "$t" "$r"; done
 done
 if [ "$RSS_SECONDS" -gt 0 ]; then rss_run; fi
+if [ "$CONNECT_ROUNDS" -gt 0 ]; then connect_run; fi
 if [ "$PERF_SECONDS" -gt 0 ]; then perf_run; fi
 
-{ header; echo; report; } | tee "$OUT/table.md"
+{ header; echo; report; echo; connect_report; } | tee "$OUT/table.md"
 say "results: $OUT (runs.tsv, rss.tsv, table.md, iperf JSON, perf-*.txt when PERF_SECONDS > 0)"
