@@ -137,14 +137,19 @@ fn no_common_proposal_fails() {
         10,
     );
     p.connect();
+    // The unauthenticated NO_PROPOSAL_CHOSEN is believed once the retransmitted request
+    // draws it again (RFC 7296 §2.21.1).
+    assert!(p.disconnect_reason().is_none(), "{:?}", p.client_events);
+    p.run_for(Duration::from_secs(60));
     assert!(
         matches!(
             p.disconnect_reason(),
-            Some(DisconnectReason::NegotiationFailed(_))
+            Some(DisconnectReason::NegotiationFailed(why)) if why.contains("NO_PROPOSAL_CHOSEN")
         ),
         "{:?}",
         p.client_events
     );
+    assert_eq!(p.sent[0], 2, "the request and one retransmission");
 }
 
 #[test]

@@ -88,6 +88,8 @@ const KEYWORDS: &[Keyword] = &[
     kw("noesn", Alg::Esn(false)),
     weak("3des", Alg::Encr(EncrId::TRIPLE_DES, None)),
     weak("des", Alg::Encr(EncrId::DES, None)),
+    // No confidentiality at all (ESP only; never for IKE). Roam's ciphers do not implement it.
+    weak("null", Alg::Encr(EncrId::NULL, None)),
     weak("aes128ctr", Alg::Encr(EncrId::AES_CTR, Some(128))),
     weak("aes192ctr", Alg::Encr(EncrId::AES_CTR, Some(192))),
     weak("aes256ctr", Alg::Encr(EncrId::AES_CTR, Some(256))),
@@ -189,6 +191,9 @@ impl ProposalSpec {
         let inc = |why| Err(ProposalError::Incomplete(s.to_string(), why));
         if !spec.esn.is_empty() {
             return inc("ESN is not part of an IKE proposal");
+        }
+        if spec.encr.iter().any(|(e, _)| *e == EncrId::NULL) {
+            return inc("NULL encryption cannot protect IKE (RFC 7296 §3.3.2)");
         }
         let aead = spec.check_encr(s)?;
         if !aead && spec.prf.is_empty() {

@@ -8,7 +8,7 @@ use log::{debug, info};
 
 use crate::crypto::dh::{self, new_key_exchange};
 use crate::crypto::proposal::accept_response;
-use crate::ike::initiator::{Initiator, Phase};
+use crate::ike::initiator::{Initiator, PeerInfo, Phase};
 use crate::ike::keys::{Role, SaKeys};
 use crate::ike::natd::{self, NatState};
 use crate::session::DisconnectReason;
@@ -21,6 +21,9 @@ use crate::wire::{
 pub const NONCE_LEN: usize = 32;
 /// How many COOKIE / INVALID_KE_PAYLOAD retries we make before giving up.
 const MAX_INIT_RETRIES: u32 = 4;
+/// An unacceptable IKE_SA_INIT response ends the attempt once the request was sent this
+/// many times (so a single forged answer to the first send does not).
+const INIT_SENDS_BEFORE_BELIEVING: u32 = 2;
 
 /// The SIGNATURE_HASH_ALGORITHMS data: our hashes as 16-bit numbers.
 pub fn hash_algorithms_data() -> Vec<u8> {
@@ -116,6 +119,13 @@ impl Initiator {
     }
 
     /// Handles the IKE_SA_INIT response (plaintext).
+    ///
+    /// The response is not authenticated: anyone who saw our request can forge one. So an
+    /// unacceptable response (an error notify, a proposal we did not offer, a mismatched KE,
+    /// a bad nonce) does not end the attempt at once (RFC 7296 §2.21.1: the recipient should
+    /// keep trying for some time and not act on an unauthenticated error unless the
+    /// specification defines a corrective action, as for COOKIE and INVALID_KE_PAYLOAD). It
+    /// is refused (`refuse_init_response`); a genuine response may still come.
     pub(super) fn process_init_response(&mut self, now: Instant, msg: &Message<'_>) {
         let p = &msg.payloads;
         // Error notifies first: they carry no SA.
@@ -125,16 +135,16 @@ impl Initiator {
                     NotifyType::COOKIE => return self.retry_with_cookie(now, n.data),
                     NotifyType::INVALID_KE_PAYLOAD => return self.retry_with_group(now, n.data),
                     k if k.is_error() => {
-                        return self.fail(DisconnectReason::NegotiationFailed(format!(
-                            "IKE_SA_INIT: {k}"
-                        )));
+                        return self.refuse_init_response(DisconnectReason::NegotiationFailed(
+                            format!("IKE_SA_INIT: {k}"),
+                        ));
                     }
                     _ => {}
                 }
             }
         }
         if msg.header.spi_r == 0 {
-            return self.fail(DisconnectReason::ProtocolError(
+            return self.refuse_init_response(DisconnectReason::ProtocolError(
                 "IKE_SA_INIT response without SPIr".into(),
             ));
         }
@@ -143,18 +153,25 @@ impl Initiator {
         let mut nonce = None;
         let mut src = Vec::new();
         let mut dst = Vec::new();
+        // What the response tells about the peer, kept only if the response is accepted.
+        let mut peer = PeerInfo {
+            wants_cert: false,
+            fragmentation: false,
+            hash_algorithms: Vec::new(),
+            ..self.peer.clone()
+        };
         for pl in p {
             match pl {
                 Payload::Sa(props) => sa = Some(props),
                 Payload::Ke { group, data } => ke = Some((*group, *data)),
                 Payload::Nonce(n) => nonce = Some(*n),
-                Payload::CertReq { .. } => self.peer.wants_cert = true,
+                Payload::CertReq { .. } => peer.wants_cert = true,
                 Payload::Notify(n) => match n.kind {
                     NotifyType::NAT_DETECTION_SOURCE_IP => src.push(n.data),
                     NotifyType::NAT_DETECTION_DESTINATION_IP => dst.push(n.data),
-                    NotifyType::IKEV2_FRAGMENTATION_SUPPORTED => self.peer.fragmentation = true,
+                    NotifyType::IKEV2_FRAGMENTATION_SUPPORTED => peer.fragmentation = true,
                     NotifyType::SIGNATURE_HASH_ALGORITHMS => {
-                        self.peer.hash_algorithms = parse_hash_algorithms(n.data);
+                        peer.hash_algorithms = parse_hash_algorithms(n.data);
                     }
                     _ => {}
                 },
@@ -162,7 +179,7 @@ impl Initiator {
             }
         }
         let (Some(sa), Some((group, ke_data)), Some(nonce)) = (sa, ke, nonce) else {
-            return self.fail(DisconnectReason::ProtocolError(
+            return self.refuse_init_response(DisconnectReason::ProtocolError(
                 "IKE_SA_INIT response misses SA, KE or Nonce".into(),
             ));
         };
@@ -172,28 +189,31 @@ impl Initiator {
             _ => None,
         };
         let Some(selected) = selected else {
-            return self.fail(DisconnectReason::NegotiationFailed(
+            return self.refuse_init_response(DisconnectReason::NegotiationFailed(
                 "responder chose a proposal we did not offer".into(),
             ));
         };
         let Some(ours) = self.ke.as_ref() else { return };
         if selected.dh != Some(group) || group != ours.group() {
-            return self.fail(DisconnectReason::ProtocolError(
+            return self.refuse_init_response(DisconnectReason::ProtocolError(
                 "KE group does not match the chosen proposal".into(),
             ));
         }
         if !(16..=256).contains(&nonce.len()) {
-            return self.fail(DisconnectReason::ProtocolError("bad nonce length".into()));
+            return self
+                .refuse_init_response(DisconnectReason::ProtocolError("bad nonce length".into()));
         }
         let g_ir = match ours.shared_secret(ke_data) {
             Ok(s) => s,
             Err(e) => {
-                return self.fail(DisconnectReason::ProtocolError(format!(
+                return self.refuse_init_response(DisconnectReason::ProtocolError(format!(
                     "key exchange: {e}"
                 )))
             }
         };
         self.spi_r = msg.header.spi_r;
+        self.peer = peer;
+        self.init_refused = None;
         self.nr = nonce.to_vec();
         let keys = SaKeys::derive(
             Role::Initiator,
@@ -231,7 +251,7 @@ impl Initiator {
     fn retry_with_cookie(&mut self, now: Instant, cookie: &[u8]) {
         self.init_retries += 1;
         if self.init_retries > MAX_INIT_RETRIES || cookie.is_empty() || cookie.len() > 64 {
-            return self.fail(DisconnectReason::NegotiationFailed(
+            return self.refuse_init_response(DisconnectReason::NegotiationFailed(
                 "COOKIE retries exhausted".into(),
             ));
         }
@@ -245,7 +265,7 @@ impl Initiator {
         let wanted = match data {
             [a, b] => DhGroup(u16::from_be_bytes([*a, *b])),
             _ => {
-                return self.fail(DisconnectReason::ProtocolError(
+                return self.refuse_init_response(DisconnectReason::ProtocolError(
                     "malformed INVALID_KE_PAYLOAD".into(),
                 ))
             }
@@ -256,7 +276,7 @@ impl Initiator {
             || !self.params.offers_group(wanted)
             || !dh::is_supported(wanted)
         {
-            return self.fail(DisconnectReason::NegotiationFailed(format!(
+            return self.refuse_init_response(DisconnectReason::NegotiationFailed(format!(
                 "responder wants group {wanted}"
             )));
         }
@@ -267,5 +287,20 @@ impl Initiator {
         }
         // Same SPIi and nonce; a cookie the responder gave stays valid for them.
         self.send_init_request(now);
+    }
+
+    /// An IKE_SA_INIT response we cannot accept. It is unauthenticated, so it ends the attempt
+    /// only once the request was sent again and still drew no acceptable answer (the server
+    /// really means it); before that it is counted and remembered, and the request stays in
+    /// flight for a genuine response. Refused responses never make us send anything: a flood
+    /// of them costs the attacker as much as us. When the retransmissions run out, the last
+    /// refusal is the reason given instead of a timeout.
+    pub(super) fn refuse_init_response(&mut self, reason: DisconnectReason) {
+        self.drops.refused += 1;
+        if self.tm.outstanding_sends() >= INIT_SENDS_BEFORE_BELIEVING {
+            return self.fail(reason);
+        }
+        debug!("IKE_SA_INIT response refused ({reason}); waiting for another");
+        self.init_refused = Some(reason);
     }
 }

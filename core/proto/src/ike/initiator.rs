@@ -92,6 +92,9 @@ pub struct DropCounters {
     pub unknown_spi: u64,
     pub unexpected: u64,
     pub integrity: u64,
+    /// Unauthenticated IKE_SA_INIT responses refused (an error notify, a proposal we did
+    /// not offer, a mismatched KE, a bad nonce) while waiting for an acceptable one.
+    pub refused: u64,
 }
 
 /// The IKE SA, initiator role.
@@ -116,6 +119,8 @@ pub struct Initiator {
     pub(super) init_retries: u32,
     pub(super) init_request: Vec<u8>,
     pub(super) init_response: Vec<u8>,
+    /// Why the last IKE_SA_INIT response was refused (the reason given if none is accepted).
+    pub(super) init_refused: Option<DisconnectReason>,
     pub(super) ike_selected: Option<Selected>,
     pub(super) keys: Option<SaKeys>,
     pub(super) peer: PeerInfo,
@@ -159,6 +164,7 @@ impl Initiator {
             nr: Vec::new(),
             cookie: None,
             init_retries: 0,
+            init_refused: None,
             init_request: Vec::new(),
             init_response: Vec::new(),
             ike_selected: None,
@@ -493,6 +499,13 @@ impl Initiator {
             }
             TimeoutAction::GaveUp(kind) => match kind {
                 RequestKind::Delete => self.finish(DisconnectReason::Closed),
+                RequestKind::IkeSaInit if self.init_refused.is_some() => {
+                    let reason = self
+                        .init_refused
+                        .take()
+                        .unwrap_or(DisconnectReason::Timeout);
+                    self.fail(reason)
+                }
                 RequestKind::UpdateSa => self.update_failed(),
                 _ => {
                     warn!("no response to {kind:?}: giving up");
