@@ -439,6 +439,14 @@ struct Pending {
     nt_response: [u8; 24],
 }
 
+impl Drop for Pending {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.expected.zeroize();
+        self.nt_response.zeroize();
+    }
+}
+
 impl Peer {
     pub fn new(username: &str, password: &str) -> Self {
         Peer {
@@ -500,7 +508,7 @@ impl Peer {
     pub fn handle_success(&mut self, request: &[u8]) -> Result<Vec<u8>, MschapError> {
         let (auth, message) = parse_success(request)?;
         let pending = self.pending.as_ref().ok_or(MschapError::Malformed)?;
-        if auth != pending.expected {
+        if !crate::crypto::ct_eq(auth.as_bytes(), pending.expected.as_bytes()) {
             return Err(MschapError::BadAuthenticator);
         }
         log::debug!("EAP-MSCHAPv2 success: {message}");
@@ -569,7 +577,7 @@ impl Authenticator {
             return Ok(Err(failure()));
         };
         let expected = nt_response(&self.challenge, &r.peer_challenge, &r.name, &password);
-        if expected != r.nt_response {
+        if !crate::crypto::ct_eq(&expected, &r.nt_response) {
             return Ok(Err(failure()));
         }
         let auth = authenticator_response(

@@ -1,10 +1,21 @@
-//! `Secret`: bytes that are zeroized on drop and never printed.
+//! `Secret`: bytes that are zeroized on drop, compared in constant time, and never printed.
 
 use zeroize::Zeroize;
 
-/// Key material: zeroized on drop; `Debug` shows only the length.
-#[derive(Clone, Default, PartialEq, Eq)]
+/// Key material: zeroized on drop; equality runs in constant time (for equal lengths);
+/// `Debug` shows only the length.
+#[derive(Clone, Default)]
 pub struct Secret(Vec<u8>);
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        super::ct_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Secret {}
+
+impl zeroize::ZeroizeOnDrop for Secret {}
 
 impl Secret {
     pub fn new(bytes: Vec<u8>) -> Self {
@@ -47,6 +58,16 @@ mod tests {
         assert_eq!(dbg, "Secret(4 bytes)");
         assert!(!dbg.contains("222") && !dbg.contains("dead"));
         assert_eq!(format!("{:#?}", s), "Secret(4 bytes)");
+    }
+
+    #[test]
+    fn equality_compares_every_byte() {
+        let a = Secret::from_slice(&[1, 2, 3, 4]);
+        assert_eq!(a, Secret::from_slice(&[1, 2, 3, 4]));
+        assert_ne!(a, Secret::from_slice(&[1, 2, 3, 5]));
+        assert_ne!(a, Secret::from_slice(&[9, 2, 3, 4]));
+        assert_ne!(a, Secret::from_slice(&[1, 2, 3]));
+        assert_eq!(Secret::default(), Secret::new(Vec::new()));
     }
 
     #[test]

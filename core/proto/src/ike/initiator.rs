@@ -95,6 +95,8 @@ pub struct DropCounters {
     /// Unauthenticated IKE_SA_INIT responses refused (an error notify, a proposal we did
     /// not offer, a mismatched KE, a bad nonce) while waiting for an acceptable one.
     pub refused: u64,
+    /// Fragments refused by reassembly's caps (count, bytes; `protect`).
+    pub fragments: u64,
 }
 
 /// The IKE SA, initiator role.
@@ -265,7 +267,7 @@ impl Initiator {
         if msg.encrypted().is_none() && msg.fragment().is_none() {
             return self.handle_unprotected_response(msg);
         }
-        let Some(opened) = self.open(msg, true) else {
+        let Some(opened) = self.open(now, msg, true) else {
             return;
         };
         self.live.heard(now);
@@ -330,7 +332,7 @@ impl Initiator {
                 return;
             }
         }
-        let Some(opened) = self.open(msg, false) else {
+        let Some(opened) = self.open(now, msg, false) else {
             return;
         };
         self.live.heard(now);
@@ -346,7 +348,7 @@ impl Initiator {
     }
 
     /// Decrypts an SK message or feeds an SKF fragment to reassembly.
-    fn open(&mut self, msg: &Message<'_>, response: bool) -> Option<Opened> {
+    fn open(&mut self, now: Instant, msg: &Message<'_>, response: bool) -> Option<Opened> {
         let Some(keys) = self.keys.as_ref() else {
             self.drops.unexpected += 1;
             return None;
@@ -357,12 +359,19 @@ impl Initiator {
             } else {
                 &mut self.reassembly_requests
             };
-            r.add(&keys.inbound, msg)
+            r.add_at(now, &keys.inbound, msg)
         } else {
             protect::open(&keys.inbound, msg).map(Some)
         };
         match result {
             Ok(o) => o,
+            Err(
+                e @ (protect::ProtectError::TooLarge | protect::ProtectError::TooManyFragments(_)),
+            ) => {
+                debug!("dropping fragment: {e}");
+                self.drops.fragments += 1;
+                None
+            }
             Err(e) => {
                 debug!("dropping protected message: {e}");
                 self.drops.integrity += 1;
@@ -608,6 +617,13 @@ impl Initiator {
     pub fn path(&self) -> (SocketAddr, SocketAddr) {
         (self.local, self.remote)
     }
+    /// The current IKE SA's keys (only with the `test-keys` feature: tests that look for
+    /// key bytes where they must not be).
+    #[cfg(feature = "test-keys")]
+    pub fn sa_keys(&self) -> Option<&SaKeys> {
+        self.keys.as_ref()
+    }
+
     /// The CHILD SA's and IKE SA's keys exist on our side.
     pub fn has_keys(&self) -> bool {
         self.keys.is_some()

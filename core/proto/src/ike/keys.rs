@@ -27,6 +27,10 @@ pub struct SaKeys {
     pub outbound: SkCipher,
     /// Checks what we receive.
     pub inbound: SkCipher,
+    /// All seven keys as derived, for tests that look for key bytes where they must not
+    /// be (logs, freed memory). Only with the `test-keys` feature; never in a real build.
+    #[cfg(feature = "test-keys")]
+    pub derived: IkeKeys,
 }
 
 impl SaKeys {
@@ -87,6 +91,8 @@ impl SaKeys {
                 sk_p_theirs: k.sk_pr.clone(),
                 outbound: cipher_i,
                 inbound: cipher_r,
+                #[cfg(feature = "test-keys")]
+                derived: k.clone(),
             },
             Role::Responder => Self {
                 prf,
@@ -95,6 +101,8 @@ impl SaKeys {
                 sk_p_theirs: k.sk_pi.clone(),
                 outbound: cipher_r,
                 inbound: cipher_i,
+                #[cfg(feature = "test-keys")]
+                derived: k.clone(),
             },
         })
     }

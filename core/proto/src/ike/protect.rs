@@ -1,6 +1,15 @@
 //! Protecting IKE messages after IKE_SA_INIT: sealing the inner payload chain into an SK
 //! payload (or into SKF fragments, RFC 7383, when it would not fit the path), and opening
 //! received SK messages and reassembling SKF fragments.
+//!
+//! Reassembly is bounded (RFC 7383 §2.6 leaves the limits to us): one partial message per
+//! [`Reassembly`] (an IKE SA keeps one per direction), at most [`MAX_FRAGMENTS`] fragments and
+//! [`MAX_REASSEMBLED`] bytes, and a partial message older than [`REASSEMBLY_TIMEOUT`] is
+//! dropped when the next fragment comes. Fragments are authenticated before they are kept,
+//! so only the peer holding the keys can fill it at all. Refusals are typed errors
+//! ([`ProtectError::TooManyFragments`], [`ProtectError::TooLarge`]) the caller counts.
+
+use std::time::{Duration, Instant};
 
 use crate::crypto::sk::SkCipher;
 use crate::crypto::CryptoError;
@@ -21,12 +30,21 @@ pub enum ProtectError {
     NotEncrypted,
     #[error("bad fragment: {0}")]
     Fragment(&'static str),
+    /// A fragment claims more than [`MAX_FRAGMENTS`] in its message.
+    #[error("fragment of a message of {0} fragments (at most {MAX_FRAGMENTS})")]
+    TooManyFragments(u16),
+    /// The fragments would make a message over [`MAX_REASSEMBLED`] bytes.
+    #[error("reassembled message over {MAX_REASSEMBLED} bytes")]
+    TooLarge,
 }
 
 /// Most fragments we accept for one message (strongSwan sends 2-3 for a large IKE_AUTH).
 pub const MAX_FRAGMENTS: u16 = 32;
 /// Most bytes a reassembled message may have.
 pub const MAX_REASSEMBLED: usize = 64 * 1024;
+/// A partial message whose first fragment came longer ago than this is dropped (the peer
+/// retransmits every fragment of a message it still wants answered).
+pub const REASSEMBLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serializes `payloads` and seals them for `header` into one message, or into fragments of
 /// at most `fragment_size` bytes each when `fragment_size` is Some and the message is larger.
@@ -128,6 +146,8 @@ pub struct Reassembly {
     first: PayloadType,
     parts: Vec<Option<Vec<u8>>>,
     bytes: usize,
+    /// When the partial message's first fragment came (with `add_at`).
+    started: Option<Instant>,
 }
 
 impl Default for Reassembly {
@@ -138,11 +158,39 @@ impl Default for Reassembly {
             first: PayloadType::NONE,
             parts: Vec::new(),
             bytes: 0,
+            started: None,
         }
     }
 }
 
 impl Reassembly {
+    /// [`Reassembly::add`] at `now`: a partial message older than [`REASSEMBLY_TIMEOUT`] is
+    /// dropped first.
+    pub fn add_at(
+        &mut self,
+        now: Instant,
+        cipher: &SkCipher,
+        msg: &Message<'_>,
+    ) -> Result<Option<Opened>, ProtectError> {
+        if self
+            .started
+            .is_some_and(|t| now.saturating_duration_since(t) >= REASSEMBLY_TIMEOUT)
+        {
+            log::debug!("dropping a partial fragmented message: too old");
+            self.clear();
+        }
+        let r = self.add(cipher, msg);
+        if self.message_id.is_some() && self.started.is_none() {
+            self.started = Some(now);
+        }
+        r
+    }
+
+    /// Fragments held now (of the one partial message), and their bytes.
+    pub fn held(&self) -> (usize, usize) {
+        (self.parts.iter().flatten().count(), self.bytes)
+    }
+
     /// Adds a fragment (checked and decrypted here). Returns the whole message once every
     /// fragment has arrived. Fragments of another message ID replace an older, incomplete set.
     pub fn add(
@@ -151,7 +199,10 @@ impl Reassembly {
         msg: &Message<'_>,
     ) -> Result<Option<Opened>, ProtectError> {
         let f = msg.fragment().ok_or(ProtectError::NotEncrypted)?;
-        if f.total == 0 || f.total > MAX_FRAGMENTS || f.number == 0 || f.number > f.total {
+        if f.total > MAX_FRAGMENTS {
+            return Err(ProtectError::TooManyFragments(f.total));
+        }
+        if f.total == 0 || f.number == 0 || f.number > f.total {
             return Err(ProtectError::Fragment("number out of range"));
         }
         let aad = msg
@@ -170,6 +221,7 @@ impl Reassembly {
                 first: PayloadType::NONE,
                 parts: vec![None; usize::from(f.total)],
                 bytes: 0,
+                started: None,
             };
         }
         let idx = usize::from(f.number - 1);
@@ -184,7 +236,7 @@ impl Reassembly {
             self.bytes += plain.len();
             if self.bytes > MAX_REASSEMBLED {
                 *self = Reassembly::default();
-                return Err(ProtectError::Fragment("too large"));
+                return Err(ProtectError::TooLarge);
             }
             *slot = Some(plain);
         }

@@ -9,12 +9,19 @@
 //! the network for the server's packet side, [`Responder::route_packet`] seals packets from the
 //! packet side for the client whose virtual IP they go to. Leases come from `pool` and return
 //! to it when the client's IKE SA goes.
+//!
+//! What an outsider can fill is capped: IKE SAs at `MAX_SAS`, half-open ones at
+//! [`MAX_HALF_OPEN`] with a COOKIE demanded from [`COOKIE_THRESHOLD`] on (`admission`), one
+//! fragment reassembly per SA (`protect`), one cached response per SA (the task manager's
+//! window of one), leases at the pools' sizes, and `mobility`'s lists at their own caps.
 
+mod admission;
 mod data;
 mod mobility;
 mod pool;
 mod rekey;
 
+pub use admission::{AdmissionStats, COOKIE_THRESHOLD, HALF_OPEN_TIMEOUT, MAX_HALF_OPEN};
 pub use data::DataStats;
 
 use std::collections::{HashMap, VecDeque};
@@ -139,6 +146,8 @@ pub(super) struct ResponderSa {
     /// Whether we are the original initiator (after we rekeyed the IKE SA).
     pub(super) original_initiator: bool,
     pub(super) rekey: rekey::ServerRekey,
+    /// When IKE_SA_INIT made it (half-open SAs expire by it when room is needed).
+    pub(super) created: Instant,
 }
 
 /// The responder.
@@ -162,10 +171,11 @@ pub struct Responder {
     pub(super) events: VecDeque<ResponderEvent>,
     dropped: u64,
     mobility: mobility::Mobility,
+    admission: AdmissionStats,
 }
 
 /// Most IKE SAs one responder keeps (tests and demos; a bound against floods).
-const MAX_SAS: usize = 4096;
+pub const MAX_SAS: usize = 4096;
 
 impl Responder {
     pub fn new(cfg: ResponderConfig, mut rng: Box<dyn Rng>) -> Self {
@@ -195,6 +205,7 @@ impl Responder {
             events: VecDeque::new(),
             dropped: 0,
             mobility: mobility::Mobility::default(),
+            admission: AdmissionStats::default(),
         }
     }
 
@@ -221,7 +232,7 @@ impl Responder {
                 self.dropped += 1;
                 return;
             }
-            return self.handle_init(local, remote, &msg);
+            return self.handle_init(now, local, remote, &msg);
         }
         // Our SPI is SPIr unless we became the original initiator by rekeying the IKE SA.
         let ours = if h.is_initiator() { h.spi_r } else { h.spi_i };
@@ -372,7 +383,13 @@ impl Responder {
         out
     }
 
-    fn handle_init(&mut self, local: SocketAddr, remote: SocketAddr, msg: &Message<'_>) {
+    fn handle_init(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        msg: &Message<'_>,
+    ) {
         let h = msg.header;
         if let Some(spi_r) = self.half_open.get(&(remote, h.spi_i)) {
             // A retransmitted IKE_SA_INIT: resend our response.
@@ -384,8 +401,7 @@ impl Responder {
             }
             return;
         }
-        if self.sas.len() >= MAX_SAS {
-            self.dropped += 1;
+        if !self.admit(now) {
             return;
         }
         let mut sa_p = None;
@@ -429,10 +445,11 @@ impl Responder {
             );
             return;
         };
-        if self.cfg.require_cookie {
+        if self.cookie_required() {
             let expected = self.cookie_for(remote, h.spi_i, ni);
             if cookie.is_none_or(|c| !ct_eq(c, &expected)) {
                 debug!("responder: asking {remote} for a cookie");
+                self.admission.cookies_demanded += 1;
                 self.send_plain(
                     remote,
                     reply_header(0),
@@ -557,6 +574,7 @@ impl Responder {
                 handle: spi_r,
                 original_initiator: false,
                 rekey: rekey::ServerRekey::default(),
+                created: now,
             },
         );
     }
@@ -584,7 +602,7 @@ impl Responder {
             }
         }
         let opened: Option<Opened> = if msg.fragment().is_some() {
-            match sa.reassembly.add(&sa.keys.inbound, msg) {
+            match sa.reassembly.add_at(now, &sa.keys.inbound, msg) {
                 Ok(o) => o,
                 Err(e) => {
                     debug!("responder: bad fragment: {e}");
