@@ -30,10 +30,12 @@ use roam_proto::ike::protect;
 use roam_proto::ike::responder::{ResponderAuth, ResponderConfig};
 use roam_proto::rng::{Rng, SeededRng};
 use roam_proto::session::{DisconnectReason, Received, Session, State};
+use roam_proto::wire::eap::EapMessage;
 use roam_proto::wire::message::write_message;
 use roam_proto::wire::natt::{classify, NattDatagram, NON_ESP_MARKER};
 use roam_proto::wire::{
-    flags, AuthMethod, ExchangeType, Header, Id, IdType, Message, NotifyType, Payload,
+    flags, AuthMethod, EapCode, EapType, ExchangeType, Header, Id, IdType, Message, NotifyType,
+    Payload,
 };
 
 const PSK: &str = "correct horse battery staple";
@@ -46,6 +48,9 @@ const IN_2030: u64 = 1_893_456_000;
 
 struct Scripted {
     psk: Vec<u8>,
+    /// Answer IKE_AUTH with IDr and an EAP request but no AUTH (a server that skips proving
+    /// itself before EAP, RFC 7296 §2.16).
+    eap_without_auth: bool,
     rng: SeededRng,
     init_response: Vec<u8>,
     ni: Vec<u8>,
@@ -56,6 +61,7 @@ impl Scripted {
     fn new(psk: &str) -> Self {
         Self {
             psk: psk.as_bytes().to_vec(),
+            eap_without_auth: false,
             rng: SeededRng::new(77),
             init_response: Vec::new(),
             ni: Vec::new(),
@@ -147,16 +153,29 @@ impl Scripted {
             flags::RESPONSE,
             m.header.message_id,
         );
-        let payloads = [
-            Payload::IdR(Id {
-                id_type: IdType::ID_FQDN,
-                data: idr,
-            }),
-            Payload::Auth {
-                method: AuthMethod::SHARED_KEY_MIC,
-                data: mac.as_bytes(),
-            },
-        ];
+        let mut eap = Vec::new();
+        EapMessage {
+            code: EapCode::REQUEST,
+            identifier: 1,
+            eap_type: Some(EapType::IDENTITY),
+            data: b"",
+        }
+        .write(&mut eap);
+        let id = Payload::IdR(Id {
+            id_type: IdType::ID_FQDN,
+            data: idr,
+        });
+        let payloads = if self.eap_without_auth {
+            vec![id, Payload::Eap(&eap)]
+        } else {
+            vec![
+                id,
+                Payload::Auth {
+                    method: AuthMethod::SHARED_KEY_MIC,
+                    data: mac.as_bytes(),
+                },
+            ]
+        };
         protect::seal(&keys.outbound, &mut self.rng, &h, &payloads, None)
             .into_iter()
             .next()
@@ -165,12 +184,12 @@ impl Scripted {
 
 /// Runs a client against the scripted server until it is quiet; returns why it ended.
 fn against_scripted(server_psk: &str) -> Option<DisconnectReason> {
-    let mut client = Session::new(
-        psk_client(PSK, &["aes256gcm16-prfsha384-ecp384"], &[]),
-        Box::new(SeededRng::new(5)),
-    )
-    .unwrap();
-    let mut server = Scripted::new(server_psk);
+    let client = psk_client(PSK, &["aes256gcm16-prfsha384-ecp384"], &[]);
+    run_scripted(client, Scripted::new(server_psk))
+}
+
+fn run_scripted(client: ClientConfig, mut server: Scripted) -> Option<DisconnectReason> {
+    let mut client = Session::new(client, Box::new(SeededRng::new(5))).unwrap();
     let now = Instant::now();
     client.connect(now, pair::client_addr(), pair::server_addr());
     for _ in 0..10 {
@@ -224,6 +243,28 @@ fn a_server_auth_made_with_another_psk_is_rejected() {
 
 // ---------------------------------------------------------------------------------------
 // Certificates.
+
+// RFC 7296 §2.16: with EAP the server still authenticates itself with its certificate
+// before EAP starts; a server that goes straight to EAP (it could be anyone who can run
+// MSCHAPv2 against a stolen password hash) is refused before we answer its EAP request.
+#[test]
+fn a_server_skipping_its_auth_before_eap_is_refused() {
+    let mut client = psk_client(PSK, &["aes256gcm16-prfsha384-ecp384"], &[]);
+    client.auth = ClientAuth::EapMschapv2 {
+        username: "alice".into(),
+        password: roam_proto::crypto::Secret::from_slice(b"alice-password"),
+    };
+    client.local_id = None;
+    client.ca = certs("root-ca.crt");
+    let mut server = Scripted::new(PSK);
+    server.eap_without_auth = true;
+    match run_scripted(client, server) {
+        Some(DisconnectReason::AuthenticationFailed(why)) => {
+            assert!(why.contains("EAP before the server authenticated"), "{why}")
+        }
+        other => panic!("expected an authentication failure, got {other:?}"),
+    }
+}
 
 fn pki(name: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
