@@ -339,3 +339,32 @@ fn a_partial_message_is_dropped_after_the_reassembly_timeout() {
         "the complete request was answered"
     );
 }
+
+// Held packets: while the session reconnects it holds nothing. Packets from the TUN are
+// refused at once (and the app's counter says so), so a flood of them while the server is
+// away cannot grow memory, and none goes out.
+#[test]
+fn packets_while_reconnecting_are_refused_not_held() {
+    let mut p = connected(6);
+    let spi_r = p.server_established().unwrap();
+    assert!(p.server.delete_ike_sa(p.now, spi_r));
+    p.pump();
+    assert_eq!(p.client.state(), State::Reconnecting);
+    let packet = pair::icmp([198, 18, 0, 1], [203, 0, 113, 2], &[0u8; 1200]);
+    let mut out = vec![0u8; 2048];
+    let before = live();
+    let mut refused = 0;
+    for _ in 0..10_000 {
+        if p.client.handle_packet(p.now, &packet, &mut out).is_err() {
+            refused += 1;
+        }
+    }
+    let grown = live() - before;
+    assert_eq!(refused, 10_000);
+    assert!(grown <= 0, "{grown} bytes held by 10 000 refused packets");
+    assert!(p.client.poll_transmit().is_none(), "a packet went out");
+    // the reconnect still happens and carries traffic
+    p.run_for(Duration::from_secs(3));
+    assert_eq!(p.client.state(), State::Connected);
+    assert!(p.ping(3));
+}
