@@ -55,7 +55,10 @@ fn a_connection_runs_over_tcp_frames_on_any_port() {
         // IKE_SA_INIT, IKE_AUTH and two ESP packets toward the server, as many back.
         assert!(tcp.frames[0] >= 4 && tcp.frames[1] >= 4, "{:?}", tcp.frames);
         let info = p.connected().unwrap();
-        assert!(info.udp_encapsulation, "ESP has no UDP header, but the NAT-T framing");
+        assert!(
+            info.udp_encapsulation,
+            "ESP has no UDP header, but the NAT-T framing"
+        );
         assert!(p.client.max_packet(1500) < 1500 - 20 - 32 - 2);
     }
 }

@@ -162,6 +162,11 @@ impl FrameDecoder {
         matches!(self.stage, Stage::Frames) && (self.ready || self.buf.is_empty())
     }
 
+    /// Whether the stream prefix is behind us (always for the initiator's side).
+    pub fn past_prefix(&self) -> bool {
+        matches!(self.stage, Stage::Frames)
+    }
+
     /// Bytes held for the frame being read.
     pub fn buffered(&self) -> usize {
         self.buf.len()
@@ -472,7 +477,10 @@ mod tests {
         assert!(!d.at_boundary());
         assert_eq!(all(&mut d, &s[10..]).unwrap().len(), 1);
         assert!(d.at_boundary());
-        let p = FrameDecoder::with_prefix(MAX_FRAME);
+        let mut p = FrameDecoder::with_prefix(MAX_FRAME);
         assert!(!p.at_boundary(), "not even the prefix came");
+        assert!(!p.past_prefix());
+        p.feed(b"IKETCP").unwrap();
+        assert!(p.past_prefix() && p.at_boundary());
     }
 }
