@@ -280,3 +280,46 @@ async fn a_tcp_reset_mid_session_reconnects_on_a_new_connection() {
     tunnel.finish().await.unwrap();
     server.stop().await.unwrap();
 }
+
+/// Reads until the server closes the connection (end of stream or reset); false on a timeout.
+async fn closed_by_server(s: &mut TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 256];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_closes_streams_that_break_the_framing() {
+    use tokio::io::AsyncWriteExt;
+    let server = server().await;
+    let tcp = server.tcp_addr().unwrap();
+    // Not the IKETCP prefix.
+    let mut s = TcpStream::connect(tcp).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    assert!(closed_by_server(&mut s).await, "a bad prefix closes");
+    // The prefix, then a length under the minimum.
+    let mut s = TcpStream::connect(tcp).await.unwrap();
+    s.write_all(b"IKETCP\x00\x03\xff").await.unwrap();
+    assert!(
+        closed_by_server(&mut s).await,
+        "a keepalive-sized frame closes"
+    );
+    // A well-formed stream with an IKE message the responder drops stays open.
+    let mut s = TcpStream::connect(tcp).await.unwrap();
+    let mut junk = b"IKETCP".to_vec();
+    junk.extend_from_slice(&(2u16 + 4 + 28).to_be_bytes());
+    junk.extend_from_slice(&[0; 4]);
+    junk.extend_from_slice(&[0x55; 28]);
+    s.write_all(&junk).await.unwrap();
+    assert!(
+        !closed_by_server(&mut s).await,
+        "the stream itself was fine"
+    );
+    server.stop().await.unwrap();
+}
