@@ -107,3 +107,13 @@ private_key = "client-p256.key"
 }
 for name, text in profiles.items():
     put("profile_toml", name + ".toml", text.encode())
+
+# tcp_frames: the captures as an initiator's stream (prefix, IKE frames, an ESP frame), read
+# in two pieces; mode 1 is the responder's side (prefix expected), cap 65535.
+for f in fixtures[:8]:
+    m = f.read_bytes()
+    s = b"IKETCP" + struct.pack(">H", len(m) + 6) + bytes(4) + m
+    esp = bytes([0x11, 0x22, 0x33, 0x44]) + bytes(range(60))
+    s += struct.pack(">H", len(esp) + 2) + esp
+    half = len(s) // 2
+    put("tcp_frames", f.parent.name + "-" + f.stem, bytes([1, 0xff, 0xff]) + rec(s[:half]) + s[half:])

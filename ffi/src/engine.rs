@@ -93,6 +93,7 @@ async fn run(
     let options = SocketOptions {
         protect: Some(protect),
         server_name: Some((server.host, server.port)),
+        transport: Default::default(),
     };
     let server = address;
     let mut tunnel = Tunnel::start_with(session, server, Some(packets), options).await?;

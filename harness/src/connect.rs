@@ -76,6 +76,7 @@ pub fn run(args: &Args) -> ExitCode {
     };
     weak::warn_if_allowed(&profile.config.allow_weak);
     let server = profile.server.clone();
+    let transport = profile.transport;
     let options = LocalOptions {
         tun: (!args.no_tun).then(|| args.tun_name.clone()),
         mtu: profile.config.mtu,
@@ -92,7 +93,7 @@ pub fn run(args: &Args) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return failed(format!("cannot start the runtime: {e}")),
     };
-    runtime.block_on(connect(session, server, options))
+    runtime.block_on(connect(session, server, options, transport))
 }
 
 /// One state line on stdout, flushed. A closed stdout does not stop the session.
@@ -122,7 +123,12 @@ enum End {
     GaveUp,
 }
 
-async fn connect(session: Session, server: ServerAddress, options: LocalOptions) -> ExitCode {
+async fn connect(
+    session: Session,
+    server: ServerAddress,
+    options: LocalOptions,
+    transport: roam_runtime::tcp::TransportPolicy,
+) -> ExitCode {
     let address = match driver::resolve(&server.host, server.port).await {
         Ok(a) => a,
         Err(e) => return failed(e),
@@ -134,6 +140,7 @@ async fn connect(session: Session, server: ServerAddress, options: LocalOptions)
     let options_net = SocketOptions {
         protect: None,
         server_name: Some((server.host.clone(), server.port)),
+        transport,
     };
     let mut tunnel =
         match Tunnel::<TunDevice>::start_with(session, address, None, options_net).await {

@@ -83,11 +83,16 @@ async fn serve(profile: ServerProfile) -> ExitCode {
     let mut tun_settings = profile.tun.clone();
     tun_settings.name = tun.name().to_string();
     let responder = Responder::new(profile.responder, Box::new(OsRng));
-    let mut server = match Server::start_with_packets(responder, profile.listen, tun).await {
+    let options = roam_runtime::serve::ServeOptions { tcp: profile.tcp };
+    let mut server = match Server::start_with_options(responder, profile.listen, tun, options).await
+    {
         Ok(s) => s,
         Err(e) => return failed(format!("cannot listen on {}: {e}", profile.listen)),
     };
     print_line(&listening_line(server.local_addrs()));
+    if let Some(tcp) = server.tcp_addr() {
+        print_line(&format!("listening on TCP {tcp} (RFC 9329)"));
+    }
     print_line(&tun_settings.status_line());
 
     let mut clients: HashMap<u64, String> = HashMap::new();

@@ -26,10 +26,12 @@ mod demux;
 mod esp_set;
 mod paths;
 mod reconnect;
+mod transport;
 mod types;
 
 pub use esp_set::EspSet;
 pub use reconnect::ReconnectPolicy;
+pub use transport::Transport;
 pub use types::{
     ConfigError, ConnectedInfo, DataStats, Datagram, DisconnectReason, Event, PacketDrop, Received,
     RekeyKind, State, Transmit,
@@ -68,6 +70,8 @@ pub struct Session {
     server: SocketAddr,
     /// IKE goes to the NAT-T port with the non-ESP marker (RFC 3948).
     natt: bool,
+    /// UDP, or TCP frames (RFC 9329) on a connection the runtime opened (`transport`).
+    transport: Transport,
     transmits: VecDeque<Transmit>,
     /// Events with the instant they happened.
     events: VecDeque<(Instant, Event)>,
@@ -107,6 +111,7 @@ impl Session {
             local: unspecified,
             server: unspecified,
             natt: false,
+            transport: Transport::Udp,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             dropped: 0,
@@ -137,7 +142,9 @@ impl Session {
         }
         self.pick_path();
         self.esp.clear();
-        self.natt = self.server.port() != IKE_PORT;
+        // Over TCP the NAT-T framing is the frame body from the first message on.
+        self.natt = self.server.port() != IKE_PORT || self.transport == Transport::Tcp;
+        self.ike.set_transport(self.transport);
         self.set_state(now, State::Connecting);
         self.ike.set_server_addresses(&self.server_addresses);
         self.ike.start(now, self.local, self.server);

@@ -25,7 +25,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime};
 
 use futures_util::FutureExt;
-use roam_proto::session::{Datagram, Event, PacketDrop, Received, Session, State, Transmit};
+use roam_proto::session::{
+    Datagram, Event, PacketDrop, Received, Session, State, Transmit, Transport,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -84,6 +86,25 @@ pub trait Protocol {
     fn set_server_addresses(&mut self, now: Instant, addresses: &[IpAddr]) {
         let _ = (now, addresses);
     }
+    /// The transport to connect on (before `connect`).
+    fn set_transport(&mut self, transport: Transport) {
+        let _ = transport;
+    }
+    /// The path moves to `transport` (`locals` and `server` on it): see
+    /// `Session::switch_transport`.
+    fn switch_transport(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        locals: &[SocketAddr],
+        server: SocketAddr,
+    ) {
+        let _ = (now, transport, locals, server);
+    }
+    /// The TCP connection from `local` closed.
+    fn transport_closed(&mut self, now: Instant, local: SocketAddr) {
+        let _ = (now, local);
+    }
 }
 
 impl Protocol for Session {
@@ -133,6 +154,21 @@ impl Protocol for Session {
     }
     fn set_server_addresses(&mut self, now: Instant, addresses: &[IpAddr]) {
         Session::set_server_addresses(self, now, addresses)
+    }
+    fn set_transport(&mut self, transport: Transport) {
+        Session::set_transport(self, transport)
+    }
+    fn switch_transport(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        locals: &[SocketAddr],
+        server: SocketAddr,
+    ) {
+        Session::switch_transport(self, now, transport, locals, server)
+    }
+    fn transport_closed(&mut self, now: Instant, local: SocketAddr) {
+        Session::transport_closed(self, now, local)
     }
 }
 
@@ -230,6 +266,8 @@ pub struct SocketOptions {
     /// The server's name as the profile gives it (with the port to use), resolved again after a
     /// network change and before each reconnect attempt. None: the address given is final.
     pub server_name: Option<(String, u16)>,
+    /// UDP, TCP (RFC 9329) or UDP with a fallback to TCP (default: UDP).
+    pub transport: crate::tcp::TransportPolicy,
 }
 
 /// Resolves the server's name (or IP literal) to one address.
@@ -277,6 +315,8 @@ pub struct Driver<P, I = NoPackets> {
     locals: Vec<SocketAddr>,
     /// A resolution of `server_name` in flight.
     resolving: Option<oneshot::Receiver<io::Result<Vec<SocketAddr>>>>,
+    /// UDP or TCP, and the TCP connections (`transport`).
+    transport: transport::TransportState,
 }
 
 impl<P: Protocol> Driver<P, NoPackets> {
@@ -296,6 +336,7 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
         packets: Option<I>,
         options: SocketOptions,
     ) -> Result<Self, DriverError> {
+        let transport = transport::TransportState::new(options.transport, options.protect.clone());
         let mut sockets = Sockets::with_protect(options.protect);
         let local = sockets
             .open_toward(server)
@@ -311,6 +352,7 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
             servers: vec![server],
             locals: vec![local],
             resolving: None,
+            transport,
         })
     }
 
@@ -326,6 +368,7 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
             servers: self.servers,
             locals: self.locals,
             resolving: self.resolving,
+            transport: self.transport,
         }
     }
 
@@ -361,7 +404,8 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
     ) -> Result<(), DriverError> {
         log::info!("connecting from {} to {}", self.local, self.server);
         let clock = WallClock::now();
-        self.protocol.connect(now(), self.local, self.server);
+        let (local, server) = self.start_transport().await;
+        self.protocol.connect(now(), local, server);
         let mut bufs = Buffers::new();
         let mut commands_open = true;
         loop {
@@ -409,6 +453,9 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
                     self.resolving = None;
                     self.resolved(resolved).await;
                 }
+                wake = self.transport.wake() => {
+                    self.on_transport(wake, &mut bufs).await;
+                }
                 attached = wait_attach(attach.as_mut()) => {
                     attach = None;
                     if let Ok(packets) = attached {
@@ -430,7 +477,10 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
         let mut next = first;
         for turn in 1..=BATCH {
             match next {
-                Ok(r) => self.datagram(now, r, bufs).await,
+                Ok(r) => {
+                    self.note_udp(r.remote);
+                    self.datagram(now, r, bufs).await
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if socket::is_transient(&e) => log::debug!("receive: {e}"),
                 Err(e) => return Err(DriverError::Socket(e)),
@@ -498,7 +548,7 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
                 let Some(payload) = bufs.out.get(..d.len) else {
                     return;
                 };
-                if let Err(e) = self.sockets.send(d.local, d.remote, payload).await {
+                if let Err(e) = self.send_on_transport(d.local, d.remote, payload).await {
                     log::debug!("cannot send ESP to {}: {e}", d.remote);
                 }
             }
@@ -514,7 +564,7 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
                 t.local,
                 t.remote
             );
-            if let Err(e) = self.sockets.send(t.local, t.remote, &t.payload).await {
+            if let Err(e) = self.send_on_transport(t.local, t.remote, &t.payload).await {
                 // Lost like any datagram: the session's retransmission covers it.
                 log::warn!("cannot send to {}: {e}", t.remote);
             }
@@ -531,6 +581,7 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
         while let Some((at, event)) = self.protocol.poll_timed_event() {
             log::debug!("event: {event:?}");
             disconnected |= matches!(event, Event::Disconnected(_));
+            self.note_event(&event);
             if matches!(event, Event::Reconnecting { .. }) {
                 // The name may point elsewhere by the time the attempt starts.
                 self.resolve_again();
@@ -555,7 +606,7 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
                 self.local = first;
             }
             self.locals = locals;
-            self.protocol.network_changed(now(), &self.locals);
+            self.network_changed_on_transport().await;
         }
     }
 
@@ -566,7 +617,7 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
             self.local = first;
         }
         self.locals = locals;
-        self.protocol.network_changed(now(), &self.locals);
+        self.network_changed_on_transport().await;
     }
 
     /// Starts resolving the server's name again (when it has one and none is in flight).
@@ -807,3 +858,4 @@ impl<I> Tunnel<I> {
 
 #[cfg(test)]
 mod tests;
+mod transport;

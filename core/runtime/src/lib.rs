@@ -17,4 +17,5 @@ pub mod serve;
 pub mod serve_profile;
 pub mod serve_tun;
 mod socket;
+pub mod tcp;
 pub mod tun;

@@ -16,6 +16,8 @@ use roam_proto::identity::Identity;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use crate::tcp::{TransportMode, TransportPolicy};
+
 /// The IKE port used when the profile names none.
 pub const DEFAULT_PORT: u16 = 500;
 pub const DEFAULT_DPD_SECONDS: u64 = 30;
@@ -32,6 +34,8 @@ const MAX_FILE_SIZE: u64 = 1024 * 1024;
 pub struct Profile {
     pub server: ServerAddress,
     pub config: ClientConfig,
+    /// `[tunnel] transport`, `tcp_port`, `tcp_fallback_ms`: UDP, TCP or auto (the default).
+    pub transport: TransportPolicy,
 }
 
 /// The server as the profile names it: a host name or an IP address, and the UDP port.
@@ -184,6 +188,12 @@ struct RawTunnel {
     retransmit_tries: Option<u32>,
     /// Sends of a liveness check before the path counts as dead (default 4).
     dpd_tries: Option<u32>,
+    /// "auto" (default), "udp" or "tcp" (RFC 9329).
+    transport: Option<String>,
+    /// The server's TCP port (default 4500).
+    tcp_port: Option<u16>,
+    /// `auto`: how long UDP may stay unanswered before TCP is tried (default 2000).
+    tcp_fallback_ms: Option<u64>,
 }
 
 /// Keys whose values are secret: a type error there must not echo the value.
@@ -300,6 +310,7 @@ pub fn from_str(
     Ok(Profile {
         server: address,
         config,
+        transport: tunnel.transport,
     })
 }
 
@@ -639,6 +650,43 @@ struct Tunnel {
     retransmit_initial: Option<Duration>,
     retransmit_tries: Option<u32>,
     dpd_tries: Option<u32>,
+    transport: TransportPolicy,
+}
+
+/// `[tunnel] transport`, `tcp_port` and `tcp_fallback_ms`.
+fn transport_policy(
+    mode: Option<&str>,
+    tcp_port: Option<u16>,
+    fallback_ms: Option<u64>,
+) -> Result<TransportPolicy, ProfileError> {
+    let mode = match mode {
+        None => TransportMode::Auto,
+        Some(m) => TransportMode::parse(m).ok_or_else(|| {
+            ProfileError::invalid("tunnel.transport", "must be \"auto\", \"udp\" or \"tcp\"")
+        })?,
+    };
+    let tcp_port = tcp_port.unwrap_or(crate::tcp::DEFAULT_TCP_PORT);
+    if tcp_port == 0 {
+        return Err(ProfileError::invalid(
+            "tunnel.tcp_port",
+            "must be 1 to 65535",
+        ));
+    }
+    let fallback = match fallback_ms {
+        None => crate::tcp::DEFAULT_FALLBACK,
+        Some(ms) if (100..=60_000).contains(&ms) => Duration::from_millis(ms),
+        Some(_) => {
+            return Err(ProfileError::invalid(
+                "tunnel.tcp_fallback_ms",
+                "must be 100 to 60000",
+            ))
+        }
+    };
+    Ok(TransportPolicy {
+        mode,
+        tcp_port,
+        fallback,
+    })
 }
 
 fn tunnel(raw: Option<RawTunnel>) -> Result<Tunnel, ProfileError> {
@@ -651,7 +699,11 @@ fn tunnel(raw: Option<RawTunnel>) -> Result<Tunnel, ProfileError> {
         retransmit_initial_ms: None,
         retransmit_tries: None,
         dpd_tries: None,
+        transport: None,
+        tcp_port: None,
+        tcp_fallback_ms: None,
     });
+    let transport = transport_policy(raw.transport.as_deref(), raw.tcp_port, raw.tcp_fallback_ms)?;
     let dpd = raw.dpd_seconds.unwrap_or(DEFAULT_DPD_SECONDS);
     if dpd > 86_400 {
         return Err(ProfileError::invalid(
@@ -686,6 +738,7 @@ fn tunnel(raw: Option<RawTunnel>) -> Result<Tunnel, ProfileError> {
         v => v.map(Duration::from_millis),
     };
     Ok(Tunnel {
+        transport,
         retransmit_initial,
         retransmit_tries,
         dpd_tries,

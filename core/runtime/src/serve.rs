@@ -27,6 +27,8 @@ use tokio::task::JoinHandle;
 
 use crate::packet_io::{NoPackets, PacketIo};
 
+mod tcp;
+
 /// Most clients whose socket and framing we remember (a bound against floods).
 const MAX_PEERS: usize = 65_536;
 /// The largest UDP payload, and room for an ESP packet around the largest inner packet.
@@ -41,10 +43,19 @@ pub struct ServerEvent {
     pub esp_proposal: Option<String>,
 }
 
+/// How the server listens besides UDP.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// Also accept IKE and ESP over TCP (RFC 9329) on this address (port 0: any free port).
+    pub tcp: Option<SocketAddr>,
+}
+
 /// A responder running on its own task.
 #[derive(Debug)]
 pub struct Server {
     locals: Vec<SocketAddr>,
+    /// The TCP listener's address, when listening on TCP.
+    tcp_local: Option<SocketAddr>,
     events: mpsc::UnboundedReceiver<ServerEvent>,
     stats: Arc<Mutex<DataStats>>,
     stop: Option<oneshot::Sender<()>>,
@@ -64,6 +75,21 @@ impl Server {
         bind: SocketAddr,
         packets: P,
     ) -> io::Result<Self> {
+        Self::start_with_options(responder, bind, packets, ServeOptions::default()).await
+    }
+
+    /// Like [`Server::start_with_packets`], listening on TCP as well when `options` say so.
+    pub async fn start_with_options<P: PacketIo + 'static>(
+        responder: Responder,
+        bind: SocketAddr,
+        packets: P,
+        options: ServeOptions,
+    ) -> io::Result<Self> {
+        let tcp = match options.tcp {
+            Some(addr) => Some(tcp::TcpSide::bind(addr).await?),
+            None => None,
+        };
+        let tcp_local = tcp.as_ref().map(tcp::TcpSide::local_addr).transpose()?;
         let mut sockets = vec![UdpSocket::bind(bind).await?];
         if bind.port() == IKE_PORT {
             sockets.push(UdpSocket::bind(SocketAddr::new(bind.ip(), NATT_PORT)).await?);
@@ -86,10 +112,12 @@ impl Server {
             turn: 0,
             events: events_tx,
             stats: stats.clone(),
+            tcp,
         };
         let task = tokio::spawn(server.run(stop_rx));
         Ok(Self {
             locals,
+            tcp_local,
             events,
             stats,
             stop: Some(stop),
@@ -108,6 +136,11 @@ impl Server {
     /// Every address listened on: the IKE port, then 4500 when the IKE port is 500.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.locals
+    }
+
+    /// The TCP listener's address (None: not listening on TCP).
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_local
     }
 
     /// The next responder event.
@@ -157,6 +190,8 @@ fn now() -> Instant {
 struct Via {
     socket: usize,
     framed: bool,
+    /// On the client's TCP connection (RFC 9329) rather than a UDP socket.
+    tcp: bool,
 }
 
 struct Loop<P> {
@@ -171,6 +206,8 @@ struct Loop<P> {
     turn: usize,
     events: mpsc::UnboundedSender<ServerEvent>,
     stats: Arc<Mutex<DataStats>>,
+    /// The TCP listener and its connections (RFC 9329), when listening on TCP.
+    tcp: Option<tcp::TcpSide>,
 }
 
 impl<P: PacketIo> Loop<P> {
@@ -209,6 +246,7 @@ impl<P: PacketIo> Loop<P> {
                         return Err(e);
                     }
                 },
+                w = tcp::wake(self.tcp.as_mut()) => self.on_tcp(w).await,
                 _ = &mut stop => return Ok(()),
             }
             self.flush().await;
@@ -224,20 +262,46 @@ impl<P: PacketIo> Loop<P> {
                 Via {
                     socket: i,
                     framed: false,
+                    tcp: false,
                 },
             );
             self.responder.handle_message(now(), local, remote, data);
             return;
         }
+        self.natt_datagram(
+            local,
+            remote,
+            data,
+            Via {
+                socket: i,
+                framed: true,
+                tcp: false,
+            },
+        )
+        .await;
+    }
+
+    /// A frame from a client's TCP connection: a NAT-T datagram (answers go back on it).
+    async fn frame(&mut self, local: SocketAddr, remote: SocketAddr, data: &mut [u8]) {
+        let via = Via {
+            socket: self.natt_socket(),
+            framed: true,
+            tcp: true,
+        };
+        self.natt_datagram(local, remote, data, via).await;
+    }
+
+    /// A datagram in the NAT-T framing (or a TCP frame's body) from `remote`, reached at `local`.
+    async fn natt_datagram(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &mut [u8],
+        via: Via,
+    ) {
         match classify(data) {
             NattDatagram::Ike(ike) => {
-                self.remember(
-                    remote,
-                    Via {
-                        socket: i,
-                        framed: true,
-                    },
-                );
+                self.remember(remote, via);
                 self.responder.handle_message(now(), local, remote, ike);
             }
             NattDatagram::Keepalive | NattDatagram::Esp(_) => {
@@ -258,6 +322,12 @@ impl<P: PacketIo> Loop<P> {
         let Some((remote, len)) = self.responder.route_packet(packet, &mut self.out) else {
             return;
         };
+        if let Some(tcp) = self.tcp.as_mut().filter(|t| t.has(remote)) {
+            if let Some(esp) = self.out.get(..len) {
+                tcp.send(remote, esp);
+            }
+            return;
+        }
         let (Some(socket), Some(esp)) = (self.sockets.get(self.natt_socket()), self.out.get(..len))
         else {
             return;
@@ -281,6 +351,7 @@ impl<P: PacketIo> Loop<P> {
             let via = self.peers.get(&out.remote).copied().unwrap_or(Via {
                 socket: self.natt_socket(),
                 framed: !self.plain(self.natt_socket()),
+                tcp: false,
             });
             let framed;
             let payload = if via.framed {
@@ -289,6 +360,12 @@ impl<P: PacketIo> Loop<P> {
             } else {
                 &out.message
             };
+            if via.tcp {
+                if let Some(tcp) = self.tcp.as_mut() {
+                    tcp.send(out.remote, payload);
+                }
+                continue;
+            }
             let Some(socket) = self.sockets.get(via.socket) else {
                 continue;
             };

@@ -38,6 +38,8 @@ const MAX_LIST: usize = 64;
 pub struct ServerProfile {
     /// The IKE address and port (4500 is listened on beside port 500).
     pub listen: SocketAddr,
+    /// `[server] tcp_port`: also accept IKE and ESP over TCP (RFC 9329) there (None: UDP only).
+    pub tcp: Option<SocketAddr>,
     pub responder: ResponderConfig,
     pub tun: TunSettings,
     /// The weak algorithms `[crypto] allow_weak` lets in (empty: none).
@@ -59,6 +61,8 @@ struct Raw {
 struct RawServer {
     listen: Option<String>,
     port: Option<u16>,
+    /// Listen on TCP as well, on this port (RFC 9329; 4500 or 443 are usual).
+    tcp_port: Option<u16>,
     id: Option<String>,
     certificate: Option<String>,
     private_key: Option<String>,
@@ -143,6 +147,10 @@ pub fn from_str(
     if port == 0 {
         return Err(invalid("server.port", "must be 1 to 65535"));
     }
+    if server.tcp_port == Some(0) {
+        return Err(invalid("server.tcp_port", "must be 1 to 65535"));
+    }
+    let tcp = server.tcp_port.map(|p| SocketAddr::new(ip, p));
     let id = server
         .id
         .as_deref()
@@ -232,6 +240,7 @@ pub fn from_str(
         .collect();
     Ok(ServerProfile {
         listen: SocketAddr::new(ip, port),
+        tcp,
         responder: ResponderConfig {
             id,
             auth,

@@ -139,6 +139,8 @@ pub struct Initiator {
     // staying connected
     pub(super) live: super::liveness::Liveness,
     pub(super) mobike: super::mobike::Mobike,
+    /// UDP, or a TCP stream (RFC 9329: no keepalives, fragments or retransmissions).
+    pub(super) transport: crate::session::Transport,
 }
 
 impl Initiator {
@@ -182,6 +184,7 @@ impl Initiator {
             drops: DropCounters::default(),
             live: Default::default(),
             mobike: Default::default(),
+            transport: Default::default(),
         }
     }
 
@@ -407,9 +410,7 @@ impl Initiator {
     }
 
     fn seal(&mut self, header: &Header, payloads: &[Payload<'_>]) -> Vec<Vec<u8>> {
-        let frag = self
-            .peer
-            .fragmentation
+        let frag = (self.peer.fragmentation && !self.over_tcp())
             .then_some(self.params.config.fragment_size);
         match self.keys.as_ref() {
             Some(k) => protect::seal(&k.outbound, self.rng.as_mut(), header, payloads, frag),

@@ -157,7 +157,7 @@ impl Initiator {
         }
         let cfg = &self.params.config;
         let l = &self.live;
-        let keepalive = if self.behind_nat() {
+        let keepalive = if self.behind_nat() && !self.over_tcp() {
             after(l.last_out, cfg.keepalive)
         } else {
             None

@@ -20,6 +20,7 @@ pub mod rekey;
 pub mod responder;
 mod responder_auth;
 pub mod task_manager;
+mod transport;
 
 #[cfg(test)]
 pub(crate) mod test_clock {

@@ -74,6 +74,9 @@ pub struct TaskManager {
     /// The message ID we expect for the peer's next request.
     peer_next_id: u32,
     last_response: Option<(u32, Vec<Vec<u8>>)>,
+    /// The transport delivers (TCP): a request is sent once and waits as long as its
+    /// retransmissions would have taken in all.
+    reliable: bool,
 }
 
 impl TaskManager {
@@ -84,6 +87,24 @@ impl TaskManager {
             outstanding: None,
             peer_next_id: 0,
             last_response: None,
+            reliable: false,
+        }
+    }
+
+    /// Whether the transport delivers by itself (TCP, RFC 9329 §6.3): requests are then not
+    /// retransmitted.
+    pub fn set_reliable(&mut self, reliable: bool) {
+        self.reliable = reliable;
+    }
+
+    /// The first deadline of a request sent now on `schedule`, and its count of sends: the
+    /// whole schedule at once on a reliable transport.
+    fn first_send(&self, now: Instant, schedule: &Retransmit) -> (u32, Instant) {
+        if self.reliable {
+            let total = whole_schedule(schedule);
+            (schedule.tries.max(1), now + total)
+        } else {
+            (1, now + timeout(schedule, 1))
         }
     }
 
@@ -119,12 +140,13 @@ impl TaskManager {
     ) {
         let message_id = self.next_request_id;
         self.next_request_id = self.next_request_id.wrapping_add(1);
+        let (sends, deadline) = self.first_send(now, &schedule);
         self.outstanding = Some(Outstanding {
             message_id,
             kind,
             datagrams,
-            sends: 1,
-            deadline: now + timeout(&schedule, 1),
+            sends,
+            deadline,
             schedule,
         });
     }
@@ -140,13 +162,15 @@ impl TaskManager {
     /// Starts the request in flight over (first send now) on a new `schedule`, and returns
     /// its datagrams to send at once (the path changed under it).
     pub fn restart(&mut self, now: Instant, schedule: Option<Retransmit>) -> Vec<Vec<u8>> {
+        let Some(s) = schedule.or(self.outstanding.as_ref().map(|o| o.schedule)) else {
+            return Vec::new();
+        };
+        let (sends, deadline) = self.first_send(now, &s);
         match &mut self.outstanding {
             Some(o) => {
-                if let Some(s) = schedule {
-                    o.schedule = s;
-                }
-                o.sends = 1;
-                o.deadline = now + timeout(&o.schedule, 1);
+                o.schedule = s;
+                o.sends = sends;
+                o.deadline = deadline;
                 o.datagrams.clone()
             }
             None => Vec::new(),
@@ -161,10 +185,17 @@ impl TaskManager {
     /// Replaces the datagrams of the request in flight with a new first attempt of the same
     /// message ID (IKE_SA_INIT retried with a cookie or another key exchange group).
     pub fn resend_as_new(&mut self, now: Instant, datagrams: Vec<Vec<u8>>) {
+        let reliable = self.reliable;
         if let Some(o) = &mut self.outstanding {
             o.datagrams = datagrams;
-            o.sends = 1;
-            o.deadline = now + o.schedule.initial;
+            if reliable {
+                let total = whole_schedule(&o.schedule);
+                o.sends = o.schedule.tries.max(1);
+                o.deadline = now + total;
+            } else {
+                o.sends = 1;
+                o.deadline = now + o.schedule.initial;
+            }
         }
     }
 
@@ -230,6 +261,13 @@ impl TaskManager {
     pub fn abandon(&mut self) {
         self.outstanding = None;
     }
+}
+
+/// How long all the sends of `r` take together (the wait of a request on a reliable transport).
+fn whole_schedule(r: &Retransmit) -> Duration {
+    (1..=r.tries.max(1))
+        .map(|n| timeout(r, n))
+        .sum::<Duration>()
 }
 
 /// Timeout for the n-th send (1-based) of `r`, growing by `factor` up to `max_timeout`.
@@ -301,6 +339,39 @@ mod tests {
         assert_eq!(
             tm.on_timeout(t2 + Duration::from_secs(2)),
             TimeoutAction::GaveUp(RequestKind::Dpd)
+        );
+    }
+
+    #[test]
+    fn a_reliable_transport_sends_once_and_waits_the_whole_schedule() {
+        let r = Retransmit {
+            initial: Duration::from_secs(1),
+            factor: 2.0,
+            max_timeout: Duration::from_secs(3),
+            tries: 3,
+        };
+        let mut tm = TaskManager::new(r);
+        tm.set_reliable(true);
+        let t0 = epoch();
+        tm.sent_request(t0, RequestKind::IkeSaInit, vec![vec![1]]);
+        // 1 + 2 + 3 s: what the UDP retransmissions would have taken in all.
+        let end = t0 + Duration::from_secs(6);
+        assert_eq!(tm.deadline(), Some(end));
+        assert_eq!(
+            tm.on_timeout(end - Duration::from_millis(1)),
+            TimeoutAction::Nothing
+        );
+        assert_eq!(
+            tm.on_timeout(end),
+            TimeoutAction::GaveUp(RequestKind::IkeSaInit)
+        );
+        // A retry with a cookie starts the whole wait over, still without retransmissions.
+        tm.sent_request(t0, RequestKind::IkeSaInit, vec![vec![1]]);
+        tm.resend_as_new(t0 + Duration::from_secs(1), vec![vec![2]]);
+        assert_eq!(tm.deadline(), Some(t0 + Duration::from_secs(7)));
+        assert_eq!(
+            tm.on_timeout(t0 + Duration::from_secs(7)),
+            TimeoutAction::GaveUp(RequestKind::IkeSaInit)
         );
     }
 

@@ -45,10 +45,11 @@ impl Connection {
             // The IKE SA learns the addresses it may use later.
             let _ = ike.network_changed(now, locals);
         }
+        let natt = server.port() != IKE_PORT || ike.transport() == super::Transport::Tcp;
         Self {
             ike,
             esp: EspSet::default(),
-            natt: server.port() != IKE_PORT,
+            natt,
             local,
             server,
             receive_until: None,

@@ -99,10 +99,14 @@ impl Session {
         }
     }
 
-    /// The largest inner packet that fits the path MTU `mtu` after ESP in UDP (0 before the
-    /// CHILD SA exists).
+    /// The largest inner packet that fits the path MTU `mtu` after ESP in UDP, or in a TCP
+    /// frame (TCP header with timestamps, and the length field) (0 before the CHILD SA exists).
     pub fn max_packet(&self, mtu: usize) -> usize {
-        let outer = if self.ike.path().1.is_ipv6() { 40 } else { 20 } + 8;
+        let transport = match self.transport {
+            super::Transport::Udp => 8,
+            super::Transport::Tcp => 32 + crate::wire::tcp::LENGTH_LEN,
+        };
+        let outer = if self.ike.path().1.is_ipv6() { 40 } else { 20 } + transport;
         self.esp
             .current()
             .map(|e| e.outbound.max_payload(mtu.saturating_sub(outer)))

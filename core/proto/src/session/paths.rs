@@ -105,6 +105,7 @@ impl Session {
         );
         let mut ike = Initiator::new(self.params.clone(), Box::new(self.rng.clone()));
         ike.omit_initial_contact();
+        ike.set_transport(self.transport);
         ike.set_server_addresses(&self.server_addresses);
         self.next = Some(Connection::start(ike, now, local, server, &self.locals));
     }

@@ -18,6 +18,7 @@ use roam_proto::ike::responder::{Responder, ResponderAuth, ResponderConfig, Resp
 use roam_proto::rng::SeededRng;
 use roam_proto::session::{Event, Received, Session, Transmit};
 use roam_proto::wire::natt::{classify, NattDatagram, NON_ESP_MARKER};
+use roam_proto::wire::tcp::{encode_frame, FrameDecoder, MAX_FRAME, STREAM_PREFIX};
 
 pub const CLIENT: &str = "198.51.100.2:40000";
 pub const SERVER: &str = "198.51.100.1:500";
@@ -166,6 +167,56 @@ pub fn responder_config(auth: ResponderAuth, ike: &[&str]) -> ResponderConfig {
     }
 }
 
+/// The link as one TCP connection (RFC 9329) to `port`: every datagram is framed into the
+/// stream of its direction (the prefix first toward the server) and decoded on the other end.
+#[derive(Debug)]
+pub struct TcpLink {
+    pub port: u16,
+    to_server: FrameDecoder,
+    to_client: FrameDecoder,
+    prefix_sent: bool,
+    /// Frames decoded each way, and stream bytes carried each way.
+    pub frames: [usize; 2],
+    pub bytes: [usize; 2],
+}
+
+impl TcpLink {
+    pub fn new(port: u16) -> Self {
+        Self {
+            port,
+            to_server: FrameDecoder::with_prefix(MAX_FRAME),
+            to_client: FrameDecoder::without_prefix(MAX_FRAME),
+            prefix_sent: false,
+            frames: [0, 0],
+            bytes: [0, 0],
+        }
+    }
+
+    /// The datagram through the stream: the frame bodies the other end decodes.
+    fn carry(&mut self, dir: Dir, data: &[u8]) -> Vec<Vec<u8>> {
+        let mut stream = Vec::new();
+        if dir == Dir::ToServer && !std::mem::replace(&mut self.prefix_sent, true) {
+            stream.extend_from_slice(&STREAM_PREFIX);
+        }
+        encode_frame(data, &mut stream).expect("a datagram the framing can carry");
+        let (decoder, i) = match dir {
+            Dir::ToServer => (&mut self.to_server, 0),
+            Dir::ToClient => (&mut self.to_client, 1),
+        };
+        self.bytes[i] += stream.len();
+        let mut out = Vec::new();
+        // Split in two reads, as a stream may deliver it.
+        let (a, b) = stream.split_at(stream.len() / 2);
+        for part in [a, b] {
+            decoder
+                .decode(part, |_, body| out.push(body.to_vec()))
+                .expect("a well-formed stream");
+        }
+        self.frames[i] += out.len();
+        out
+    }
+}
+
 /// What the link does to a datagram.
 pub enum Fate {
     Deliver,
@@ -207,6 +258,8 @@ pub struct Pair {
     pub client_received: Vec<Vec<u8>>,
     /// `handle_timeout` calls made by `advance`.
     pub timeouts: usize,
+    /// The link is a TCP connection (None: UDP datagrams).
+    pub tcp: Option<TcpLink>,
 }
 
 impl Pair {
@@ -231,16 +284,32 @@ impl Pair {
             server_received: Vec::new(),
             client_received: Vec::new(),
             timeouts: 0,
+            tcp: None,
         }
     }
 
+    /// A pair whose link is one TCP connection to the server's `port` (RFC 9329).
+    pub fn new_tcp(client: ClientConfig, server: ResponderConfig, seed: u64, port: u16) -> Self {
+        let mut p = Self::new(client, server, seed);
+        p.client.set_transport(roam_proto::session::Transport::Tcp);
+        p.tcp = Some(TcpLink::new(port));
+        p
+    }
+
     pub fn connect(&mut self) {
-        self.client.connect(self.now, client_addr(), server_addr());
+        let server = match &self.tcp {
+            Some(t) => SocketAddr::new(server_addr().ip(), t.port),
+            None => server_addr(),
+        };
+        self.client.connect(self.now, client_addr(), server);
         self.pump();
     }
 
     /// Where the server answers `client` (as it sees it) from: the address it last reached.
     fn server_side(&self, client: SocketAddr) -> SocketAddr {
+        if let Some(t) = &self.tcp {
+            return SocketAddr::new(server_addr().ip(), t.port);
+        }
         self.server_seen.get(&client).copied().unwrap_or_else(|| {
             let port = if self.client_uses_natt() { 4500 } else { 500 };
             SocketAddr::new(server_addr().ip(), port)
@@ -349,7 +418,7 @@ impl Pair {
         while let Some(o) = self.server.poll_outgoing() {
             // The responder answers from where it was reached: NAT-T framing on 4500.
             let from = self.server_side(o.remote);
-            let framed = if from.port() != 4500 {
+            let framed = if from.port() != 4500 && self.tcp.is_none() {
                 o.message
             } else {
                 let mut v = NON_ESP_MARKER.to_vec();
@@ -436,10 +505,26 @@ impl Pair {
             let Some((from, to)) = self.carry(dir, from, to) else {
                 return true;
             };
+            if let Some(t) = self.tcp.as_mut() {
+                for body in t.carry(dir, &data) {
+                    self.deliver(dir, from, to, body);
+                }
+            } else {
+                self.deliver(dir, from, to, data);
+            }
+            self.collect();
+            return true;
+        }
+        false
+    }
+
+    /// Hands a datagram (or a TCP frame's body) to its receiver.
+    fn deliver(&mut self, dir: Dir, from: SocketAddr, to: SocketAddr, data: Vec<u8>) {
+        {
             match dir {
                 Dir::ToServer => {
                     let server_local = to;
-                    if to.port() == 4500 {
+                    if to.port() == 4500 || self.tcp.is_some() {
                         match classify(&data) {
                             NattDatagram::Ike(m) => {
                                 self.server.handle_message(self.now, server_local, from, m)
@@ -466,10 +551,7 @@ impl Pair {
                     }
                 }
             }
-            self.collect();
-            return true;
         }
-        false
     }
 
     /// Advances the virtual clock to the client's next deadline (if any, and within `limit`)

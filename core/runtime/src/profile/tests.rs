@@ -665,3 +665,50 @@ fn retransmissions_from_the_profile() {
     )
     .contains("100 to 60000"));
 }
+
+// ---- transport (RFC 9329) ------------------------------------------------------------------
+
+#[test]
+fn transport_defaults_to_auto_on_tcp_port_4500_after_two_seconds() {
+    let p = load_str(PSK).unwrap();
+    assert_eq!(
+        p.transport,
+        TransportPolicy {
+            mode: TransportMode::Auto,
+            tcp_port: 4500,
+            fallback: Duration::from_millis(2000),
+        }
+    );
+}
+
+#[test]
+fn transport_keys_are_read() {
+    let p = load_str(&format!(
+        "{PSK}[tunnel]\ntransport = \"tcp\"\ntcp_port = 443\ntcp_fallback_ms = 750\n"
+    ))
+    .unwrap();
+    assert_eq!(p.transport.mode, TransportMode::Tcp);
+    assert_eq!(p.transport.tcp_port, 443);
+    assert_eq!(p.transport.fallback, Duration::from_millis(750));
+    let p = load_str(&format!("{PSK}[tunnel]\ntransport = \"udp\"\n")).unwrap();
+    assert_eq!(p.transport.mode, TransportMode::Udp);
+}
+
+#[test]
+fn transport_values_out_of_range() {
+    let t = |body: &str| format!("{PSK}[tunnel]\n{body}\n");
+    assert_eq!(
+        err_for(&t("transport = \"quic\""), "tunnel.transport"),
+        "tunnel.transport: must be \"auto\", \"udp\" or \"tcp\""
+    );
+    assert_eq!(
+        err_for(&t("tcp_port = 0"), "tunnel.tcp_port"),
+        "tunnel.tcp_port: must be 1 to 65535"
+    );
+    err_for(&t("tcp_port = 70000"), "tunnel.tcp_port");
+    assert_eq!(
+        err_for(&t("tcp_fallback_ms = 50"), "tunnel.tcp_fallback_ms"),
+        "tunnel.tcp_fallback_ms: must be 100 to 60000"
+    );
+    err_for(&t("tcp_fallback_ms = 60001"), "tunnel.tcp_fallback_ms");
+}

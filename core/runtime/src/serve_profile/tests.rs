@@ -245,3 +245,19 @@ ipv6 = "2001:db8:ffff::/64"
         "server.certificate",
     );
 }
+
+#[test]
+fn tcp_port_listens_on_tcp_beside_udp() {
+    let p = load_str(MINIMAL).unwrap();
+    assert_eq!(p.tcp, None, "UDP only unless asked");
+    let p = load_str(&FULL.replace("port = 500\n", "port = 500\ntcp_port = 443\n")).unwrap();
+    assert_eq!(p.tcp, Some("198.51.100.1:443".parse().unwrap()));
+    assert_eq!(p.listen, "198.51.100.1:500".parse().unwrap());
+    assert_eq!(
+        err_for(
+            &MINIMAL.replace("[server]\n", "[server]\ntcp_port = 0\n"),
+            "server.tcp_port"
+        ),
+        "server.tcp_port: must be 1 to 65535"
+    );
+}

@@ -1,0 +1,263 @@
+//! The driver's choice of transport and its TCP connections (RFC 9329), kept out of the event
+//! loop: which transport the session starts on, the fallback from UDP to TCP when UDP goes
+//! unanswered (`auto`), what worked on each network, the TCP paths after a network change,
+//! and a connection that closes under the session (a lost path; a new connection is opened
+//! at once for the reconnect).
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+use roam_proto::session::{Event, Transport};
+
+use super::{now, Buffers, Driver, Protocol, MAX_DATAGRAM};
+use crate::packet_io::PacketIo;
+use crate::socket;
+use crate::tcp::{Memory, TcpEvent, TcpPaths, TransportMode, TransportPolicy};
+
+/// The driver's transport state.
+#[derive(Debug)]
+pub(super) struct TransportState {
+    policy: TransportPolicy,
+    paths: TcpPaths,
+    /// The session's path is TCP now.
+    active: bool,
+    /// `auto` on UDP: when to start over on TCP unless the server answered by then.
+    fallback_at: Option<tokio::time::Instant>,
+    memory: Memory,
+    /// A frame read from a TCP connection (swapped with the driver's datagram buffer).
+    buf: Vec<u8>,
+}
+
+/// What woke the transport up.
+pub(super) enum Wake {
+    Tcp(TcpEvent),
+    Fallback,
+}
+
+impl TransportState {
+    pub(super) fn new(policy: TransportPolicy, protect: Option<super::ProtectSocket>) -> Self {
+        Self {
+            policy,
+            paths: TcpPaths::new(protect),
+            active: false,
+            fallback_at: None,
+            memory: Memory::default(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// The transport of the session's path now.
+    pub(super) fn transport(&self) -> Transport {
+        if self.active {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        }
+    }
+
+    /// The next frame or closed connection, or the fallback deadline; never while neither
+    /// can come.
+    pub(super) async fn wake(&mut self) -> Wake {
+        if self.buf.len() < MAX_DATAGRAM {
+            self.buf.resize(MAX_DATAGRAM, 0);
+        }
+        let fallback = self.fallback_at;
+        let sleep = async {
+            match fallback {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            ev = self.paths.recv(&mut self.buf) => Wake::Tcp(ev),
+            () = sleep => Wake::Fallback,
+        }
+    }
+}
+
+impl<P: Protocol, I: PacketIo> Driver<P, I> {
+    /// The server's address of that family on its TCP port.
+    fn tcp_server(&self, v4: bool) -> Option<SocketAddr> {
+        let port = self.transport.policy.tcp_port;
+        self.servers
+            .iter()
+            .chain(std::iter::once(&self.server))
+            .find(|s| s.is_ipv4() == v4)
+            .map(|s| SocketAddr::new(s.ip(), port))
+    }
+
+    /// Opens (or keeps) a TCP connection from each local address's IP; returns their local
+    /// addresses, preferred first.
+    async fn open_tcp_paths(&mut self) -> Vec<SocketAddr> {
+        let ips: Vec<IpAddr> = self.locals.iter().map(SocketAddr::ip).collect();
+        let servers: Vec<SocketAddr> = [true, false]
+            .into_iter()
+            .filter_map(|v4| self.tcp_server(v4))
+            .collect();
+        let server_for = |v4: bool| servers.iter().find(|s| s.is_ipv4() == v4).copied();
+        self.transport.paths.connect_from(&ips, server_for).await
+    }
+
+    /// Where the session starts: the local address and the server's address on the
+    /// transport the policy (and the memory of this network) picks.
+    pub(super) async fn start_transport(&mut self) -> (SocketAddr, SocketAddr) {
+        let network = Memory::key(&self.locals);
+        let tcp = match self.transport.policy.mode {
+            TransportMode::Udp => false,
+            TransportMode::Tcp => true,
+            TransportMode::Auto => self.transport.memory.recall(&network) == Some(Transport::Tcp),
+        };
+        if !tcp {
+            self.arm_fallback();
+            return (self.local, self.server);
+        }
+        self.transport.active = true;
+        self.protocol.set_transport(Transport::Tcp);
+        let server = self
+            .tcp_server(self.server.is_ipv4())
+            .unwrap_or(self.server);
+        let locals = self.open_tcp_paths().await;
+        log::info!("connecting over TCP (RFC 9329) to {server}");
+        (locals.first().copied().unwrap_or(self.local), server)
+    }
+
+    /// `auto` on UDP: TCP is tried if UDP stays unanswered for the fallback time.
+    fn arm_fallback(&mut self) {
+        if self.transport.policy.mode == TransportMode::Auto && !self.transport.active {
+            self.transport.fallback_at =
+                Some(tokio::time::Instant::now() + self.transport.policy.fallback);
+        }
+    }
+
+    /// A datagram came in on UDP from `remote`: UDP works (no fallback).
+    pub(super) fn note_udp(&mut self, remote: SocketAddr) {
+        if self
+            .servers
+            .iter()
+            .chain(std::iter::once(&self.server))
+            .any(|s| s.ip() == remote.ip())
+        {
+            self.transport.fallback_at = None;
+        }
+    }
+
+    /// An event of the session: a connection that came up tells what works on this network.
+    pub(super) fn note_event(&mut self, event: &Event) {
+        if matches!(event, Event::Connected(_)) {
+            let transport = self.transport.transport();
+            log::debug!("{transport} works on this network");
+            self.transport
+                .memory
+                .remember(Memory::key(&self.locals), transport);
+        }
+    }
+
+    /// What woke the transport: a frame for the session, a closed connection, or the time to
+    /// fall back to TCP.
+    pub(super) async fn on_transport(&mut self, wake: Wake, bufs: &mut Buffers) {
+        match wake {
+            Wake::Tcp(TcpEvent::Frame { local, remote, len }) => {
+                std::mem::swap(&mut bufs.datagram, &mut self.transport.buf);
+                let r = socket::Received { local, remote, len };
+                self.datagram(now(), r, bufs).await;
+            }
+            Wake::Tcp(TcpEvent::Closed { local, reason }) => {
+                log::warn!("the TCP connection from {local} closed ({reason})");
+                self.protocol.transport_closed(now(), local);
+                if self.transport.active && self.transport.paths.is_empty() {
+                    // Only the initiator opens connections: a new one for the reconnect.
+                    let locals = self.open_tcp_paths().await;
+                    if !locals.is_empty() {
+                        self.protocol.network_changed(now(), &locals);
+                    }
+                }
+            }
+            Wake::Fallback => {
+                self.transport.fallback_at = None;
+                self.fall_back_to_tcp().await;
+            }
+        }
+    }
+
+    /// UDP went unanswered for the fallback time: start over on TCP.
+    async fn fall_back_to_tcp(&mut self) {
+        let Some(server) = self.tcp_server(self.server.is_ipv4()) else {
+            return;
+        };
+        log::info!(
+            "no answer over UDP within {:?}: trying TCP to {server}",
+            self.transport.policy.fallback
+        );
+        let locals = self.open_tcp_paths().await;
+        if locals.is_empty() {
+            log::warn!("TCP to {server} failed too: staying on UDP");
+            return;
+        }
+        self.transport.active = true;
+        self.protocol
+            .switch_transport(now(), Transport::Tcp, &locals, server);
+    }
+
+    /// The network changed (the driver's UDP `locals` are new): the session learns its paths
+    /// on the transport this network should use (`auto`: UDP first unless TCP is what worked
+    /// here; then the fallback is armed again).
+    pub(super) async fn network_changed_on_transport(&mut self) {
+        let network = Memory::key(&self.locals);
+        let tcp = match self.transport.policy.mode {
+            TransportMode::Udp => false,
+            TransportMode::Tcp => true,
+            TransportMode::Auto => self.transport.memory.recall(&network) == Some(Transport::Tcp),
+        };
+        let was_tcp = self.transport.active;
+        if tcp {
+            let locals = self.open_tcp_paths().await;
+            let server = self
+                .tcp_server(self.server.is_ipv4())
+                .unwrap_or(self.server);
+            self.transport.active = true;
+            if was_tcp {
+                self.protocol.network_changed(now(), &locals);
+            } else {
+                self.protocol
+                    .switch_transport(now(), Transport::Tcp, &locals, server);
+            }
+            return;
+        }
+        if was_tcp {
+            log::info!("a new network: trying UDP again first");
+            self.transport.active = false;
+            let locals = self.locals.clone();
+            self.protocol
+                .switch_transport(now(), Transport::Udp, &locals, self.server);
+            self.transport.paths.close_all();
+        } else {
+            let locals = self.locals.clone();
+            self.protocol.network_changed(now(), &locals);
+        }
+        self.arm_fallback();
+    }
+
+    /// Sends `payload` from `local` to `remote` on the session's transport (a TCP frame, or a
+    /// UDP datagram). Over TCP without a connection, one is opened first.
+    pub(super) async fn send_on_transport(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        payload: &[u8],
+    ) -> io::Result<()> {
+        if !self.transport.active {
+            return self.sockets.send(local, remote, payload).await;
+        }
+        if self.transport.paths.is_empty() {
+            let locals = self.open_tcp_paths().await;
+            if locals.is_empty() {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "no TCP connection to the server",
+                ));
+            }
+            self.protocol.network_changed(now(), &locals);
+        }
+        self.transport.paths.send(local, remote, payload).await
+    }
+}
