@@ -101,6 +101,12 @@ impl Initiator {
             NotifyType::SIGNATURE_HASH_ALGORITHMS,
             &hashes,
         ));
+        if self.intermediate_notifies() {
+            payloads.push(Payload::notify(
+                NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED,
+                &[],
+            ));
+        }
         let header = Header::new(
             self.spi_i,
             0,
@@ -125,9 +131,8 @@ impl Initiator {
                     NotifyType::COOKIE => return self.retry_with_cookie(now, n.data),
                     NotifyType::INVALID_KE_PAYLOAD => return self.retry_with_group(now, n.data),
                     k if k.is_error() => {
-                        return self.fail(DisconnectReason::NegotiationFailed(format!(
-                            "IKE_SA_INIT: {k}"
-                        )));
+                        let reason = self.pq_hint(&format!("IKE_SA_INIT: {k}"));
+                        return self.fail(DisconnectReason::NegotiationFailed(reason));
                     }
                     _ => {}
                 }
@@ -143,6 +148,7 @@ impl Initiator {
         let mut nonce = None;
         let mut src = Vec::new();
         let mut dst = Vec::new();
+        let mut peer_intermediate = false;
         for pl in p {
             match pl {
                 Payload::Sa(props) => sa = Some(props),
@@ -153,6 +159,7 @@ impl Initiator {
                     NotifyType::NAT_DETECTION_SOURCE_IP => src.push(n.data),
                     NotifyType::NAT_DETECTION_DESTINATION_IP => dst.push(n.data),
                     NotifyType::IKEV2_FRAGMENTATION_SUPPORTED => self.peer.fragmentation = true,
+                    NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED => peer_intermediate = true,
                     NotifyType::SIGNATURE_HASH_ALGORITHMS => {
                         self.peer.hash_algorithms = parse_hash_algorithms(n.data);
                     }
@@ -172,9 +179,8 @@ impl Initiator {
             _ => None,
         };
         let Some(selected) = selected else {
-            return self.fail(DisconnectReason::NegotiationFailed(
-                "responder chose a proposal we did not offer".into(),
-            ));
+            let reason = self.pq_hint("responder chose a proposal we did not offer");
+            return self.fail(DisconnectReason::NegotiationFailed(reason));
         };
         let Some(ours) = self.ke.as_ref() else { return };
         if selected.dh != Some(group) || group != ours.group() {
@@ -225,7 +231,7 @@ impl Initiator {
         // The response ends the IKE_SA_INIT request.
         let _ = self.tm.match_response(msg.header.message_id);
         self.phase = Phase::Auth;
-        self.send_auth_request(now);
+        self.after_init(now, selected, peer_intermediate);
     }
 
     fn retry_with_cookie(&mut self, now: Instant, cookie: &[u8]) {

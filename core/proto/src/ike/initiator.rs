@@ -132,6 +132,8 @@ pub struct Initiator {
     // staying connected
     pub(super) live: super::liveness::Liveness,
     pub(super) mobike: super::mobike::Mobike,
+    /// Additional key exchanges (IKE_INTERMEDIATE) and IntAuth.
+    pub(super) pq: super::intermediate::PqState,
 }
 
 impl Initiator {
@@ -174,6 +176,7 @@ impl Initiator {
             drops: DropCounters::default(),
             live: Default::default(),
             mobike: Default::default(),
+            pq: Default::default(),
         }
     }
 
@@ -288,6 +291,9 @@ impl Initiator {
         };
         match kind {
             RequestKind::IkeAuth => self.process_auth_response(now, &payloads),
+            RequestKind::IkeIntermediate => {
+                self.process_intermediate_response(now, &h, &opened, &payloads)
+            }
             RequestKind::Delete => self.finish(DisconnectReason::Closed),
             RequestKind::Dpd => self.path_answered(now),
             RequestKind::UpdateSa => self.process_update_response(now, &payloads),
@@ -365,7 +371,7 @@ impl Initiator {
         }
     }
 
-    fn header(&self, exchange: ExchangeType, response: bool, message_id: u32) -> Header {
+    pub(super) fn header(&self, exchange: ExchangeType, response: bool, message_id: u32) -> Header {
         let role = if self.original_initiator {
             flags::INITIATOR
         } else {

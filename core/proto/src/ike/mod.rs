@@ -9,6 +9,7 @@ pub mod eap;
 pub mod info;
 pub mod init;
 pub mod initiator;
+pub mod intermediate;
 pub mod keys;
 pub mod lifetime;
 pub mod liveness;

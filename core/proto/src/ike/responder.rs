@@ -139,6 +139,8 @@ pub(super) struct ResponderSa {
     /// Whether we are the original initiator (after we rekeyed the IKE SA).
     pub(super) original_initiator: bool,
     pub(super) rekey: rekey::ServerRekey,
+    /// Additional key exchanges (IKE_INTERMEDIATE) and IntAuth.
+    pub(super) pq: super::intermediate::PqState,
 }
 
 /// The responder.
@@ -395,6 +397,7 @@ impl Responder {
         let mut src = Vec::new();
         let mut dst = Vec::new();
         let mut frag = false;
+        let mut intermediate = false;
         let mut hashes = Vec::new();
         for p in &msg.payloads {
             match p {
@@ -406,6 +409,7 @@ impl Responder {
                     NotifyType::NAT_DETECTION_SOURCE_IP => src.push(n.data),
                     NotifyType::NAT_DETECTION_DESTINATION_IP => dst.push(n.data),
                     NotifyType::IKEV2_FRAGMENTATION_SUPPORTED => frag = true,
+                    NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED => intermediate = true,
                     NotifyType::SIGNATURE_HASH_ALGORITHMS => hashes = parse_hash_algorithms(n.data),
                     _ => {}
                 },
@@ -449,6 +453,15 @@ impl Responder {
             );
             return;
         };
+        if selected.has_additional() && !intermediate {
+            // An additional key exchange needs IKE_INTERMEDIATE (RFC 9370 §2.2.1).
+            self.send_plain(
+                remote,
+                reply_header(0),
+                &[Payload::notify(NotifyType::NO_PROPOSAL_CHOSEN, &[])],
+            );
+            return;
+        }
         let Some(want) = selected.dh else { return };
         if want != group {
             let g = want.0.to_be_bytes();
@@ -524,6 +537,12 @@ impl Responder {
             NotifyType::SIGNATURE_HASH_ALGORITHMS,
             &hash_data,
         ));
+        if intermediate {
+            p.push(Payload::notify(
+                NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED,
+                &[],
+            ));
+        }
         let init_response = self.send_plain(remote, reply_header(spi_r), &p);
         debug!(
             "responder: IKE_SA_INIT from {remote}: {} spi_r {spi_r:016x}",
@@ -557,8 +576,12 @@ impl Responder {
                 handle: spi_r,
                 original_initiator: false,
                 rekey: rekey::ServerRekey::default(),
+                pq: Default::default(),
             },
         );
+        if let Some(sa) = self.sas.get_mut(&spi_r) {
+            Self::intermediate_start(sa, selected);
+        }
     }
 
     /// Handles a request on an existing IKE SA; returns whether the SA stays.
@@ -615,8 +638,12 @@ impl Responder {
             return self.handle_update(sa, remote, h.message_id, &payloads);
         }
         let keep = match (h.exchange, sa.phase) {
+            (ExchangeType::IKE_INTERMEDIATE, SaPhase::AwaitAuth) => {
+                self.handle_intermediate(sa, &h, &opened, &payloads)
+            }
             (ExchangeType::IKE_AUTH, SaPhase::AwaitAuth) => {
-                self.handle_auth(sa, h.message_id, &payloads)
+                self.intermediate_complete(sa, h.message_id)
+                    && self.handle_auth(sa, h.message_id, &payloads)
             }
             (ExchangeType::CREATE_CHILD_SA, SaPhase::Established) => {
                 self.answer_rekey(now, sa, h.message_id, &payloads);

@@ -134,13 +134,15 @@ impl Responder {
 
     /// The octets the client MACs or signs.
     fn client_octets(&self, sa: &ResponderSa, req: &AuthRequest) -> Vec<u8> {
-        signed_octets(
+        let mut octets = signed_octets(
             sa.keys.prf,
             &sa.init_request,
             &sa.nr,
             sa.keys.sk_p_theirs.as_bytes(),
             &id_body(req.idi_type, &req.idi_data),
-        )
+        );
+        octets.extend(sa.pq.auth_octets());
+        octets
     }
 
     /// Our AUTH: keyed with the MSK after EAP, else the PSK or our signature.
@@ -150,13 +152,14 @@ impl Responder {
         msk: Option<&Secret>,
     ) -> Option<(AuthMethod, Vec<u8>)> {
         let id = &self.cfg.id;
-        let octets = signed_octets(
+        let mut octets = signed_octets(
             sa.keys.prf,
             &sa.init_response,
             &sa.ni,
             sa.keys.sk_p_ours.as_bytes(),
             &id_body(id.id_type(), &id.to_wire()),
         );
+        octets.extend(sa.pq.auth_octets());
         let key = |k: &[u8]| {
             (
                 AuthMethod::SHARED_KEY_MIC,
