@@ -1598,7 +1598,7 @@ mod additional_tests {
         let kinds: Vec<(u8, u16)> = w.transforms.iter().map(|t| (t.kind.0, t.id)).collect();
         assert!(kinds.contains(&(6, 36)));
         assert!(kinds.contains(&(8, 37)));
-        let (sel, number, _) = choose(std::slice::from_ref(&p), &[w.clone()]).unwrap();
+        let (sel, number, _) = choose(std::slice::from_ref(&p), std::slice::from_ref(&w)).unwrap();
         assert_eq!(number, 1);
         assert_eq!(sel.additional[0], Some(DhGroup::ML_KEM_768));
         assert_eq!(sel.additional[1], None);
