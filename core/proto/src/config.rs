@@ -97,6 +97,8 @@ pub struct ClientConfig {
     /// also offer the same proposals without it, so a server that lacks it can still be
     /// reached (with a warning). Off by default: such a server is refused with a clear error.
     pub pq_fallback: bool,
+    /// A post-quantum preshared key (RFC 8784) to mix into the IKE SA's keys.
+    pub ppk: Option<crate::ike::ppk::Ppk>,
 }
 
 /// When SAs are rekeyed (strongSwan-like). Each SA is rekeyed at its soft lifetime, made
@@ -159,6 +161,7 @@ impl ClientConfig {
             reconnect: Some(crate::session::ReconnectPolicy::default()),
             lifetimes: Lifetimes::default(),
             pq_fallback: false,
+            ppk: None,
         }
     }
 }

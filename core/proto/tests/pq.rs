@@ -325,3 +325,147 @@ fn tampered_intermediate_response_is_dropped() {
     p.run_for(std::time::Duration::from_secs(20));
     assert!(p.connected().is_some(), "{:?}", p.client_events);
 }
+
+// ---- PPK (RFC 8784) ----
+
+use roam_proto::ike::ppk::{Ppk, ResponderPpks};
+
+fn client_ppk(id: &str, key: &str, required: bool) -> Ppk {
+    Ppk {
+        id: id.as_bytes().to_vec(),
+        key: Secret::from_slice(key.as_bytes()),
+        required,
+    }
+}
+
+fn server_ppks(keys: &[(&str, &str)], required: bool) -> ResponderPpks {
+    ResponderPpks {
+        keys: keys
+            .iter()
+            .map(|(i, k)| (i.as_bytes().to_vec(), Secret::from_slice(k.as_bytes())))
+            .collect(),
+        required,
+    }
+}
+
+const PPK: &str = "a long post-quantum preshared key, 32+ bytes of it";
+
+/// A pair whose server has `ppks` (None: no PPK support at all).
+fn ppk_pair(client: Option<Ppk>, server: Option<ResponderPpks>, ike: &str, seed: u64) -> Pair {
+    let mut c = psk_client(PSK, &[ike], &[]);
+    c.ppk = client;
+    let mut p = Pair::new(c, responder_config(psk(), &[ike]), seed);
+    if let Some(s) = server {
+        let r = std::mem::replace(
+            &mut p.server,
+            roam_proto::ike::responder::Responder::new(
+                responder_config(psk(), &[ike]),
+                Box::new(roam_proto::rng::SeededRng::new(seed ^ 0x5eed)),
+            ),
+        );
+        p.server = r.with_ppks(s);
+    }
+    p.connect();
+    p.run_for(std::time::Duration::from_secs(20));
+    p
+}
+
+const CLASSIC: &str = "aes256gcm16-prfsha256-x25519";
+
+#[test]
+fn ppk_mandatory_both_ends() {
+    let mut p = ppk_pair(
+        Some(client_ppk("alice", PPK, true)),
+        Some(server_ppks(&[("bob", "other"), ("alice", PPK)], true)),
+        CLASSIC,
+        20,
+    );
+    assert!(p.connected().is_some(), "{:?}", p.client_events);
+    assert!(p.client.ike().ppk_used());
+    assert!(p.ping(2), "CHILD SA keys from SK_d' agree");
+}
+
+#[test]
+fn ppk_with_hybrid_key_exchange() {
+    let mut p = ppk_pair(
+        Some(client_ppk("alice", PPK, true)),
+        Some(server_ppks(&[("alice", PPK)], false)),
+        "aes256gcm16-prfsha384-x25519-ke1_mlkem768",
+        21,
+    );
+    assert!(p.connected().is_some(), "{:?}", p.client_events);
+    assert!(p.client.ike().ppk_used());
+    assert!(p.ping(2));
+}
+
+#[test]
+fn ppk_mandatory_fails_without_server_support() {
+    let p = ppk_pair(Some(client_ppk("alice", PPK, true)), None, CLASSIC, 22);
+    assert!(p.connected().is_none());
+    match p.disconnect_reason() {
+        Some(DisconnectReason::NegotiationFailed(why)) => assert!(why.contains("PPK"), "{why}"),
+        other => panic!("expected a negotiation failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn ppk_optional_falls_back_without_server_support() {
+    let mut p = ppk_pair(Some(client_ppk("alice", PPK, false)), None, CLASSIC, 23);
+    assert!(p.connected().is_some(), "{:?}", p.client_events);
+    assert!(!p.client.ike().ppk_used());
+    assert!(p.ping(1));
+}
+
+#[test]
+fn ppk_optional_falls_back_when_the_server_lacks_our_ppk() {
+    // The server supports PPK but not ours: it checks NO_PPK_AUTH and both keep plain keys.
+    let mut p = ppk_pair(
+        Some(client_ppk("alice", PPK, false)),
+        Some(server_ppks(&[("bob", "bob's key")], false)),
+        CLASSIC,
+        24,
+    );
+    assert!(p.connected().is_some(), "{:?}", p.client_events);
+    assert!(!p.client.ike().ppk_used());
+    assert!(p.ping(1));
+}
+
+#[test]
+fn ppk_mismatch_fails_authentication() {
+    // Same identity, different key: AUTH with SK_pi' does not verify.
+    let p = ppk_pair(
+        Some(client_ppk("alice", PPK, true)),
+        Some(server_ppks(&[("alice", "not the same key at all")], false)),
+        CLASSIC,
+        25,
+    );
+    assert!(p.connected().is_none());
+    match p.disconnect_reason() {
+        Some(DisconnectReason::AuthenticationFailed(_)) => {}
+        other => panic!("expected an authentication failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn ppk_required_by_the_server() {
+    // The client has no PPK; the server requires one.
+    let p = ppk_pair(
+        None,
+        Some(server_ppks(&[("alice", PPK)], true)),
+        CLASSIC,
+        26,
+    );
+    assert!(p.connected().is_none());
+    assert!(matches!(
+        p.disconnect_reason(),
+        Some(DisconnectReason::AuthenticationFailed(_))
+    ));
+    // A client whose mandatory PPK the server lacks fails too.
+    let p = ppk_pair(
+        Some(client_ppk("carol", PPK, true)),
+        Some(server_ppks(&[("alice", PPK)], true)),
+        CLASSIC,
+        27,
+    );
+    assert!(p.connected().is_none());
+}

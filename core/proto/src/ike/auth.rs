@@ -64,6 +64,10 @@ impl Initiator {
     /// Sends the first IKE_AUTH request.
     pub(super) fn send_auth_request(&mut self, now: Instant) {
         self.pq.auth_mid = Some(self.tm.next_request_id());
+        let ppk = match self.ppk_start() {
+            Ok(p) => p,
+            Err(reason) => return self.fail(reason),
+        };
         let spi = random_spi(self.rng.as_mut());
         self.auth.spi_in = spi;
         let cfg = &self.params.config;
@@ -201,6 +205,9 @@ impl Initiator {
         if mobike {
             p.push(Payload::notify(NotifyType::MOBIKE_SUPPORTED, &[]));
         }
+        if let Some(r) = &ppk {
+            p.extend(r.notifies());
+        }
         self.auth.rounds = 1;
         self.send_request(now, RequestKind::IkeAuth, ExchangeType::IKE_AUTH, &p);
     }
@@ -219,6 +226,9 @@ impl Initiator {
                     ));
                 }
             }
+        }
+        if let Err(reason) = self.ppk_check_response(p) {
+            return self.fail(reason);
         }
         let mut idr = None;
         let mut certs = Vec::new();

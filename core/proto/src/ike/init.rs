@@ -101,6 +101,9 @@ impl Initiator {
             NotifyType::SIGNATURE_HASH_ALGORITHMS,
             &hashes,
         ));
+        if self.wants_ppk() {
+            payloads.push(Payload::notify(NotifyType::USE_PPK, &[]));
+        }
         if self.intermediate_notifies() {
             payloads.push(Payload::notify(
                 NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED,
@@ -160,6 +163,7 @@ impl Initiator {
                     NotifyType::NAT_DETECTION_DESTINATION_IP => dst.push(n.data),
                     NotifyType::IKEV2_FRAGMENTATION_SUPPORTED => self.peer.fragmentation = true,
                     NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED => peer_intermediate = true,
+                    NotifyType::USE_PPK => self.pq.ppk.peer = true,
                     NotifyType::SIGNATURE_HASH_ALGORITHMS => {
                         self.peer.hash_algorithms = parse_hash_algorithms(n.data);
                     }

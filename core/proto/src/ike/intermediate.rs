@@ -110,6 +110,8 @@ pub struct PqState {
     pub selected: Option<Selected>,
     /// How many IKE_INTERMEDIATE exchanges completed.
     pub done: u32,
+    /// PPK (RFC 8784) negotiation.
+    pub ppk: super::ppk::PpkState,
 }
 
 impl PqState {

@@ -16,6 +16,7 @@ pub mod liveness;
 pub mod mobike;
 pub mod natd;
 pub mod params;
+pub mod ppk;
 pub mod protect;
 pub mod rekey;
 pub mod responder;

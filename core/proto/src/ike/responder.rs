@@ -164,6 +164,8 @@ pub struct Responder {
     pub(super) events: VecDeque<ResponderEvent>,
     dropped: u64,
     mobility: mobility::Mobility,
+    /// Post-quantum preshared keys (RFC 8784), see `with_ppks`.
+    pub(super) ppks: super::ppk::ResponderPpks,
 }
 
 /// Most IKE SAs one responder keeps (tests and demos; a bound against floods).
@@ -197,6 +199,7 @@ impl Responder {
             events: VecDeque::new(),
             dropped: 0,
             mobility: mobility::Mobility::default(),
+            ppks: Default::default(),
         }
     }
 
@@ -398,6 +401,7 @@ impl Responder {
         let mut dst = Vec::new();
         let mut frag = false;
         let mut intermediate = false;
+        let mut use_ppk = false;
         let mut hashes = Vec::new();
         for p in &msg.payloads {
             match p {
@@ -410,6 +414,7 @@ impl Responder {
                     NotifyType::NAT_DETECTION_DESTINATION_IP => dst.push(n.data),
                     NotifyType::IKEV2_FRAGMENTATION_SUPPORTED => frag = true,
                     NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED => intermediate = true,
+                    NotifyType::USE_PPK => use_ppk = true,
                     NotifyType::SIGNATURE_HASH_ALGORITHMS => hashes = parse_hash_algorithms(n.data),
                     _ => {}
                 },
@@ -543,6 +548,10 @@ impl Responder {
                 &[],
             ));
         }
+        let use_ppk = self.ppk_announce(use_ppk);
+        if use_ppk {
+            p.push(Payload::notify(NotifyType::USE_PPK, &[]));
+        }
         let init_response = self.send_plain(remote, reply_header(spi_r), &p);
         debug!(
             "responder: IKE_SA_INIT from {remote}: {} spi_r {spi_r:016x}",
@@ -581,6 +590,7 @@ impl Responder {
         );
         if let Some(sa) = self.sas.get_mut(&spi_r) {
             Self::intermediate_start(sa, selected);
+            sa.pq.ppk.peer = use_ppk;
         }
     }
 
@@ -643,7 +653,10 @@ impl Responder {
             }
             (ExchangeType::IKE_AUTH, SaPhase::AwaitAuth) => {
                 self.intermediate_complete(sa, h.message_id)
-                    && self.handle_auth(sa, h.message_id, &payloads)
+                    && match self.ppk_request(sa, h.message_id, &payloads) {
+                        Some(p) => self.handle_auth(sa, h.message_id, &p),
+                        None => false,
+                    }
             }
             (ExchangeType::CREATE_CHILD_SA, SaPhase::Established) => {
                 self.answer_rekey(now, sa, h.message_id, &payloads);

@@ -228,6 +228,7 @@ impl Responder {
             method,
             data: &auth,
         });
+        out.extend(Self::ppk_confirm(sa));
         out.push(Payload::Eap(&eap));
         self.respond(sa, ExchangeType::IKE_AUTH, message_id, &out);
         sa.eap = Some(EapServer {
@@ -416,6 +417,7 @@ impl Responder {
             method: our_method,
             data: &our_auth,
         });
+        out.extend(Self::ppk_confirm(sa));
         sa.phase = SaPhase::Established;
         sa.leases = leases.clone();
         let Some((selected, spi_out, tsi_req, tsr_req)) = child_parts else {
@@ -555,7 +557,7 @@ impl Responder {
                 .is_ok_and(|k| k.verify_auth(method, data, octets).is_ok())
     }
 
-    fn auth_failed(&mut self, sa: &mut ResponderSa, message_id: u32, why: &str) -> bool {
+    pub(super) fn auth_failed(&mut self, sa: &mut ResponderSa, message_id: u32, why: &str) -> bool {
         warn!("responder: IKE_AUTH from {} failed: {why}", sa.peer);
         self.respond(
             sa,
