@@ -469,3 +469,30 @@ fn ppk_required_by_the_server() {
     );
     assert!(p.connected().is_none());
 }
+
+#[test]
+fn hybrid_ike_sa_rekeys_classically_for_now() {
+    // No IKE_FOLLOWUP_KE yet: the rekey's CREATE_CHILD_SA offers the proposal without its
+    // additional exchanges, and the server takes that.
+    let ike = "aes256gcm16-prfsha384-x25519-ke1_mlkem768";
+    let mut p = Pair::connected_with(
+        psk_client(PSK, &[ike], &[]),
+        responder_config(psk(), &[ike]),
+        30,
+    );
+    let old = p.client.ike().spis();
+    let now = p.now;
+    p.client.rekey_ike(now);
+    p.pump();
+    let new = p.client.ike().spis();
+    assert_ne!(new.0, old.0, "IKE SA rekeyed");
+    assert_eq!(
+        p.client.ike().ike_proposal().map(|s| s.name()).as_deref(),
+        Some("aes256gcm16-prfsha384-curve25519")
+    );
+    assert!(p.ping(2));
+    let now = p.now;
+    p.client.rekey_child(now);
+    p.pump();
+    assert!(p.ping(2), "CHILD SA rekeyed on the new IKE SA");
+}
