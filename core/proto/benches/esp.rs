@@ -126,6 +126,7 @@ fn loopback(encr: EncrId, key_bits: Option<u16>, backend: Backend) -> EspSa {
             integ: IntegId::NONE,
             dh: None,
             esn: true,
+            additional: Default::default(),
         },
         spi_in: 0x1234_5678,
         spi_out: 0x1234_5678,

@@ -93,6 +93,12 @@ pub struct ClientConfig {
     pub reconnect: Option<crate::session::ReconnectPolicy>,
     /// When the IKE and CHILD SAs are rekeyed.
     pub lifetimes: Lifetimes,
+    /// When an IKE proposal asks for a post-quantum (additional, RFC 9370) key exchange:
+    /// also offer the same proposals without it, so a server that lacks it can still be
+    /// reached (with a warning). Off by default: such a server is refused with a clear error.
+    pub pq_fallback: bool,
+    /// A post-quantum preshared key (RFC 8784) to mix into the IKE SA's keys.
+    pub ppk: Option<crate::ike::ppk::Ppk>,
 }
 
 /// When SAs are rekeyed (strongSwan-like). Each SA is rekeyed at its soft lifetime, made
@@ -154,6 +160,8 @@ impl ClientConfig {
             unix_time: None,
             reconnect: Some(crate::session::ReconnectPolicy::default()),
             lifetimes: Lifetimes::default(),
+            pq_fallback: false,
+            ppk: None,
         }
     }
 }

@@ -31,6 +31,7 @@ fn child(encr: EncrId, key_bits: Option<u16>, integ: IntegId, esn: bool) -> Chil
             integ,
             dh: None,
             esn,
+            additional: Default::default(),
         },
         spi_in: SPI,
         spi_out: SPI,

@@ -71,6 +71,7 @@ fn no_allocation_per_packet() {
                     integ,
                     dh: None,
                     esn,
+                    additional: Default::default(),
                 },
                 spi_in: 0x4242_4242,
                 spi_out: 0x4242_4242,

@@ -53,6 +53,7 @@ fn children(encr: EncrId, key_bits: Option<u16>, integ: IntegId, esn: bool) -> (
         integ,
         dh: None,
         esn,
+        additional: Default::default(),
     };
     let el = SkCipher::encr_key_len(encr, key_bits).unwrap();
     let il = SkCipher::integ_key_len(integ).unwrap();

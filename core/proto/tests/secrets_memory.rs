@@ -118,6 +118,7 @@ fn esp_child(encr: EncrId, key_bits: Option<u16>, integ: IntegId) -> ChildSa {
             integ,
             dh: None,
             esn: false,
+            additional: Default::default(),
         },
         spi_in: 0x1111_1111,
         spi_out: 0x2222_2222,

@@ -163,6 +163,10 @@ struct RawAuth {
     password: Option<Zeroizing<String>>,
     certificate: Option<String>,
     private_key: Option<String>,
+    /// A post-quantum preshared key (RFC 8784), with any method.
+    ppk: Option<Zeroizing<String>>,
+    ppk_id: Option<String>,
+    ppk_required: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -171,6 +175,8 @@ struct RawCrypto {
     ike: Option<Vec<String>>,
     esp: Option<Vec<String>>,
     allow_weak: Option<Vec<String>>,
+    /// Also offer the IKE proposals without their post-quantum key exchanges (default false).
+    pq_fallback: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -197,7 +203,7 @@ struct RawTunnel {
 }
 
 /// Keys whose values are secret: a type error there must not echo the value.
-const SECRET_KEYS: &[&str] = &["auth.psk", "auth.password"];
+const SECRET_KEYS: &[&str] = &["auth.psk", "auth.password", "auth.ppk"];
 
 // ---- loading -------------------------------------------------------------------------------
 
@@ -257,6 +263,12 @@ pub fn from_str(
     }
     let tunnel = tunnel(raw.tunnel)?;
     let lifetimes = lifetimes(raw.lifetimes)?;
+    let ppk = ppk(&auth)?;
+    let pq_fallback = raw
+        .crypto
+        .as_ref()
+        .and_then(|c| c.pq_fallback)
+        .unwrap_or(false);
     let (ike_proposals, esp_proposals, allow_weak) = crypto(raw.crypto)?;
     let ca_file = server
         .ca
@@ -288,6 +300,8 @@ pub fn from_str(
     config.ike_proposals = ike_proposals;
     config.esp_proposals = esp_proposals;
     config.allow_weak = allow_weak;
+    config.pq_fallback = pq_fallback;
+    config.ppk = ppk;
     config.mobike = tunnel.mobike;
     config.dpd = tunnel.dpd;
     config.keepalive = tunnel.keepalive;
@@ -602,6 +616,42 @@ impl LoadedCredentials<'_> {
             }
         }
     }
+}
+
+/// `[auth] ppk`, `ppk_id`, `ppk_required` (default true: a PPK is there to be used).
+fn ppk(auth: &RawAuth) -> Result<Option<roam_proto::ike::ppk::Ppk>, ProfileError> {
+    let Some(key) = auth.ppk.as_deref() else {
+        for (k, set) in [
+            ("auth.ppk_id", auth.ppk_id.is_some()),
+            ("auth.ppk_required", auth.ppk_required.is_some()),
+        ] {
+            if set {
+                return Err(ProfileError::invalid(k, "only with auth.ppk"));
+            }
+        }
+        return Ok(None);
+    };
+    if key.len() < 16 {
+        return Err(ProfileError::invalid(
+            "auth.ppk",
+            "too short (at least 16 bytes; RFC 8784 wants 256 bits of entropy)",
+        ));
+    }
+    let id = match auth.ppk_id.as_deref() {
+        Some(id) if !id.is_empty() && id.len() < roam_proto::ike::ppk::MAX_PPK_ID => id,
+        Some(_) => return Err(ProfileError::invalid("auth.ppk_id", "empty or too long")),
+        None => {
+            return Err(ProfileError::missing(
+                "auth.ppk_id",
+                Some("required with auth.ppk".into()),
+            ))
+        }
+    };
+    Ok(Some(roam_proto::ike::ppk::Ppk {
+        id: id.as_bytes().to_vec(),
+        key: Secret::from_slice(key.as_bytes()),
+        required: auth.ppk_required.unwrap_or(true),
+    }))
 }
 
 type Proposals = (Vec<String>, Vec<String>, Vec<String>);

@@ -13,4 +13,10 @@ pub enum CryptoError {
     Integrity,
     #[error("malformed ciphertext")]
     Malformed,
+    #[error("{what}: {got} bytes, expected {expected}")]
+    BadLength {
+        what: &'static str,
+        got: usize,
+        expected: usize,
+    },
 }

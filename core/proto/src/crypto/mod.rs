@@ -6,6 +6,8 @@ pub mod aead;
 pub mod cert;
 pub mod dh;
 pub mod error;
+pub mod kem;
+pub mod kex;
 pub mod keymat;
 pub mod mschapv2;
 pub mod prf;

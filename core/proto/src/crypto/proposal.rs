@@ -7,6 +7,10 @@
 //! keyword (`sha256`) also implies the PRF of the same hash unless a `prf*` keyword is given.
 //! Weak algorithms are refused unless the profile names them in `allow_weak`; Roam's own
 //! ciphers implement only the strong ones, so a weak choice fails later as `Unsupported`.
+//!
+//! Additional key exchanges (RFC 9370) are written as in strongSwan 6: `ke1_mlkem768` up to
+//! `ke7_...`, one prefix per ADDITIONAL_KEY_EXCHANGE_n transform type; `keN_none` makes that
+//! exchange optional. ML-KEM (`mlkem512/768/1024`) is accepted only as an additional one.
 
 use crate::wire::{
     DhGroup, EncrId, EsnId, IntegId, PrfId, Proposal, ProtocolId, Transform, TransformType,
@@ -84,6 +88,9 @@ const KEYWORDS: &[Keyword] = &[
     kw("ecp384", Alg::Dh(DhGroup::ECP_384)),
     kw("curve25519", Alg::Dh(DhGroup::CURVE25519)),
     kw("x25519", Alg::Dh(DhGroup::CURVE25519)),
+    kw("mlkem512", Alg::Dh(DhGroup::ML_KEM_512)),
+    kw("mlkem768", Alg::Dh(DhGroup::ML_KEM_768)),
+    kw("mlkem1024", Alg::Dh(DhGroup::ML_KEM_1024)),
     kw("esn", Alg::Esn(true)),
     kw("noesn", Alg::Esn(false)),
     weak("3des", Alg::Encr(EncrId::TRIPLE_DES, None)),
@@ -182,6 +189,30 @@ pub struct ProposalSpec {
     pub dh: Vec<DhGroup>,
     /// ESP only: ESN choices (ESN / NO_ESN), empty means no ESN.
     pub esn: Vec<bool>,
+    /// The additional key exchanges of RFC 9370: `additional[n]` lists the methods of
+    /// ADDITIONAL_KEY_EXCHANGE_(n+1) in preference order (`DhGroup::NONE`: it is optional).
+    pub additional: [Vec<DhGroup>; MAX_ADDITIONAL],
+}
+
+/// ADDITIONAL_KEY_EXCHANGE_1 to _7 (RFC 9370 §2.2.1).
+pub const MAX_ADDITIONAL: usize = 7;
+
+/// The transform type of additional key exchange slot `n` (0-based).
+pub fn additional_type(n: usize) -> TransformType {
+    TransformType(6 + u8::try_from(n).unwrap_or(0))
+}
+
+/// The slot (0-based) of an ADDITIONAL_KEY_EXCHANGE_n transform type.
+fn additional_slot(kind: TransformType) -> Option<usize> {
+    (6..=12).contains(&kind.0).then(|| usize::from(kind.0 - 6))
+}
+
+/// Splits `ke3_mlkem768` into slot 2 and `mlkem768`.
+fn split_additional(word: &str) -> Option<(usize, &str)> {
+    let rest = word.strip_prefix("ke")?;
+    let (n, alg) = rest.split_once('_')?;
+    let n: usize = n.parse().ok()?;
+    (1..=MAX_ADDITIONAL).contains(&n).then_some((n - 1, alg))
 }
 
 impl ProposalSpec {
@@ -210,7 +241,32 @@ impl ProposalSpec {
         if spec.dh.is_empty() {
             return inc("no key exchange group");
         }
+        if spec.dh.iter().any(|g| crate::crypto::kem::is_kem(*g)) {
+            return inc("ML-KEM only as an additional key exchange (ke1_mlkem768)");
+        }
         Ok(spec)
+    }
+
+    /// Whether this proposal asks for an additional key exchange (RFC 9370).
+    pub fn has_additional(&self) -> bool {
+        self.additional
+            .iter()
+            .any(|slot| slot.iter().any(|g| *g != DhGroup::NONE))
+    }
+
+    /// Whether every additional key exchange of this proposal is optional (`keN_none`).
+    pub fn additional_optional(&self) -> bool {
+        self.additional
+            .iter()
+            .all(|slot| slot.is_empty() || slot.contains(&DhGroup::NONE))
+    }
+
+    /// The same proposal with no additional key exchange (a classical fallback).
+    pub fn without_additional(&self) -> Self {
+        Self {
+            additional: Default::default(),
+            ..self.clone()
+        }
     }
 
     /// Parses an ESP proposal (DH groups optional, meaning PFS on rekeys).
@@ -223,6 +279,18 @@ impl ProposalSpec {
             ));
         }
         spec.check_encr(s)?;
+        if spec.additional.iter().any(|slot| !slot.is_empty()) {
+            return Err(ProposalError::Incomplete(
+                s.to_string(),
+                "additional key exchanges (keN_) in ESP proposals are not supported yet",
+            ));
+        }
+        if spec.dh.iter().any(|g| crate::crypto::kem::is_kem(*g)) {
+            return Err(ProposalError::Incomplete(
+                s.to_string(),
+                "ML-KEM only as an additional key exchange",
+            ));
+        }
         if spec.esn.is_empty() {
             spec.esn.push(false);
         }
@@ -242,9 +310,29 @@ impl ProposalSpec {
             integ: Vec::new(),
             dh: Vec::new(),
             esn: Vec::new(),
+            additional: Default::default(),
         };
         for word in s.trim().split('-') {
             let word = word.trim().to_ascii_lowercase();
+            if let Some((slot, alg)) = split_additional(&word) {
+                let group = if alg == "none" {
+                    DhGroup::NONE
+                } else {
+                    match lookup(alg) {
+                        Some(Keyword {
+                            alg: Alg::Dh(g),
+                            weak: false,
+                            ..
+                        }) => *g,
+                        Some(Keyword { weak: true, .. }) => return Err(ProposalError::Weak(word)),
+                        _ => return Err(ProposalError::Unknown(word)),
+                    }
+                };
+                if let Some(v) = spec.additional.get_mut(slot) {
+                    push_unique(v, group);
+                }
+                continue;
+            }
             let k = lookup(&word).ok_or_else(|| ProposalError::Unknown(word.clone()))?;
             if k.weak
                 && !allow_weak
@@ -318,6 +406,15 @@ impl ProposalSpec {
         for &on in &self.esn {
             transforms.push(esn_transform(on));
         }
+        for (n, slot) in self.additional.iter().enumerate() {
+            for g in slot {
+                transforms.push(Transform {
+                    kind: additional_type(n),
+                    id: g.0,
+                    key_length: None,
+                });
+            }
+        }
         Proposal {
             number,
             protocol: self.protocol,
@@ -368,6 +465,8 @@ pub struct Selected {
     /// None when no key exchange was part of it.
     pub dh: Option<DhGroup>,
     pub esn: bool,
+    /// The additional key exchanges (RFC 9370), by slot: ADDITIONAL_KEY_EXCHANGE_(n+1).
+    pub additional: [Option<DhGroup>; MAX_ADDITIONAL],
 }
 
 /// The transforms of a wire proposal, grouped by type.
@@ -378,6 +477,7 @@ struct ByType {
     integ: Vec<Transform>,
     dh: Vec<Transform>,
     esn: Vec<Transform>,
+    additional: [Vec<Transform>; MAX_ADDITIONAL],
     other: usize,
 }
 
@@ -391,7 +491,10 @@ impl ByType {
                 TransformType::INTEG => b.integ.push(*t),
                 TransformType::DH => b.dh.push(*t),
                 TransformType::ESN => b.esn.push(*t),
-                _ => b.other += 1,
+                k => match additional_slot(k).and_then(|n| b.additional.get_mut(n)) {
+                    Some(v) => v.push(*t),
+                    None => b.other += 1,
+                },
             }
         }
         b
@@ -441,7 +544,23 @@ impl Selected {
         if self.protocol == ProtocolId::ESP && self.esn {
             words.push("esn".into());
         }
+        for (n, g) in self.additional_kes() {
+            words.push(format!("ke{}_{}", n + 1, keyword_of(Alg::Dh(g))));
+        }
         words.join("-")
+    }
+
+    /// The additional key exchanges in the order they run: (slot, method).
+    pub fn additional_kes(&self) -> impl Iterator<Item = (usize, DhGroup)> + '_ {
+        self.additional
+            .iter()
+            .enumerate()
+            .filter_map(|(n, g)| g.map(|g| (n, g)))
+    }
+
+    /// Whether any additional key exchange was negotiated.
+    pub fn has_additional(&self) -> bool {
+        self.additional.iter().any(Option::is_some)
     }
 
     /// Reads a single-choice wire proposal (the responder's answer); None if it has more than
@@ -467,6 +586,13 @@ impl Selected {
         if aead != (integ == IntegId::NONE) {
             return None;
         }
+        let mut additional = [None; MAX_ADDITIONAL];
+        for (slot, v) in additional.iter_mut().zip(&b.additional) {
+            *slot = single(v)
+                .ok()?
+                .map(|t| DhGroup(t.id))
+                .filter(|g| *g != DhGroup::NONE);
+        }
         match p.protocol {
             ProtocolId::IKE => {
                 let prf = PrfId(single(&b.prf).ok()??.id);
@@ -482,6 +608,7 @@ impl Selected {
                     integ,
                     dh,
                     esn: false,
+                    additional,
                 })
             }
             ProtocolId::ESP => {
@@ -502,6 +629,7 @@ impl Selected {
                     integ,
                     dh,
                     esn,
+                    additional,
                 })
             }
             _ => None,
@@ -538,6 +666,13 @@ impl Selected {
         }
         if self.protocol == ProtocolId::ESP {
             transforms.push(esn_transform(self.esn));
+        }
+        for (n, g) in self.additional_kes() {
+            transforms.push(Transform {
+                kind: additional_type(n),
+                id: g.0,
+                key_length: None,
+            });
         }
         Proposal {
             number,
@@ -582,7 +717,8 @@ pub fn accept_response(offered: &[Proposal], chosen: &Proposal) -> Option<Select
     // Every chosen transform was offered (INTEG NONE is implied by an AEAD).
     for t in &chosen.transforms {
         let implicit_none = (t.kind == TransformType::INTEG && t.id == IntegId::NONE.0)
-            || (t.kind == TransformType::DH && t.id == DhGroup::NONE.0);
+            || ((t.kind == TransformType::DH || additional_slot(t.kind).is_some())
+                && t.id == DhGroup::NONE.0);
         let offered_it = ours.transforms.iter().any(|o| same_transform(o, t));
         let offered_kind = ours.transforms.iter().any(|o| o.kind == t.kind);
         let implied_absent = implicit_none && !offered_kind;
@@ -613,6 +749,13 @@ pub fn accept_response(offered: &[Proposal], chosen: &Proposal) -> Option<Select
         .any(|&(offered_type, chosen_one)| offered_type && !chosen_one)
     {
         return None;
+    }
+    // Every additional key exchange we offered got a method, unless we offered NONE for it.
+    for (offered, chosen) in ours_by.additional.iter().zip(&selected.additional) {
+        let optional = offered.iter().any(|t| t.id == DhGroup::NONE.0);
+        if !offered.is_empty() && chosen.is_none() && !optional {
+            return None;
+        }
     }
     Some(selected)
 }
@@ -666,6 +809,22 @@ fn select(ours: &ProposalSpec, offer: &Proposal) -> Option<Selected> {
     } else {
         false
     };
+    let mut additional = [None; MAX_ADDITIONAL];
+    for ((slot, wanted), offered) in additional
+        .iter_mut()
+        .zip(&ours.additional)
+        .zip(&b.additional)
+    {
+        let none_offered = offered.is_empty() || has(offered, DhGroup::NONE.0);
+        let none_ok = wanted.is_empty() || wanted.contains(&DhGroup::NONE);
+        *slot = wanted
+            .iter()
+            .copied()
+            .find(|g| *g != DhGroup::NONE && has(offered, g.0));
+        if slot.is_none() && !(none_ok && none_offered) {
+            return None;
+        }
+    }
     Some(Selected {
         protocol: ours.protocol,
         encr,
@@ -674,6 +833,7 @@ fn select(ours: &ProposalSpec, offer: &Proposal) -> Option<Selected> {
         integ,
         dh,
         esn,
+        additional,
     })
 }
 
@@ -954,6 +1114,7 @@ mod tests {
             integ,
             dh,
             esn,
+            additional: Default::default(),
         };
         let gcm = EncrId::AES_GCM_16;
         let cbc = EncrId::AES_CBC;
@@ -1095,6 +1256,7 @@ mod tests {
             integ: IntegId::HMAC_SHA2_384_192,
             dh: Some(DhGroup::ECP_256),
             esn: true,
+            additional: Default::default(),
         };
         let w = s.to_wire(2, &[1, 2, 3, 4]);
         assert_eq!(w.transforms.len(), 4);
@@ -1131,9 +1293,9 @@ mod tests {
         let mut p = good.clone();
         p.transforms.push(t(TransformType::INTEG, 0, None));
         assert!(Selected::from_wire(&p).is_some());
-        // Unknown transform types.
+        // Unknown transform types (6..=12 are RFC 9370's additional key exchanges).
         let mut p = good.clone();
-        p.transforms.push(t(TransformType(6), 36, None));
+        p.transforms.push(t(TransformType(13), 36, None));
         assert_eq!(Selected::from_wire(&p), None);
         // ChaCha20 with a bogus key length.
         let mut p = ike(LAB[3]).to_wire(1, &[]);
@@ -1372,5 +1534,137 @@ mod tests {
             let _ = accept_response(std::slice::from_ref(&p), &p);
             let _ = choose(&[ike(LAB[2]), esp("aes256gcm16")], std::slice::from_ref(&p));
         }
+    }
+}
+
+#[cfg(test)]
+mod additional_tests {
+    use super::*;
+
+    fn ike(s: &str) -> ProposalSpec {
+        ProposalSpec::parse_ike(s, &[]).unwrap()
+    }
+
+    #[test]
+    fn strongswan6_syntax() {
+        let p = ike("aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke2_mlkem1024");
+        assert_eq!(p.dh, vec![DhGroup::CURVE25519]);
+        assert_eq!(p.additional[0], vec![DhGroup::ML_KEM_768]);
+        assert_eq!(p.additional[1], vec![DhGroup::ML_KEM_1024]);
+        assert!(p.additional[2..].iter().all(Vec::is_empty));
+        assert!(p.has_additional() && !p.additional_optional());
+        let opt = ike("aes256gcm16-prfsha384-ecp384-ke1_mlkem1024-ke1_none");
+        assert_eq!(opt.additional[0], vec![DhGroup::ML_KEM_1024, DhGroup::NONE]);
+        assert!(opt.additional_optional());
+        assert!(!ike("aes256gcm16-prfsha384-x25519").has_additional());
+        let stripped = p.without_additional();
+        assert!(!stripped.has_additional());
+        assert_eq!(stripped.dh, p.dh);
+        // A classical group as an additional exchange is fine too (RFC 9370 allows any).
+        assert_eq!(
+            ike("aes256gcm16-prfsha384-x25519-ke7_ecp384").additional[6],
+            vec![DhGroup::ECP_384]
+        );
+    }
+
+    #[test]
+    fn syntax_errors() {
+        let err = |s: &str| ProposalSpec::parse_ike(s, &[]).unwrap_err();
+        assert_eq!(
+            err("aes256gcm16-prfsha384-x25519-ke8_mlkem768"),
+            ProposalError::Unknown("ke8_mlkem768".into())
+        );
+        assert_eq!(
+            err("aes256gcm16-prfsha384-x25519-ke1_mlkem999"),
+            ProposalError::Unknown("ke1_mlkem999".into())
+        );
+        assert_eq!(
+            err("aes256gcm16-prfsha384-x25519-ke1_aes256"),
+            ProposalError::Unknown("ke1_aes256".into())
+        );
+        assert_eq!(
+            err("aes256gcm16-prfsha384-x25519-ke1_modp1024"),
+            ProposalError::Weak("ke1_modp1024".into())
+        );
+        assert!(matches!(
+            err("aes256gcm16-prfsha384-mlkem768"),
+            ProposalError::Incomplete(_, _)
+        ));
+        assert!(matches!(
+            ProposalSpec::parse_esp("aes256gcm16-ke1_mlkem768", &[]),
+            Err(ProposalError::Incomplete(_, _))
+        ));
+    }
+
+    #[test]
+    fn wire_types_and_round_trip() {
+        let p = ike("aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke3_mlkem1024");
+        let w = p.to_wire(1, &[]);
+        let kinds: Vec<(u8, u16)> = w.transforms.iter().map(|t| (t.kind.0, t.id)).collect();
+        assert!(kinds.contains(&(6, 36)));
+        assert!(kinds.contains(&(8, 37)));
+        let (sel, number, _) = choose(std::slice::from_ref(&p), std::slice::from_ref(&w)).unwrap();
+        assert_eq!(number, 1);
+        assert_eq!(sel.additional[0], Some(DhGroup::ML_KEM_768));
+        assert_eq!(sel.additional[1], None);
+        assert_eq!(sel.additional[2], Some(DhGroup::ML_KEM_1024));
+        assert_eq!(
+            sel.name(),
+            "aes256gcm16-prfsha384-curve25519-ke1_mlkem768-ke3_mlkem1024"
+        );
+        assert_eq!(
+            sel.additional_kes().collect::<Vec<_>>(),
+            vec![(0, DhGroup::ML_KEM_768), (2, DhGroup::ML_KEM_1024)]
+        );
+        let answer = sel.to_wire(1, &[]);
+        assert_eq!(Selected::from_wire(&answer), Some(sel));
+        assert_eq!(accept_response(&[w], &answer), Some(sel));
+    }
+
+    #[test]
+    fn responder_selection() {
+        let offer = ike("aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke1_mlkem1024").to_wire(1, &[]);
+        // The responder's order decides among the offered methods.
+        let ours = [ike(
+            "aes256gcm16-prfsha384-x25519-ke1_mlkem1024-ke1_mlkem768",
+        )];
+        let (sel, _, _) = choose(&ours, std::slice::from_ref(&offer)).unwrap();
+        assert_eq!(sel.additional[0], Some(DhGroup::ML_KEM_1024));
+        // A responder without additional exchanges refuses a mandatory one...
+        let classic = [ike("aes256gcm16-prfsha384-x25519")];
+        assert!(choose(&classic, std::slice::from_ref(&offer)).is_none());
+        // ...and takes an optional one as none.
+        let optional = ike("aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke1_none").to_wire(1, &[]);
+        let (sel, _, _) = choose(&classic, std::slice::from_ref(&optional)).unwrap();
+        assert!(!sel.has_additional());
+        // A responder that requires one refuses a classical offer.
+        let pq = [ike("aes256gcm16-prfsha384-x25519-ke1_mlkem768")];
+        let plain = ike("aes256gcm16-prfsha384-x25519").to_wire(1, &[]);
+        assert!(choose(&pq, std::slice::from_ref(&plain)).is_none());
+        // A responder whose exchange is optional takes the classical offer.
+        let pq_opt = [ike("aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke1_none")];
+        assert!(choose(&pq_opt, std::slice::from_ref(&plain)).is_some());
+        // Methods it does not share are no match.
+        let other = [ike("aes256gcm16-prfsha384-x25519-ke1_mlkem512")];
+        assert!(choose(&other, std::slice::from_ref(&offer)).is_none());
+    }
+
+    #[test]
+    fn initiator_checks_the_answer() {
+        let offered = vec![ike("aes256gcm16-prfsha384-x25519-ke1_mlkem768").to_wire(1, &[])];
+        // The answer drops the additional exchange we required.
+        let stripped = ike("aes256gcm16-prfsha384-x25519").to_wire(1, &[]);
+        assert_eq!(accept_response(&offered, &stripped), None);
+        // The answer names a method we did not offer.
+        let other = ike("aes256gcm16-prfsha384-x25519-ke1_mlkem1024").to_wire(1, &[]);
+        assert_eq!(accept_response(&offered, &other), None);
+        // Two methods in one slot is no single choice.
+        let two = ike("aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke1_mlkem1024").to_wire(1, &[]);
+        assert_eq!(accept_response(&offered, &two), None);
+        // With ke1_none offered, an answer without it is accepted.
+        let optional =
+            vec![ike("aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke1_none").to_wire(1, &[])];
+        let sel = accept_response(&optional, &stripped).unwrap();
+        assert!(!sel.has_additional());
     }
 }

@@ -63,6 +63,11 @@ impl Initiator {
 
     /// Sends the first IKE_AUTH request.
     pub(super) fn send_auth_request(&mut self, now: Instant) {
+        self.pq.auth_mid = Some(self.tm.next_request_id());
+        let ppk = match self.ppk_start() {
+            Ok(p) => p,
+            Err(reason) => return self.fail(reason),
+        };
         let spi = random_spi(self.rng.as_mut());
         self.auth.spi_in = spi;
         let cfg = &self.params.config;
@@ -88,13 +93,14 @@ impl Initiator {
         let local_id = &self.params.local_id;
         let idi_data = local_id.to_wire();
         let idi_type = local_id.id_type();
-        let octets = signed_octets(
+        let mut octets = signed_octets(
             keys.prf,
             &self.init_request,
             &self.nr,
             keys.sk_p_ours.as_bytes(),
             &id_body(idi_type, &idi_data),
         );
+        octets.extend(self.pq.auth_octets());
         let auth: Option<(AuthMethod, Vec<u8>)> = match &cfg.auth {
             ClientAuth::Psk(psk) => Some((
                 AuthMethod::SHARED_KEY_MIC,
@@ -199,6 +205,9 @@ impl Initiator {
         if mobike {
             p.push(Payload::notify(NotifyType::MOBIKE_SUPPORTED, &[]));
         }
+        if let Some(r) = &ppk {
+            p.extend(r.notifies());
+        }
         self.auth.rounds = 1;
         self.send_request(now, RequestKind::IkeAuth, ExchangeType::IKE_AUTH, &p);
     }
@@ -217,6 +226,9 @@ impl Initiator {
                     ));
                 }
             }
+        }
+        if let Err(reason) = self.ppk_check_response(p) {
+            return self.fail(reason);
         }
         let mut idr = None;
         let mut certs = Vec::new();
@@ -293,13 +305,14 @@ impl Initiator {
         if self.auth.idr_body.is_empty() {
             return Err(DisconnectReason::ProtocolError("AUTH without IDr".into()));
         }
-        let octets = signed_octets(
+        let mut octets = signed_octets(
             keys.prf,
             &self.init_response,
             &self.ni,
             keys.sk_p_theirs.as_bytes(),
             &self.auth.idr_body,
         );
+        octets.extend(self.pq.auth_octets());
         let bad =
             |what: &str| DisconnectReason::AuthenticationFailed(format!("server AUTH: {what}"));
         if let Some(msk) = &self.auth.msk {
@@ -393,13 +406,14 @@ impl Initiator {
                 };
                 let local_id = &self.params.local_id;
                 let body = id_body(local_id.id_type(), &local_id.to_wire());
-                let octets = signed_octets(
+                let mut octets = signed_octets(
                     keys.prf,
                     &self.init_request,
                     &self.nr,
                     keys.sk_p_ours.as_bytes(),
                     &body,
                 );
+                octets.extend(self.pq.auth_octets());
                 let mac = shared_key_auth(keys.prf, msk.as_bytes(), &octets);
                 self.auth.msk = Some(msk);
                 self.auth.server_authenticated = false;

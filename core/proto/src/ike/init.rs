@@ -104,6 +104,15 @@ impl Initiator {
             NotifyType::SIGNATURE_HASH_ALGORITHMS,
             &hashes,
         ));
+        if self.wants_ppk() {
+            payloads.push(Payload::notify(NotifyType::USE_PPK, &[]));
+        }
+        if self.intermediate_notifies() {
+            payloads.push(Payload::notify(
+                NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED,
+                &[],
+            ));
+        }
         let header = Header::new(
             self.spi_i,
             0,
@@ -135,9 +144,9 @@ impl Initiator {
                     NotifyType::COOKIE => return self.retry_with_cookie(now, n.data),
                     NotifyType::INVALID_KE_PAYLOAD => return self.retry_with_group(now, n.data),
                     k if k.is_error() => {
-                        return self.refuse_init_response(DisconnectReason::NegotiationFailed(
-                            format!("IKE_SA_INIT: {k}"),
-                        ));
+                        let reason = self.pq_hint(&format!("IKE_SA_INIT: {k}"));
+                        return self
+                            .refuse_init_response(DisconnectReason::NegotiationFailed(reason));
                     }
                     _ => {}
                 }
@@ -160,6 +169,8 @@ impl Initiator {
             hash_algorithms: Vec::new(),
             ..self.peer.clone()
         };
+        let mut peer_intermediate = false;
+        let mut peer_ppk = false;
         for pl in p {
             match pl {
                 Payload::Sa(props) => sa = Some(props),
@@ -170,6 +181,8 @@ impl Initiator {
                     NotifyType::NAT_DETECTION_SOURCE_IP => src.push(n.data),
                     NotifyType::NAT_DETECTION_DESTINATION_IP => dst.push(n.data),
                     NotifyType::IKEV2_FRAGMENTATION_SUPPORTED => peer.fragmentation = true,
+                    NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED => peer_intermediate = true,
+                    NotifyType::USE_PPK => peer_ppk = true,
                     NotifyType::SIGNATURE_HASH_ALGORITHMS => {
                         peer.hash_algorithms = parse_hash_algorithms(n.data);
                     }
@@ -189,9 +202,8 @@ impl Initiator {
             _ => None,
         };
         let Some(selected) = selected else {
-            return self.refuse_init_response(DisconnectReason::NegotiationFailed(
-                "responder chose a proposal we did not offer".into(),
-            ));
+            let reason = self.pq_hint("responder chose a proposal we did not offer");
+            return self.refuse_init_response(DisconnectReason::NegotiationFailed(reason));
         };
         let Some(ours) = self.ke.as_ref() else { return };
         if selected.dh != Some(group) || group != ours.group() {
@@ -213,6 +225,7 @@ impl Initiator {
         };
         self.spi_r = msg.header.spi_r;
         self.peer = peer;
+        self.pq.ppk.peer = peer_ppk;
         self.init_refused = None;
         self.nr = nonce.to_vec();
         let keys = SaKeys::derive(
@@ -245,7 +258,7 @@ impl Initiator {
         // The response ends the IKE_SA_INIT request.
         let _ = self.tm.match_response(msg.header.message_id);
         self.phase = Phase::Auth;
-        self.send_auth_request(now);
+        self.after_init(now, selected, peer_intermediate);
     }
 
     fn retry_with_cookie(&mut self, now: Instant, cookie: &[u8]) {

@@ -141,6 +141,8 @@ pub struct Initiator {
     pub(super) mobike: super::mobike::Mobike,
     /// UDP, or a TCP stream (RFC 9329: no keepalives, fragments or retransmissions).
     pub(super) transport: crate::session::Transport,
+    /// Additional key exchanges (IKE_INTERMEDIATE) and IntAuth.
+    pub(super) pq: super::intermediate::PqState,
 }
 
 impl Initiator {
@@ -185,6 +187,7 @@ impl Initiator {
             live: Default::default(),
             mobike: Default::default(),
             transport: Default::default(),
+            pq: Default::default(),
         }
     }
 
@@ -299,6 +302,9 @@ impl Initiator {
         };
         match kind {
             RequestKind::IkeAuth => self.process_auth_response(now, &payloads),
+            RequestKind::IkeIntermediate => {
+                self.process_intermediate_response(now, &h, &opened, &payloads)
+            }
             RequestKind::Delete => self.finish(DisconnectReason::Closed),
             RequestKind::Dpd => self.path_answered(now),
             RequestKind::UpdateSa => self.process_update_response(now, &payloads),
@@ -383,7 +389,7 @@ impl Initiator {
         }
     }
 
-    fn header(&self, exchange: ExchangeType, response: bool, message_id: u32) -> Header {
+    pub(super) fn header(&self, exchange: ExchangeType, response: bool, message_id: u32) -> Header {
         let role = if self.original_initiator {
             flags::INITIATOR
         } else {

@@ -28,11 +28,24 @@ impl IkeParams {
         } else {
             config.esp_proposals.clone()
         };
-        let ike = ike_src
+        let mut ike = ike_src
             .iter()
             .map(|s| ProposalSpec::parse_ike(s, &config.allow_weak))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|source| ConfigError::Proposal { key: "ike", source })?;
+        if config.pq_fallback {
+            // The classical versions go after every hybrid one: preferred last.
+            let classical: Vec<ProposalSpec> = ike
+                .iter()
+                .filter(|p| p.has_additional())
+                .map(ProposalSpec::without_additional)
+                .collect();
+            for c in classical {
+                if !ike.contains(&c) {
+                    ike.push(c);
+                }
+            }
+        }
         let esp = esp_src
             .iter()
             .map(|s| ProposalSpec::parse_esp(s, &config.allow_weak))

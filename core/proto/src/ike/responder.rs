@@ -148,6 +148,8 @@ pub(super) struct ResponderSa {
     pub(super) rekey: rekey::ServerRekey,
     /// When IKE_SA_INIT made it (half-open SAs expire by it when room is needed).
     pub(super) created: Instant,
+    /// Additional key exchanges (IKE_INTERMEDIATE) and IntAuth.
+    pub(super) pq: super::intermediate::PqState,
 }
 
 /// The responder.
@@ -172,6 +174,8 @@ pub struct Responder {
     dropped: u64,
     mobility: mobility::Mobility,
     admission: AdmissionStats,
+    /// Post-quantum preshared keys (RFC 8784), see `with_ppks`.
+    pub(super) ppks: super::ppk::ResponderPpks,
 }
 
 /// Most IKE SAs one responder keeps (tests and demos; a bound against floods).
@@ -206,6 +210,7 @@ impl Responder {
             dropped: 0,
             mobility: mobility::Mobility::default(),
             admission: AdmissionStats::default(),
+            ppks: Default::default(),
         }
     }
 
@@ -411,6 +416,8 @@ impl Responder {
         let mut src = Vec::new();
         let mut dst = Vec::new();
         let mut frag = false;
+        let mut intermediate = false;
+        let mut use_ppk = false;
         let mut hashes = Vec::new();
         for p in &msg.payloads {
             match p {
@@ -422,6 +429,8 @@ impl Responder {
                     NotifyType::NAT_DETECTION_SOURCE_IP => src.push(n.data),
                     NotifyType::NAT_DETECTION_DESTINATION_IP => dst.push(n.data),
                     NotifyType::IKEV2_FRAGMENTATION_SUPPORTED => frag = true,
+                    NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED => intermediate = true,
+                    NotifyType::USE_PPK => use_ppk = true,
                     NotifyType::SIGNATURE_HASH_ALGORITHMS => hashes = parse_hash_algorithms(n.data),
                     _ => {}
                 },
@@ -466,6 +475,15 @@ impl Responder {
             );
             return;
         };
+        if selected.has_additional() && !intermediate {
+            // An additional key exchange needs IKE_INTERMEDIATE (RFC 9370 §2.2.1).
+            self.send_plain(
+                remote,
+                reply_header(0),
+                &[Payload::notify(NotifyType::NO_PROPOSAL_CHOSEN, &[])],
+            );
+            return;
+        }
         let Some(want) = selected.dh else { return };
         if want != group {
             let g = want.0.to_be_bytes();
@@ -541,6 +559,16 @@ impl Responder {
             NotifyType::SIGNATURE_HASH_ALGORITHMS,
             &hash_data,
         ));
+        if intermediate {
+            p.push(Payload::notify(
+                NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED,
+                &[],
+            ));
+        }
+        let use_ppk = self.ppk_announce(use_ppk);
+        if use_ppk {
+            p.push(Payload::notify(NotifyType::USE_PPK, &[]));
+        }
         let init_response = self.send_plain(remote, reply_header(spi_r), &p);
         debug!(
             "responder: IKE_SA_INIT from {remote}: {} spi_r {spi_r:016x}",
@@ -575,8 +603,13 @@ impl Responder {
                 original_initiator: false,
                 rekey: rekey::ServerRekey::default(),
                 created: now,
+                pq: Default::default(),
             },
         );
+        if let Some(sa) = self.sas.get_mut(&spi_r) {
+            Self::intermediate_start(sa, selected);
+            sa.pq.ppk.peer = use_ppk;
+        }
     }
 
     /// Handles a request on an existing IKE SA; returns whether the SA stays.
@@ -633,8 +666,15 @@ impl Responder {
             return self.handle_update(sa, remote, h.message_id, &payloads);
         }
         let keep = match (h.exchange, sa.phase) {
+            (ExchangeType::IKE_INTERMEDIATE, SaPhase::AwaitAuth) => {
+                self.handle_intermediate(sa, &h, &opened, &payloads)
+            }
             (ExchangeType::IKE_AUTH, SaPhase::AwaitAuth) => {
-                self.handle_auth(sa, h.message_id, &payloads)
+                self.intermediate_complete(sa, h.message_id)
+                    && match self.ppk_request(sa, h.message_id, &payloads) {
+                        Some(p) => self.handle_auth(sa, h.message_id, &p),
+                        None => false,
+                    }
             }
             (ExchangeType::CREATE_CHILD_SA, SaPhase::Established) => {
                 self.answer_rekey(now, sa, h.message_id, &payloads);

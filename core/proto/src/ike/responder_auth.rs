@@ -134,13 +134,15 @@ impl Responder {
 
     /// The octets the client MACs or signs.
     fn client_octets(&self, sa: &ResponderSa, req: &AuthRequest) -> Vec<u8> {
-        signed_octets(
+        let mut octets = signed_octets(
             sa.keys.prf,
             &sa.init_request,
             &sa.nr,
             sa.keys.sk_p_theirs.as_bytes(),
             &id_body(req.idi_type, &req.idi_data),
-        )
+        );
+        octets.extend(sa.pq.auth_octets());
+        octets
     }
 
     /// Our AUTH: keyed with the MSK after EAP, else the PSK or our signature.
@@ -150,13 +152,14 @@ impl Responder {
         msk: Option<&Secret>,
     ) -> Option<(AuthMethod, Vec<u8>)> {
         let id = &self.cfg.id;
-        let octets = signed_octets(
+        let mut octets = signed_octets(
             sa.keys.prf,
             &sa.init_response,
             &sa.ni,
             sa.keys.sk_p_ours.as_bytes(),
             &id_body(id.id_type(), &id.to_wire()),
         );
+        octets.extend(sa.pq.auth_octets());
         let key = |k: &[u8]| {
             (
                 AuthMethod::SHARED_KEY_MIC,
@@ -225,6 +228,7 @@ impl Responder {
             method,
             data: &auth,
         });
+        out.extend(Self::ppk_confirm(sa));
         out.push(Payload::Eap(&eap));
         self.respond(sa, ExchangeType::IKE_AUTH, message_id, &out);
         sa.eap = Some(EapServer {
@@ -413,6 +417,7 @@ impl Responder {
             method: our_method,
             data: &our_auth,
         });
+        out.extend(Self::ppk_confirm(sa));
         sa.phase = SaPhase::Established;
         sa.leases = leases.clone();
         let Some((selected, spi_out, tsi_req, tsr_req)) = child_parts else {
@@ -552,7 +557,7 @@ impl Responder {
                 .is_ok_and(|k| k.verify_auth(method, data, octets).is_ok())
     }
 
-    fn auth_failed(&mut self, sa: &mut ResponderSa, message_id: u32, why: &str) -> bool {
+    pub(super) fn auth_failed(&mut self, sa: &mut ResponderSa, message_id: u32, why: &str) -> bool {
         warn!("responder: IKE_AUTH from {} failed: {why}", sa.peer);
         self.respond(
             sa,

@@ -20,6 +20,8 @@ pub enum RequestKind {
     UpdateSa,
     /// The DELETE of one CHILD SA (replaced by a rekey).
     DeleteChild,
+    /// An IKE_INTERMEDIATE exchange (RFC 9242) with an additional key exchange.
+    IkeIntermediate,
 }
 
 /// A request waiting for its response.

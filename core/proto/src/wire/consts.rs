@@ -51,8 +51,13 @@ wire_enum! {
 }
 
 wire_enum! {
-    /// Transform types (RFC 7296 §3.3.2).
-    TransformType(u8) { ENCR = 1, PRF = 2, INTEG = 3, DH = 4, ESN = 5 }
+    /// Transform types (RFC 7296 §3.3.2; RFC 9370 §2.2.1 for the additional key exchanges).
+    TransformType(u8) {
+        ENCR = 1, PRF = 2, INTEG = 3, DH = 4, ESN = 5, ADDITIONAL_KEY_EXCHANGE_1 = 6,
+        ADDITIONAL_KEY_EXCHANGE_2 = 7, ADDITIONAL_KEY_EXCHANGE_3 = 8,
+        ADDITIONAL_KEY_EXCHANGE_4 = 9, ADDITIONAL_KEY_EXCHANGE_5 = 10,
+        ADDITIONAL_KEY_EXCHANGE_6 = 11, ADDITIONAL_KEY_EXCHANGE_7 = 12,
+    }
 }
 
 wire_enum! {

@@ -712,3 +712,54 @@ fn transport_values_out_of_range() {
     );
     err_for(&t("tcp_fallback_ms = 60001"), "tunnel.tcp_fallback_ms");
 }
+
+#[test]
+fn post_quantum_keys() {
+    let text = format!(
+        "{PSK}ppk = \"0123456789abcdef-post-quantum\"\nppk_id = \"alice-ppk\"\n\
+         [crypto]\nike = [\"aes256gcm16-prfsha384-x25519-ke1_mlkem768\"]\npq_fallback = true\n"
+    );
+    let p = load_str(&text).unwrap();
+    let ppk = p.config.ppk.as_ref().expect("ppk");
+    assert_eq!(ppk.id, b"alice-ppk");
+    assert_eq!(ppk.key.as_bytes(), b"0123456789abcdef-post-quantum");
+    assert!(
+        ppk.required,
+        "a configured PPK is mandatory unless the profile says otherwise"
+    );
+    assert!(p.config.pq_fallback);
+    assert_eq!(
+        p.config.ike_proposals,
+        vec!["aes256gcm16-prfsha384-x25519-ke1_mlkem768".to_string()]
+    );
+    // Defaults: no PPK, no fallback.
+    let p = load_str(PSK).unwrap();
+    assert!(p.config.ppk.is_none());
+    assert!(!p.config.pq_fallback);
+    // Optional mode.
+    let text = format!(
+        "{PSK}ppk = \"0123456789abcdef-post-quantum\"\nppk_id = \"x\"\nppk_required = false\n"
+    );
+    assert!(!load_str(&text).unwrap().config.ppk.unwrap().required);
+}
+
+#[test]
+fn post_quantum_key_errors() {
+    err_for(
+        &format!("{PSK}ppk = \"0123456789abcdef-pq\"\n"),
+        "auth.ppk_id",
+    );
+    err_for(
+        &format!("{PSK}ppk = \"short\"\nppk_id = \"a\"\n"),
+        "auth.ppk",
+    );
+    err_for(&format!("{PSK}ppk_id = \"a\"\n"), "auth.ppk_id");
+    err_for(&format!("{PSK}ppk_required = true\n"), "auth.ppk_required");
+    err_for(
+        &format!("{PSK}[crypto]\nike = [\"aes256gcm16-prfsha384-mlkem768\"]\n"),
+        "crypto.ike[0]",
+    );
+    // A PPK of the wrong type does not echo its value.
+    let msg = err(&format!("{PSK}ppk = 12345678901234567\nppk_id = \"a\"\n")).to_string();
+    assert!(!msg.contains("12345678901234567"), "{msg}");
+}

@@ -143,12 +143,16 @@ fn pfs_group(specs: &[ProposalSpec], wanted: Option<DhGroup>) -> Option<DhGroup>
     }
 }
 
-/// Our proposals for an exchange, numbered from 1, each carrying our new SPI.
+/// Our proposals for an exchange, numbered from 1, each carrying our new SPI. Additional key
+/// exchanges (RFC 9370) are left out: rekeys do not run IKE_FOLLOWUP_KE yet.
 fn offer_proposals(specs: &[ProposalSpec], spi: &[u8]) -> Vec<Proposal> {
     specs
         .iter()
         .enumerate()
-        .map(|(i, s)| s.to_wire(u8::try_from(i + 1).unwrap_or(u8::MAX), spi))
+        .map(|(i, s)| {
+            s.without_additional()
+                .to_wire(u8::try_from(i + 1).unwrap_or(u8::MAX), spi)
+        })
         .collect()
 }
 
@@ -182,8 +186,10 @@ fn chosen<const N: usize>(
     specs: &[ProposalSpec],
     sa: &[Proposal],
 ) -> Result<(Selected, u8, [u8; N]), Refusal> {
+    // No IKE_FOLLOWUP_KE yet: a rekey never negotiates additional key exchanges.
+    let specs: Vec<ProposalSpec> = specs.iter().map(ProposalSpec::without_additional).collect();
     let (selected, number, peer_spi) =
-        choose(specs, sa).ok_or(Refusal::new(NotifyType::NO_PROPOSAL_CHOSEN))?;
+        choose(&specs, sa).ok_or(Refusal::new(NotifyType::NO_PROPOSAL_CHOSEN))?;
     let spi = <[u8; N]>::try_from(peer_spi.as_slice())
         .ok()
         .filter(|s| *s != [0; N])
