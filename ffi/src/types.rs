@@ -339,6 +339,7 @@ mod tests {
             esp_spi_out: 0,
             nat_detected: false,
             udp_encapsulation: true,
+            transport: roam_proto::session::Transport::Udp,
         };
         let s = network_settings(&info, "192.0.2.1", 1400);
         assert_eq!(s.addresses[0].prefix_len, 32);

@@ -409,6 +409,7 @@ impl Session {
             esp_spi_out: child.map(|c| c.spi_out).unwrap_or(0),
             nat_detected: ike.peer().nat.any(),
             udp_encapsulation: self.natt,
+            transport: self.transport,
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::net::{IpAddr, SocketAddr};
 
-use roam_proto::session::{ConnectedInfo, DisconnectReason, Event, RekeyKind, State};
+use roam_proto::session::{ConnectedInfo, DisconnectReason, Event, RekeyKind, State, Transport};
 
 /// Turns events into lines, one per state change (repeats are dropped).
 pub struct StatusLines {
@@ -87,10 +87,10 @@ fn connected_line(info: &ConnectedInfo) -> String {
         info.ike_proposal,
         info.esp_proposal,
         if info.nat_detected { "yes" } else { "no" },
-        if info.udp_encapsulation {
-            "udp"
-        } else {
-            "none"
+        match (info.transport, info.udp_encapsulation) {
+            (Transport::Tcp, _) => "tcp",
+            (Transport::Udp, true) => "udp",
+            (Transport::Udp, false) => "none",
         },
         info.spi_i,
         info.spi_r,
@@ -134,6 +134,7 @@ mod tests {
             esp_spi_out: 2,
             nat_detected: true,
             udp_encapsulation: true,
+            transport: Transport::Udp,
         }
     }
 
@@ -179,6 +180,12 @@ mod tests {
             "connected vip=none dns=none ike=aes256gcm16-prfsha384-ecp384 esp=aes256gcm16 nat=no encap=none \
              spi=0000000000000001_00000000000000ff"
         );
+        let mut i = info();
+        i.transport = Transport::Tcp;
+        let line = StatusLines::new("192.0.2.1:4500".parse().unwrap())
+            .event(&Event::Connected(i))
+            .unwrap();
+        assert!(line.contains(" encap=tcp "), "{line}");
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub struct ConnectedInfo {
     pub nat_detected: bool,
     /// ESP travels in UDP on the NAT-T port (always for Roam: phones cannot send raw ESP).
     pub udp_encapsulation: bool,
+    /// What carries IKE and ESP: UDP datagrams, or a TCP stream (RFC 9329).
+    pub transport: super::Transport,
 }
 
 /// Why the session ended.
