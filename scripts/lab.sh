@@ -23,6 +23,8 @@
 #                                         --ike-rekey S --child-rekey S
 #                                         --retransmit-initial-ms MS --retransmit-tries N
 #                                         --dpd-tries N
+#                                         --transport auto|udp|tcp --tcp-port N
+#                                         --tcp-fallback-ms MS
 #   lab.sh iperf                    (re)start the iperf3 server in roam-l if it is not running
 #   lab.sh server-stop              stop the server charon (for a `roam serve` run by the caller)
 #   lab.sh serve-profile [MODE] [--out FILE]   write a `roam serve` profile (psk|cert), print its path
@@ -45,6 +47,10 @@
 #                                   A path goes as Wi-Fi does: addresses deleted, link down.
 #   lab.sh nat-rebind               roam-n's NAT mapping changes (other port range, conntrack -F)
 #   lab.sh loss PCT|off             PCT% loss both ways on roam-c's outside links (nft numgen)
+#   lab.sh block-udp on|off         roam-s drops UDP 500/4500 as a hotel or corporate network does
+#                                   (IKE/ESP over TCP, RFC 9329, still passes)
+#   lab.sh tcp-reset                roam-s answers the next TCP segments to port 4500 (not SYNs)
+#                                   with a reset for 1 s: the TCP connections of tunnels break
 #   lab.sh server-restart [--kill]  server charon stopped (SIGTERM, or SIGKILL) and started by
 #                                   PID; returns once it listens; prints stopped/listening at_ms
 #   lab.sh server-reconfig          rewrite + reload the server config (lifetimes below)
@@ -211,6 +217,7 @@ network_up() {
   # every client path up, no host routes, no loss: what client-path / loss changed is undone
   host_routes_del
   loss_clear
+  in_ns "$NS_S" nft delete table inet roamblock 2>/dev/null || true
 }
 
 # -------------------------------------------------------------------- PKI --
@@ -643,6 +650,7 @@ do_serve_profile() { # [MODE] [--out FILE]
     echo "# roam serve profile written by scripts/lab.sh ($mode, server key type $kt)"
     echo "[server]"
     echo "port = 500"
+    echo "tcp_port = ${SERVE_TCP_PORT:-4500}"   # IKE/ESP over TCP too (RFC 9329)
     echo "id = $(toml "$SERVER_ID")"
     if [ "$mode" = cert ]; then   # a PSK server has no certificate (the loader refuses one)
       echo "certificate = $(toml "$pki/server.crt")"
@@ -883,6 +891,46 @@ table netdev roamloss {
 NFT
   done
   say "loss $pct% both ways on c-a, c-b, c-n (ingress of both ends)"
+}
+
+# block-udp on|off: roam-s drops IKE and ESP in UDP (ports 500 and 4500) on the way in, as a
+# network that only lets TCP through does; TCP to port 4500 (RFC 9329) still passes.
+do_block_udp() {
+  require_root
+  ns_exists "$NS_S" || fail "no lab (lab.sh up first)"
+  in_ns "$NS_S" nft delete table inet roamblock 2>/dev/null || true
+  case ${1:-} in
+    off) say "UDP 500/4500 open again"; return 0 ;;
+    on) ;;
+    *) fail "block-udp on|off" ;;
+  esac
+  in_ns "$NS_S" nft -f - <<NFT
+table inet roamblock {
+  chain in {
+    type filter hook input priority 0; policy accept;
+    udp dport { 500, 4500 } counter drop
+  }
+}
+NFT
+  say "roam-s drops UDP 500 and 4500"
+}
+
+# tcp-reset: for one second roam-s answers TCP segments to port 4500 other than SYNs with a
+# reset (nft reject), so established RFC 9329 connections break while new ones can open.
+do_tcp_reset() {
+  require_root
+  ns_exists "$NS_S" || fail "no lab (lab.sh up first)"
+  in_ns "$NS_S" nft -f - <<NFT
+table inet roamreset {
+  chain in {
+    type filter hook input priority 0; policy accept;
+    tcp dport 4500 tcp flags & syn == 0 counter reject with tcp reset
+  }
+}
+NFT
+  sleep 1
+  in_ns "$NS_S" nft delete table inet roamreset 2>/dev/null || true
+  say "TCP port 4500 reset for 1 s"
 }
 
 server_listening() { in_ns "$NS_S" ss -Hlun 'sport = :500' | grep -q . && in_ns "$NS_S" ss -Hlun 'sport = :4500' | grep -q .; }
@@ -1353,7 +1401,7 @@ do_profile() {
   local mode=${1:-}; [ $# -gt 0 ] && shift
   local ike="" esp="" server=198.51.100.1 port=500 psk=$PSK pass=$EAP_PASS id="" out=""
   local dpd="" keepalive="" mobike="" ike_rekey="" child_rekey=""
-  local rt_initial="" rt_tries="" dpd_tries=""
+  local rt_initial="" rt_tries="" dpd_tries="" transport="" tcp_port="" tcp_fallback=""
   num() { [[ $2 =~ ^[0-9]+$ ]] || fail "profile: $1 needs a number of seconds (got '$2')"; echo "$2"; }
   while [ $# -gt 0 ]; do
     case $1 in
@@ -1364,6 +1412,9 @@ do_profile() {
       --retransmit-initial-ms) rt_initial=$(num "$1" "${2:-}"); shift 2 ;;
       --retransmit-tries) rt_tries=$(num "$1" "${2:-}"); shift 2 ;;
       --dpd-tries) dpd_tries=$(num "$1" "${2:-}"); shift 2 ;;
+      --transport) transport=$2; shift 2 ;;
+      --tcp-port) tcp_port=$(num "$1" "${2:-}"); shift 2 ;;
+      --tcp-fallback-ms) tcp_fallback=$(num "$1" "${2:-}"); shift 2 ;;
       --mobike) mobike=true; shift ;;
       --no-mobike) mobike=false; shift ;;
       --ike) ike=$2; shift 2 ;;
@@ -1415,9 +1466,12 @@ do_profile() {
       [ -n "$ike" ] && echo "ike = [$(toml "$ike")]"
       [ -n "$esp" ] && echo "esp = [$(toml "$esp")]"
     fi
-    if [ -n "$dpd$keepalive$mobike$rt_initial$rt_tries$dpd_tries" ]; then
+    if [ -n "$dpd$keepalive$mobike$rt_initial$rt_tries$dpd_tries$transport$tcp_port$tcp_fallback" ]; then
       echo
       echo "[tunnel]"
+      [ -n "$transport" ] && echo "transport = $(toml "$transport")"
+      [ -n "$tcp_port" ] && echo "tcp_port = $tcp_port"
+      [ -n "$tcp_fallback" ] && echo "tcp_fallback_ms = $tcp_fallback"
       [ -n "$mobike" ] && echo "mobike = $mobike"
       [ -n "$dpd" ] && echo "dpd_seconds = $dpd"
       [ -n "$keepalive" ] && echo "keepalive_seconds = $keepalive"
@@ -1593,6 +1647,8 @@ case $cmd in
   client-path) do_client_path "$@" ;;
   nat-rebind) do_nat_rebind ;;
   loss) do_loss "$@" ;;
+  block-udp) do_block_udp "$@" ;;
+  tcp-reset) do_tcp_reset ;;
   server-restart) do_server_restart "$@" ;;
   server-reconfig) do_server_reconfig ;;
   capture) do_capture "$@" ;;

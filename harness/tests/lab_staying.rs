@@ -1063,3 +1063,99 @@ fn detection_bound_ms() -> u64 {
     }
     3_000 + (total * 1000.0) as u64
 }
+
+// ------------------------------------------ over TCP when UDP is blocked (issue 8) --
+
+/// `auto` falls back to TCP within this much of the `connecting` line (the profile's default
+/// `tcp_fallback_ms` of 2 s, plus the TCP handshake and IKE on a loaded machine).
+const TCP_FALLBACK_BOUND_MS: u64 = 2_000 + HANDSHAKE_ALLOWANCE_MS;
+
+/// TCP connections of roam-c to the server's port 4500 (`ss -Htn state established`).
+fn tcp_to_server(ns: &str, server: &str) -> usize {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "ss", "-Htn", "state", "established"])
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let peer = format!("{server}:4500");
+    out.lines()
+        .filter(|l| l.split_whitespace().any(|w| w == peer))
+        .count()
+}
+
+// A network that drops IKE's UDP (hotel, corporate): roam connect falls back to TCP
+// (RFC 9329) against roam serve, carries traffic, and reconnects by itself when the TCP
+// connection is reset mid-session.
+staying_case!(tcp_when_udp_is_blocked_and_after_a_reset, |lab| {
+    let _restore = Restore {
+        server_defaults: false,
+    };
+    let _charon = CharonBack;
+    lab_ok(&["serve-up", "psk"], &[], 120);
+    lab_ok(&["block-udp", "on"], &[], 30);
+    let ns = lab.get("CLIENT_NS");
+    let server = lab.get("SERVER_ADDR");
+    let p = profile(&lab, "tcp-auto", &["--transport", "auto"]);
+    let mut c = connect(&lab, &p, Duration::from_secs(30));
+    let connecting = seen_lines(&c.roam, "connecting").first().cloned();
+    let connected = seen_lines(&c.roam, "connected").first().cloned();
+    let took = match (
+        connecting.as_deref().and_then(at_ms),
+        connected.as_deref().and_then(at_ms),
+    ) {
+        (Some(a), Some(b)) => b.saturating_sub(a),
+        _ => panic!("no connecting/connected times\n{}", c.roam.transcript()),
+    };
+    assert_eq!(
+        c.f.get("encap").map(String::as_str),
+        Some("tcp"),
+        "not over TCP: {connected:?}"
+    );
+    assert_eq!(tcp_to_server(&ns, &server), 1, "roam-c's TCP connections");
+
+    // a reset mid-session: a new TCP connection and a new IKE SA, traffic back
+    let pinger = Pinger::start(&ns, &lab.get("LAN_HOST"), 300);
+    thread::sleep(Duration::from_secs(1));
+    let t0 = now_ms();
+    lab_ok(&["tcp-reset"], &[], 30);
+    let again = wait_or_panic(
+        &mut c.roam,
+        "connected",
+        Duration::from_secs(20),
+        "after the TCP reset",
+    );
+    let back = pinger.wait_reply_after(t0 + 1_100, Duration::from_secs(10));
+    let run = pinger.finish(Duration::from_secs(1));
+    let f2 = fields(&again);
+    report(
+        "tcp",
+        &[
+            ("fallback_ms", took.to_string()),
+            (
+                "reconnected_after_reset_ms",
+                at_ms(&again).map_or("?".into(), |t| t.saturating_sub(t0).to_string()),
+            ),
+            (
+                "traffic_after_reset_ms",
+                back.map_or("never".into(), |r| r.at_ms.saturating_sub(t0).to_string()),
+            ),
+            ("lost", run.lost().map_or("?".into(), |l| l.to_string())),
+        ],
+    );
+    let ctx = || format!("{again}\n{}\n{}", run.summary(), c.roam.transcript());
+    assert!(
+        took <= TCP_FALLBACK_BOUND_MS,
+        "fell back to TCP after {took} ms (bound {TCP_FALLBACK_BOUND_MS} ms): {}",
+        ctx()
+    );
+    assert_eq!(
+        f2.get("encap").map(String::as_str),
+        Some("tcp"),
+        "{}",
+        ctx()
+    );
+    assert_ne!(f2.get("spi"), c.f.get("spi"), "the same IKE SA: {}", ctx());
+    assert!(back.is_some(), "no traffic after the reset: {}", ctx());
+    close_cleanly(&mut c.roam);
+});

@@ -755,21 +755,6 @@ tun_case!(tunnel_sigkill_then_reconnect, |lab| {
 
 // ------------------------------------------------------ against roam serve --
 
-/// After `roam serve` in the server namespace: charon back (`lab.sh serve-down`), also on
-/// a failed assertion.
-struct CharonBack;
-impl Drop for CharonBack {
-    fn drop(&mut self) {
-        let out = lab_cmd(&["serve-down"], &[], 120);
-        if !out.status.success() {
-            loud(&format!(
-                "lab.sh serve-down failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-    }
-}
-
 tun_case!(tunnel_roam_to_roam_serve, |lab| {
     if !require_feature(
         "tunnel_roam_to_roam_serve",

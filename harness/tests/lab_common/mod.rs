@@ -842,3 +842,19 @@ macro_rules! tun_case {
         }
     };
 }
+
+/// After `roam serve` in the server namespace: charon back (`lab.sh serve-down`), also on
+/// a failed assertion.
+pub struct CharonBack;
+
+impl Drop for CharonBack {
+    fn drop(&mut self) {
+        let out = lab_cmd(&["serve-down"], &[], 120);
+        if !out.status.success() {
+            loud(&format!(
+                "lab.sh serve-down failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+}

@@ -73,14 +73,18 @@ pub fn server_reconfig(env: &[(&str, &str)]) {
 }
 
 /// Puts the lab back on drop, also when a case fails: every client path up without host
-/// routes, no loss, and, if the case changed them, the server's default lifetimes.
+/// routes, no loss, UDP not blocked, and, if the case changed them, the server's default lifetimes.
 pub struct Restore {
     pub server_defaults: bool,
 }
 
 impl Drop for Restore {
     fn drop(&mut self) {
-        for args in [&["client-path", "all"][..], &["loss", "off"][..]] {
+        for args in [
+            &["client-path", "all"][..],
+            &["loss", "off"][..],
+            &["block-udp", "off"][..],
+        ] {
             let out = lab_cmd(args, &[], 30);
             if !out.status.success() {
                 loud(&format!(
