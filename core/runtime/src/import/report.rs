@@ -71,6 +71,10 @@ impl Findings {
     pub fn missing(&mut self, key: impl Into<String>, detail: impl Into<String>) {
         self.0.push(Finding::new(FindingKind::Missing, key, detail));
     }
+    /// Keeps only the findings `keep` approves (e.g. a missing value the user has supplied).
+    pub fn retain(&mut self, keep: impl FnMut(&Finding) -> bool) {
+        self.0.retain(keep);
+    }
     pub fn iter(&self) -> impl Iterator<Item = &Finding> {
         self.0.iter()
     }
