@@ -11,6 +11,7 @@
 mod mobileconfig;
 mod model;
 pub mod pkcs12;
+mod plist_depth;
 mod report;
 mod settings;
 mod sswan;

@@ -3,11 +3,10 @@
 //! same file it refers to (`com.apple.security.pkcs12` for our identity; `.root`, `.pem`,
 //! `.pkcs1` for the CA).
 
-use std::io::Cursor;
-
 use zeroize::Zeroizing;
 
 use super::model::{ImportedAuth, ImportedProfile, ImportedServer};
+use super::plist_depth;
 use super::report::Findings;
 use super::settings::{self, Settings, Value};
 use super::{
@@ -98,8 +97,15 @@ pub(super) fn import(
 ) -> Result<ImportedProfile, ImportError> {
     let mut f = Findings::default();
     let unsigned = unwrap_signed(bytes, &mut f)?;
-    let root = plist::Value::from_reader(Cursor::new(unsigned.as_slice()))
-        .map_err(|_| ImportError::Syntax("not a .mobileconfig file: not a property list".into()))?;
+    let root = plist_depth::parse(&unsigned).map_err(|e| {
+        // The crate's message may quote the input; only the depth limit is worth naming.
+        let why = if e.to_string().contains("nested deeper") {
+            "nested too deep"
+        } else {
+            "not a property list"
+        };
+        ImportError::Syntax(format!("not a .mobileconfig file: {why}"))
+    })?;
     let top = root.as_dictionary().ok_or_else(|| {
         ImportError::Syntax("not a .mobileconfig file: no top-level dictionary".into())
     })?;

@@ -422,3 +422,65 @@ fn hostile_inputs_are_typed_errors() {
         findings(&p)
     );
 }
+
+#[test]
+fn deeply_nested_plists_do_not_overflow_the_stack() {
+    let none = ImportOptions::default();
+    let depth = (MAX_IMPORT_SIZE - 100) / "<array></array>".len();
+    let xml = format!(
+        "<plist>{}{}</plist>",
+        "<array>".repeat(depth),
+        "</array>".repeat(depth)
+    );
+    assert!(xml.len() <= MAX_IMPORT_SIZE);
+    // Run on a thread with a small stack, the way an app's worker thread might be.
+    let r = std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(move || import(xml.as_bytes(), Kind::Mobileconfig, &none).map(|_| ()))
+        .unwrap()
+        .join()
+        .expect("no stack overflow");
+    match r {
+        Err(ImportError::Syntax(m)) => assert!(m.ends_with("nested too deep"), "{m}"),
+        other => panic!("{:?}", other.err()),
+    }
+}
+
+#[test]
+fn deeply_nested_binary_plists_are_refused_too() {
+    // A binary plist of 2000 nested one-element arrays, built by hand: header, objects
+    // (0xA1 = array of one, then the next object's 2-byte reference), the innermost an empty
+    // array, the offset table (4-byte offsets) and the trailer.
+    let n: usize = 2000;
+    let mut out = b"bplist00".to_vec();
+    let mut offsets = Vec::new();
+    for i in 0..n {
+        offsets.push(out.len());
+        if i + 1 < n {
+            out.push(0xA1);
+            out.extend_from_slice(&((i + 1) as u16).to_be_bytes());
+        } else {
+            out.push(0xA0);
+        }
+    }
+    let table = out.len();
+    for o in &offsets {
+        out.extend_from_slice(&(*o as u32).to_be_bytes());
+    }
+    out.extend_from_slice(&[0; 6]);
+    out.push(4); // offset size
+    out.push(2); // reference size
+    out.extend_from_slice(&(n as u64).to_be_bytes());
+    out.extend_from_slice(&0u64.to_be_bytes());
+    out.extend_from_slice(&(table as u64).to_be_bytes());
+    let r = std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(move || import(&out, Kind::Mobileconfig, &ImportOptions::default()).map(|_| ()))
+        .unwrap()
+        .join()
+        .expect("no stack overflow");
+    match r {
+        Err(ImportError::Syntax(m)) => assert!(m.ends_with("nested too deep"), "{m}"),
+        other => panic!("{:?}", other.err()),
+    }
+}
