@@ -107,3 +107,10 @@ private_key = "client-p256.key"
 }
 for name, text in profiles.items():
     put("profile_toml", name + ".toml", text.encode())
+
+# import_sswan / import_mobileconfig: the example files of core/runtime/tests/data/import.
+examples = here / "../core/runtime/tests/data/import"
+for f in sorted(examples.glob("*.sswan")):
+    put("import_sswan", f.name, f.read_bytes())
+for f in sorted(examples.glob("*.mobileconfig")):
+    put("import_mobileconfig", f.name, f.read_bytes())
