@@ -484,3 +484,31 @@ fn deeply_nested_binary_plists_are_refused_too() {
         other => panic!("{:?}", other.err()),
     }
 }
+
+#[test]
+fn a_signed_mobileconfig_is_unwrapped_and_says_the_signature_is_unchecked() {
+    let signed = import(
+        &fixture("psk-signed.mobileconfig"),
+        Kind::Mobileconfig,
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    let plain = import(
+        &fixture("psk.mobileconfig"),
+        Kind::Mobileconfig,
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(signed.server, plain.server);
+    assert_eq!(signed.ike, plain.ike);
+    let got = findings(&signed);
+    assert_eq!(
+        got.first().map(String::as_str),
+        Some("lossy: signature: the profile is signed; Roam does not check the signature")
+    );
+    assert_eq!(&got[1..], &findings(&plain)[..]);
+    assert_eq!(
+        Kind::detect(None, &fixture("psk-signed.mobileconfig")),
+        Some(Kind::Mobileconfig)
+    );
+}

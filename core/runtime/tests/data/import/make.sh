@@ -9,6 +9,8 @@
 #                         MAC SHA-1; the client-rsa key and certificate; password "p12-3des-pw"
 #   cert-binary.mobileconfig  cert.mobileconfig.xml (with client-rsa-3des.p12 embedded) written
 #                         as a binary plist by Python's plistlib
+#   psk-signed.mobileconfig  psk.mobileconfig in a CMS SignedData (signed with the test root
+#                         CA's key), the way signed Apple profiles come
 #   *.sswan, *.mobileconfig   written by hand from the formats' documentation; the ones that
 #                         embed DER/PKCS#12 data are filled in from templates (*.in) here
 set -euo pipefail
@@ -48,3 +50,5 @@ with open("cert-binary.mobileconfig", "wb") as f:
     plistlib.dump(value, f, fmt=plistlib.FMT_BINARY)
 PY
 rm cert.mobileconfig.xml
+openssl cms -sign -binary -nodetach -outform DER -in psk.mobileconfig \
+    -signer "$pki/root-ca.crt" -inkey "$pki/root-ca.key" -out psk-signed.mobileconfig
