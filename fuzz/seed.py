@@ -117,3 +117,9 @@ for f in fixtures[:8]:
     s += struct.pack(">H", len(esp) + 2) + esp
     half = len(s) // 2
     put("tcp_frames", f.parent.name + "-" + f.stem, bytes([1, 0xff, 0xff]) + rec(s[:half]) + s[half:])
+# import_sswan / import_mobileconfig: the example files of core/runtime/tests/data/import.
+examples = here / "../core/runtime/tests/data/import"
+for f in sorted(examples.glob("*.sswan")):
+    put("import_sswan", f.name, f.read_bytes())
+for f in sorted(examples.glob("*.mobileconfig")):
+    put("import_mobileconfig", f.name, f.read_bytes())

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
-TARGETS=(ike_message sk_open fragments esp_decap profile_toml x509 session_datagrams tcp_frames)
+TARGETS=(ike_message sk_open fragments esp_decap profile_toml x509 session_datagrams tcp_frames import_sswan import_mobileconfig)
 which=${1:-all}
 secs=${2:-60}
 runs=${3:--1}

@@ -45,4 +45,4 @@ echo "test-kotlin.sh: compiling ${#sources[@]} Kotlin files"
 
 java -Djna.library.path="$work/bindings/lib" \
   -cp "$work/tests.jar:$jna:$klib/kotlin-stdlib.jar:$klib/kotlin-test.jar" \
-  org.roam.test.RunnerKt org.roam.core.FfiTunnelTests org.roam.vpn.glue.GlueTests
+  org.roam.test.RunnerKt org.roam.core.FfiTunnelTests org.roam.core.FfiImportTests org.roam.vpn.glue.GlueTests

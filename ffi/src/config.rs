@@ -42,7 +42,7 @@ impl SecretText {
 }
 
 impl SecretText {
-    fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.value
     }
 }

@@ -13,6 +13,7 @@ mod callbacks;
 mod config;
 mod engine;
 mod error;
+mod import;
 mod logging;
 #[cfg(any(test, feature = "test-fixture"))]
 mod testing;
@@ -25,6 +26,7 @@ pub use config::{
     validate_config, AuthConfig, CryptoConfig, SecretText, ServerConfig, TunnelConfig, VpnConfig,
 };
 pub use error::VpnError;
+pub use import::{import_profile, ImportedConfig};
 pub use logging::{set_log_level, set_log_sink, LogLevel, LogSink};
 #[cfg(feature = "test-fixture")]
 pub use testing::{live_object_count, TestResponder, TEST_SERVER_ID};

@@ -1,7 +1,8 @@
-//! The `roam` command: one module per subcommand (`connect`, `serve`, `demo`).
+//! The `roam` command: one module per subcommand (`connect`, `serve`, `demo`, `import`).
 
 mod connect;
 mod demo;
+mod import;
 mod logging;
 mod serve;
 mod signals;
@@ -30,6 +31,8 @@ enum Command {
     Serve(serve::Args),
     /// Run Roam's responder and a client on loopback: handshake and traffic (no root, no server).
     Demo(demo::Args),
+    /// Turn a strongSwan .sswan or an Apple .mobileconfig into a profile (TOML on stdout).
+    Import(import::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,5 +42,6 @@ fn main() -> ExitCode {
         Command::Connect(args) => connect::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Import(args) => import::run(&args),
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod driver;
 pub mod echo;
+pub mod import;
 #[cfg(target_os = "linux")]
 pub mod netwatch;
 pub mod packet_io;
