@@ -18,3 +18,4 @@ pub mod serve_profile;
 pub mod serve_tun;
 mod socket;
 pub mod tun;
+pub mod udp_batch;
