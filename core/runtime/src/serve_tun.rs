@@ -83,7 +83,10 @@ impl ServerTun {
                 IpAddr::V6(v6) => b.ipv6(v6, p),
             };
         }
-        let device = b.offload(true).enable(true).build_async()?;
+        let device = b
+            .offload(crate::tun::offload::wanted())
+            .enable(true)
+            .build_async()?;
         let name = device.name().unwrap_or_else(|_| s.name.clone());
         let device = OffloadTun::new(device);
         log::info!(

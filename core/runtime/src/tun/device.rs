@@ -34,7 +34,7 @@ impl TunDevice {
             .name(name)
             .mtu(mtu)
             .packet_information(false)
-            .offload(true)
+            .offload(super::offload::wanted())
             .enable(true)
             .build_async()?;
         Self::wrap(device)

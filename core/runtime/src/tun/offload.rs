@@ -10,6 +10,12 @@ use tun_rs::{AsyncDevice, GROTable, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
 
 use crate::packet_io::{BatchShape, PacketBatch, MAX_PACKET};
 
+/// Whether to create TUN devices with offload: yes unless `ROAM_TUN_OFFLOAD=0` (to measure
+/// without it, or to step around a kernel that mishandles it).
+pub fn wanted() -> bool {
+    std::env::var("ROAM_TUN_OFFLOAD").map_or(true, |v| v != "0")
+}
+
 /// A TUN device and what batching it needs.
 pub struct OffloadTun {
     device: AsyncDevice,
