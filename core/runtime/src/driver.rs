@@ -4,11 +4,14 @@
 //! [`Driver`] owns the sockets, the packet path and the protocol state machine; one turn of its
 //! loop sends what the session wants sent, hands its events to the caller, then waits for the
 //! first of: a datagram, a packet from the packet path, the session's deadline, a command, or
-//! the packet path being attached. A wakeup drains up to [`BATCH`] ready datagrams or packets
-//! before the timer is re-armed. Datagrams go through `handle_datagram`; a decrypted inner
-//! packet is written to the packet path. Packets from the packet path go through
-//! `handle_packet` and out of the socket (drops are counted by the session). The buffers are
-//! allocated once per run, so nothing is allocated per packet. It ends when the session is
+//! the packet path being attached. The data path moves batches ([`crate::udp_batch`]): a
+//! wakeup receives every datagram waiting (recvmmsg, GRO; up to [`RX_TURNS`] calls), each goes
+//! through `handle_datagram` and its inner packet to the packet path (in one batch where the
+//! path takes batches); packets from the packet path (up to [`TX_PACKETS`] per wakeup, many
+//! per read where the TUN offloads) are sealed by `handle_packet` end to end into one buffer
+//! and leave in GSO runs, one system call per run of same-size datagrams to one peer (drops
+//! are counted by the session). The buffers are allocated once per run (and when a packet
+//! path is attached), so nothing is allocated per packet. It ends when the session is
 //! disconnected. [`Tunnel`] runs a driver on its own task and is the caller's handle to it.
 //!
 //! The network can change under a running driver: [`Tunnel::network_changed`] (the platform's
@@ -31,17 +34,21 @@ use roam_proto::session::{
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::packet_io::{NoPackets, PacketIo};
+use crate::packet_io::{NoPackets, PacketBatch, PacketIo};
 use crate::socket::{self, Sockets};
+use crate::udp_batch::{segments, RxBatch, TxBatch};
 
-/// The largest UDP payload.
-const MAX_DATAGRAM: usize = 65_535;
-/// The largest inner packet read from the packet path (a TUN's MTU is far below).
-const MAX_PACKET: usize = 65_535;
 /// Room for what ESP adds around an inner packet (SPI, sequence, IV, padding, ICV, NAT-T).
 const ESP_OVERHEAD: usize = 512;
-/// Most datagrams (or packets) handled per wakeup before the loop turns (timer, IKE, events).
-pub const BATCH: usize = 32;
+/// Receive calls (each up to `udp_batch::RX_SLOTS` buffers) per wakeup before the loop turns
+/// (timer, IKE, events).
+pub const RX_TURNS: usize = 4;
+/// Most packets from the packet path sealed per wakeup before the loop turns.
+pub const TX_PACKETS: usize = 256;
+/// The buffer ESP datagrams are sealed into before they leave in GSO runs.
+const TX_BYTES: usize = 256 * 1024;
+/// Most runs in that buffer (a run per datagram when no two go the same way).
+const TX_RUNS: usize = 256;
 /// Commands queued for the driver before `close` starts dropping them.
 const COMMAND_QUEUE: usize = 8;
 
@@ -406,7 +413,7 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
         let clock = WallClock::now();
         let (local, server) = self.start_transport().await;
         self.protocol.connect(now(), local, server);
-        let mut bufs = Buffers::new();
+        let mut bufs = Buffers::new(self.packets.as_ref());
         let mut commands_open = true;
         loop {
             self.flush_transmits().await;
@@ -420,10 +427,10 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
                 .poll_timeout()
                 .map(tokio::time::Instant::from_std);
             tokio::select! {
-                received = self.sockets.recv(&mut bufs.datagram) => {
+                received = self.sockets.recv_batch(&mut bufs.rx) => {
                     self.datagrams(received, &mut bufs).await?;
                 }
-                read = recv_packet(self.packets.as_mut(), &mut bufs.packet) => {
+                read = recv_packets(self.packets.as_mut(), &mut bufs.from_os) => {
                     self.packets_from_os(read, &mut bufs).await;
                 }
                 () = sleep_until(deadline), if deadline.is_some() => {
@@ -459,7 +466,11 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
                 attached = wait_attach(attach.as_mut()) => {
                     attach = None;
                     if let Ok(packets) = attached {
-                        log::debug!("packet path attached");
+                        log::debug!(
+                            "packet path attached ({:?})",
+                            packets.batch_shape()
+                        );
+                        bufs.shape_for(&packets);
                         self.packets = Some(packets);
                     }
                 }
@@ -467,44 +478,67 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
         }
     }
 
-    /// The first datagram of a wakeup (`first`), then up to `BATCH - 1` more that are ready.
+    /// The first batch of datagrams of a wakeup (`first`, on the socket of that address),
+    /// then up to `RX_TURNS - 1` more that are ready; their packets go to the packet path.
     async fn datagrams(
         &mut self,
-        first: io::Result<socket::Received>,
+        first: io::Result<SocketAddr>,
         bufs: &mut Buffers,
     ) -> Result<(), DriverError> {
         let now = now();
         let mut next = first;
-        for turn in 1..=BATCH {
+        let mut result = Ok(());
+        for turn in 1..=RX_TURNS {
             match next {
-                Ok(r) => {
-                    self.note_udp(r.remote);
-                    self.datagram(now, r, bufs).await
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Ok(local) => self.datagram_batch(now, local, bufs).await,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if socket::is_transient(&e) => log::debug!("receive: {e}"),
-                Err(e) => return Err(DriverError::Socket(e)),
+                Err(e) => {
+                    result = Err(DriverError::Socket(e));
+                    break;
+                }
             }
-            if turn == BATCH {
+            if turn == RX_TURNS {
                 break;
             }
-            next = self.sockets.try_recv(&mut bufs.datagram);
+            next = self.sockets.try_recv_batch(&mut bufs.rx);
         }
-        Ok(())
+        self.flush_to_os(&mut bufs.to_os).await;
+        result
     }
 
-    async fn datagram(&mut self, now: Instant, r: socket::Received, bufs: &mut Buffers) {
-        log::trace!("received {} bytes from {} on {}", r.len, r.remote, r.local);
-        let Some(data) = bufs.datagram.get_mut(..r.len) else {
-            return;
-        };
-        match self.protocol.handle_datagram(now, r.local, r.remote, data) {
-            Received::Packet(range) => {
-                let (Some(packet), Some(packets)) = (data.get(range), self.packets.as_mut()) else {
-                    return;
+    /// Every datagram of the batch in `bufs.rx`, received on the socket of `local`.
+    async fn datagram_batch(&mut self, now: Instant, local: SocketAddr, bufs: &mut Buffers) {
+        let (rx, to_os) = (&mut bufs.rx, &mut bufs.to_os);
+        for i in 0..rx.len() {
+            let Some((remote, len, stride)) = rx.slot(i) else {
+                continue;
+            };
+            self.note_udp(remote);
+            for range in segments(len, stride) {
+                let Some(data) = rx.slot_mut(i).and_then(|s| s.get_mut(range)) else {
+                    break;
                 };
-                if let Err(e) = packets.send(packet).await {
-                    log::debug!("packet path refused a packet: {e}");
+                self.datagram(now, local, remote, data, to_os).await;
+            }
+        }
+    }
+
+    /// One datagram (or TCP frame) from `remote` on `local`: to the session, and a decrypted
+    /// packet on to the packet path.
+    async fn datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &mut [u8],
+        to_os: &mut Option<PacketBatch>,
+    ) {
+        log::trace!("received {} bytes from {remote} on {local}", data.len());
+        match self.protocol.handle_datagram(now, local, remote, data) {
+            Received::Packet(range) => {
+                if let Some(packet) = data.get(range) {
+                    self.deliver_packet(packet, to_os).await;
                 }
             }
             Received::Control => {}
@@ -512,13 +546,55 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
         }
     }
 
-    /// The first packet of a wakeup (`first`), then up to `BATCH - 1` more that are ready.
-    async fn packets_from_os(&mut self, first: io::Result<usize>, bufs: &mut Buffers) {
+    /// A decrypted packet for the packet path: into the send batch where the path takes
+    /// batches, else straight from where it was decrypted.
+    async fn deliver_packet(&mut self, packet: &[u8], batch: &mut Option<PacketBatch>) {
+        let Some(packets) = self.packets.as_mut() else {
+            return;
+        };
+        let Some(batch) = batch.as_mut() else {
+            if let Err(e) = packets.send(packet).await {
+                log::debug!("packet path refused a packet: {e}");
+            }
+            return;
+        };
+        if batch.is_full() {
+            if let Err(e) = packets.send_batch(batch).await {
+                log::debug!("packet path refused packets: {e}");
+            }
+        }
+        batch.push(packet);
+    }
+
+    async fn flush_to_os(&mut self, batch: &mut Option<PacketBatch>) {
+        let (Some(packets), Some(batch)) = (self.packets.as_mut(), batch.as_mut()) else {
+            return;
+        };
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(e) = packets.send_batch(batch).await {
+            log::debug!("packet path refused packets: {e}");
+        }
+    }
+
+    /// The first batch of packets of a wakeup (`first`), then more that are ready, up to
+    /// [`TX_PACKETS`]: sealed into `bufs.tx` and sent in GSO runs.
+    async fn packets_from_os(&mut self, first: io::Result<()>, bufs: &mut Buffers) {
         let now = now();
+        bufs.tx.set_max_segments(self.sockets.max_segments());
         let mut next = Some(first);
-        for turn in 1..=BATCH {
+        let mut sealed = 0;
+        loop {
             match next {
-                Some(Ok(len)) => self.packet(now, len, bufs).await,
+                Some(Ok(())) => {
+                    for i in 0..bufs.from_os.len() {
+                        if let Some(packet) = bufs.from_os.packet(i) {
+                            self.seal(now, packet, &mut bufs.tx).await;
+                        }
+                    }
+                    sealed += bufs.from_os.len().max(1);
+                }
                 Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Some(Err(e)) => {
                     // The device is gone or broken: without it no traffic can flow, and
@@ -526,34 +602,56 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
                     log::warn!("the packet path failed ({e}): closing the session");
                     self.packets = None;
                     self.protocol.close(now);
-                    return;
+                    break;
                 }
-                None => return,
+                None => break,
             }
-            let (true, Some(packets)) = (turn < BATCH, self.packets.as_mut()) else {
-                return;
+            let (true, Some(packets)) = (sealed < TX_PACKETS, self.packets.as_mut()) else {
+                break;
             };
-            // One poll: a packet already waiting, or none (nothing is lost by dropping the
-            // future: `PacketIo::recv` is cancel-safe, as `select!` requires anyway).
-            next = packets.recv(&mut bufs.packet).now_or_never();
+            // One poll: packets already waiting, or none (nothing is lost by dropping the
+            // future: `PacketIo::recv_batch` is cancel-safe, as `select!` requires anyway).
+            next = packets.recv_batch(&mut bufs.from_os).now_or_never();
         }
+        self.flush_tx(&mut bufs.tx).await;
     }
 
-    async fn packet(&mut self, now: Instant, len: usize, bufs: &mut Buffers) {
-        let Some(packet) = bufs.packet.get(..len) else {
-            return;
-        };
-        match self.protocol.handle_packet(now, packet, &mut bufs.out) {
-            Ok(d) => {
-                let Some(payload) = bufs.out.get(..d.len) else {
-                    return;
-                };
-                if let Err(e) = self.send_on_transport(d.local, d.remote, payload).await {
+    /// Seals one packet into the send batch (sending the batch first when it is full).
+    async fn seal(&mut self, now: Instant, packet: &[u8], tx: &mut TxBatch) {
+        if !tx.has_room(packet.len() + ESP_OVERHEAD) {
+            self.flush_tx(tx).await;
+        }
+        let out = tx.free();
+        match self.protocol.handle_packet(now, packet, out) {
+            // over TCP (RFC 9329) each ESP packet is one frame on the connection
+            Ok(d) if self.transport.active => {
+                let esp = out.get(..d.len).unwrap_or_default();
+                if let Err(e) = self.send_on_transport(d.local, d.remote, esp).await {
                     log::debug!("cannot send ESP to {}: {e}", d.remote);
                 }
             }
+            Ok(d) => tx.push(d.local, d.remote, d.len),
             Err(reason) => log::trace!("packet dropped: {reason}"),
         }
+    }
+
+    /// Sends the batch's runs, one call each; a run that fails is lost like any datagram and
+    /// does not stop the others.
+    async fn flush_tx(&mut self, tx: &mut TxBatch) {
+        for (run, bytes) in tx.runs() {
+            if let Err(e) = self
+                .sockets
+                .send_run(run.local, run.remote, bytes, run.gso())
+                .await
+            {
+                log::debug!(
+                    "cannot send {} ESP datagram(s) to {}: {e}",
+                    run.count,
+                    run.remote
+                );
+            }
+        }
+        tx.clear();
     }
 
     async fn flush_transmits(&mut self) {
@@ -656,30 +754,47 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
     }
 }
 
-/// The driver's buffers, allocated once per run.
+/// The driver's buffers, allocated once per run (the packet path's when it is attached).
 struct Buffers {
-    /// A received datagram (ESP is decrypted in place).
-    datagram: Vec<u8>,
-    /// A packet read from the packet path.
-    packet: Vec<u8>,
-    /// The ESP datagram made from `packet`.
-    out: Vec<u8>,
+    /// Datagrams received (ESP is decrypted in place).
+    rx: RxBatch,
+    /// ESP datagrams sealed for the sockets.
+    tx: TxBatch,
+    /// Packets read from the packet path.
+    from_os: PacketBatch,
+    /// Decrypted packets for a packet path that takes batches.
+    to_os: Option<PacketBatch>,
 }
 
 impl Buffers {
-    fn new() -> Self {
-        Self {
-            datagram: vec![0; MAX_DATAGRAM],
-            packet: vec![0; MAX_PACKET],
-            out: vec![0; MAX_PACKET + ESP_OVERHEAD],
+    fn new<I: PacketIo>(packets: Option<&I>) -> Self {
+        let mut bufs = Self {
+            rx: RxBatch::new(),
+            tx: TxBatch::new(TX_BYTES, TX_RUNS, 1),
+            from_os: PacketBatch::for_recv(crate::packet_io::BatchShape::SINGLE),
+            to_os: None,
+        };
+        if let Some(p) = packets {
+            bufs.shape_for(p);
         }
+        bufs
+    }
+
+    /// Shapes the packet path's buffers after it.
+    fn shape_for<I: PacketIo>(&mut self, packets: &I) {
+        let shape = packets.batch_shape();
+        self.from_os = PacketBatch::for_recv(shape);
+        self.to_os = shape.batched_send.then(|| PacketBatch::for_send(shape));
     }
 }
 
-/// The next packet from the packet path, or never when there is none (yet).
-async fn recv_packet<I: PacketIo>(packets: Option<&mut I>, buf: &mut [u8]) -> io::Result<usize> {
+/// The next packets from the packet path, or never when there is none (yet).
+async fn recv_packets<I: PacketIo>(
+    packets: Option<&mut I>,
+    batch: &mut PacketBatch,
+) -> io::Result<()> {
     match packets {
-        Some(p) => p.recv(buf).await,
+        Some(p) => p.recv_batch(batch).await,
         None => std::future::pending().await,
     }
 }

@@ -20,3 +20,4 @@ pub mod serve_tun;
 mod socket;
 pub mod tcp;
 pub mod tun;
+pub mod udp_batch;

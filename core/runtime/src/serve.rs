@@ -7,33 +7,42 @@
 //! other than 500. Each IKE answer leaves by the socket, and in the framing, its request came in.
 //!
 //! Packets: decrypted ESP goes to a [`PacketIo`] (a TUN, or the demo's channels); packets from
-//! it go through `Responder::route_packet` to the client whose virtual IP they are for.
+//! it go through `Responder::route_packet` to the client whose virtual IP they are for. Both
+//! ways are batched as in the client's driver ([`crate::udp_batch`]): a receive takes every
+//! datagram waiting, decrypted packets reach a batching TUN in one batch, and ESP leaves in
+//! GSO runs (one system call per run of same-size datagrams to one client).
 
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::io;
+use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Instant;
 
+use futures_util::FutureExt;
 use roam_proto::ike::responder::{DataStats, Responder, ResponderEvent};
 use roam_proto::wire::natt::{classify, NattDatagram, NON_ESP_MARKER};
 use roam_proto::wire::{IKE_PORT, NATT_PORT};
-use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::packet_io::{NoPackets, PacketIo};
+use crate::packet_io::{NoPackets, PacketBatch, PacketIo};
+use crate::udp_batch::{segments, BatchSocket, RxBatch, TxBatch};
 
 mod tcp;
 
 /// Most clients whose socket and framing we remember (a bound against floods).
 const MAX_PEERS: usize = 65_536;
-/// The largest UDP payload, and room for an ESP packet around the largest inner packet.
-const MAX_DATAGRAM: usize = 65_535;
-const MAX_ESP: usize = MAX_DATAGRAM + 512;
+/// Room for what ESP and UDP add around an inner packet.
+const ESP_OVERHEAD: usize = 512;
+/// Most packets from the packet side routed per wakeup before the loop turns.
+const TX_PACKETS: usize = 256;
+/// The buffer ESP for clients is sealed into, and its most runs (see `udp_batch::TxBatch`).
+const TX_BYTES: usize = 256 * 1024;
+const TX_RUNS: usize = 256;
 
 /// A responder event with what the server adds to it for display.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,6 +108,7 @@ impl Server {
             .iter()
             .map(UdpSocket::local_addr)
             .collect::<io::Result<Vec<_>>>()?;
+        let sockets: Vec<BatchSocket> = sockets.into_iter().map(BatchSocket::new).collect();
         let (events_tx, events) = mpsc::unbounded_channel();
         let (stop, stop_rx) = oneshot::channel();
         let stats = Arc::new(Mutex::new(DataStats::default()));
@@ -108,7 +118,7 @@ impl Server {
             locals: locals.clone(),
             packets,
             peers: HashMap::new(),
-            out: vec![0u8; MAX_ESP],
+            out: TxBatch::new(TX_BYTES, TX_RUNS, 1),
             turn: 0,
             events: events_tx,
             stats: stats.clone(),
@@ -196,12 +206,12 @@ struct Via {
 
 struct Loop<P> {
     responder: Responder,
-    sockets: Vec<UdpSocket>,
+    sockets: Vec<BatchSocket>,
     locals: Vec<SocketAddr>,
     packets: P,
     peers: HashMap<SocketAddr, Via>,
-    /// ESP for clients is sealed here.
-    out: Vec<u8>,
+    /// ESP for clients is sealed here, end to end, and leaves in GSO runs.
+    out: TxBatch,
     /// Which socket is polled first (turns, so one busy socket cannot starve the other).
     turn: usize,
     events: mpsc::UnboundedSender<ServerEvent>,
@@ -222,25 +232,21 @@ impl<P: PacketIo> Loop<P> {
     }
 
     async fn run(mut self, mut stop: oneshot::Receiver<()>) -> io::Result<()> {
-        let mut buf = vec![0u8; MAX_DATAGRAM];
-        let mut packet = vec![0u8; MAX_DATAGRAM];
+        let mut rx = RxBatch::new();
+        let shape = self.packets.batch_shape();
+        let mut from_os = PacketBatch::for_recv(shape);
+        let mut to_os = shape.batched_send.then(|| PacketBatch::for_send(shape));
         loop {
             tokio::select! {
-                r = recv_any(&self.sockets, self.turn, &mut buf) => match r {
-                    Ok((i, len, remote)) => {
+                r = recv_any(&self.sockets, self.turn, &mut rx) => match r {
+                    Ok(i) => {
                         self.turn = self.turn.wrapping_add(1);
-                        if let Some(data) = buf.get_mut(..len) {
-                            self.datagram(i, remote, data).await;
-                        }
+                        self.datagrams(i, &mut rx, &mut to_os).await;
                     }
                     Err(e) => log::debug!("responder receive: {e}"),
                 },
-                r = self.packets.recv(&mut packet) => match r {
-                    Ok(n) => {
-                        if let Some(p) = packet.get(..n) {
-                            self.route(p).await;
-                        }
-                    }
+                r = self.packets.recv_batch(&mut from_os) => match r {
+                    Ok(()) => self.route_batches(&mut from_os).await?,
                     Err(e) => {
                         log::warn!("responder packet side failed: {e}");
                         return Err(e);
@@ -253,8 +259,34 @@ impl<P: PacketIo> Loop<P> {
         }
     }
 
+    /// Every datagram of `rx`, received on socket `i`; their packets go to the packet side.
+    async fn datagrams(&mut self, i: usize, rx: &mut RxBatch, to_os: &mut Option<PacketBatch>) {
+        for k in 0..rx.len() {
+            let Some((remote, len, stride)) = rx.slot(k) else {
+                continue;
+            };
+            for range in segments(len, stride) {
+                let Some(data) = rx.slot_mut(k).and_then(|s| s.get_mut(range)) else {
+                    break;
+                };
+                self.datagram(i, remote, data, to_os).await;
+            }
+        }
+        if let Some(batch) = to_os.as_mut().filter(|b| !b.is_empty()) {
+            if let Err(e) = self.packets.send_batch(batch).await {
+                log::debug!("responder: packet side refused packets: {e}");
+            }
+        }
+    }
+
     /// A datagram on socket `i` from `remote`.
-    async fn datagram(&mut self, i: usize, remote: SocketAddr, data: &mut [u8]) {
+    async fn datagram(
+        &mut self,
+        i: usize,
+        remote: SocketAddr,
+        data: &mut [u8],
+        to_os: &mut Option<PacketBatch>,
+    ) {
         let local = self.locals.get(i).copied().unwrap_or(remote);
         if self.plain(i) {
             self.remember(
@@ -277,6 +309,7 @@ impl<P: PacketIo> Loop<P> {
                 framed: true,
                 tcp: false,
             },
+            to_os,
         )
         .await;
     }
@@ -288,7 +321,8 @@ impl<P: PacketIo> Loop<P> {
             framed: true,
             tcp: true,
         };
-        self.natt_datagram(local, remote, data, via).await;
+        self.natt_datagram(local, remote, data, via, &mut None)
+            .await;
     }
 
     /// A datagram in the NAT-T framing (or a TCP frame's body) from `remote`, reached at `local`.
@@ -298,6 +332,7 @@ impl<P: PacketIo> Loop<P> {
         remote: SocketAddr,
         data: &mut [u8],
         via: Via,
+        to_os: &mut Option<PacketBatch>,
     ) {
         match classify(data) {
             NattDatagram::Ike(ike) => {
@@ -305,36 +340,93 @@ impl<P: PacketIo> Loop<P> {
                 self.responder.handle_message(now(), local, remote, ike);
             }
             NattDatagram::Keepalive | NattDatagram::Esp(_) => {
-                if let Some(range) = self.responder.handle_esp(now(), remote, data) {
-                    if let Some(inner) = data.get(range) {
-                        if let Err(e) = self.packets.send(inner).await {
-                            log::debug!("responder: packet side refused a packet: {e}");
+                let Some(range) = self.responder.handle_esp(now(), remote, data) else {
+                    return;
+                };
+                let Some(inner) = data.get(range) else {
+                    return;
+                };
+                let result = match to_os.as_mut() {
+                    None => self.packets.send(inner).await,
+                    Some(batch) => {
+                        let mut result = Ok(());
+                        if batch.is_full() {
+                            result = self.packets.send_batch(batch).await;
                         }
+                        batch.push(inner);
+                        result
                     }
+                };
+                if let Err(e) = result {
+                    log::debug!("responder: packet side refused a packet: {e}");
                 }
             }
             NattDatagram::Invalid => log::debug!("responder: unusable datagram from {remote}"),
         }
     }
 
-    /// A packet from the packet side: to its client, in ESP, from the NAT-T socket.
-    async fn route(&mut self, packet: &[u8]) {
-        let Some((remote, len)) = self.responder.route_packet(packet, &mut self.out) else {
-            return;
-        };
-        if let Some(tcp) = self.tcp.as_mut().filter(|t| t.has(remote)) {
-            if let Some(esp) = self.out.get(..len) {
-                tcp.send(remote, esp);
+    /// The packets read into `batch`, then more that are ready (up to [`TX_PACKETS`]): each
+    /// to its client, in ESP: from the NAT-T socket in GSO runs, or on the client's TCP
+    /// connection.
+    async fn route_batches(&mut self, batch: &mut PacketBatch) -> io::Result<()> {
+        let natt = self.natt_socket();
+        let local = self
+            .locals
+            .get(natt)
+            .copied()
+            .unwrap_or_else(|| SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0));
+        let segments = self.sockets.get(natt).map_or(1, BatchSocket::max_segments);
+        self.out.set_max_segments(segments);
+        let mut routed = 0;
+        loop {
+            for k in 0..batch.len() {
+                let Some(packet) = batch.packet(k) else {
+                    continue;
+                };
+                if !self.out.has_room(packet.len() + ESP_OVERHEAD) {
+                    self.send_out().await;
+                }
+                let Some((remote, len)) = self.responder.route_packet(packet, self.out.free())
+                else {
+                    continue;
+                };
+                // a client on TCP (RFC 9329) gets its ESP as a frame on its connection
+                match self.tcp.as_mut().filter(|t| t.has(remote)) {
+                    Some(tcp) => {
+                        if let Some(esp) = self.out.free().get(..len) {
+                            tcp.send(remote, esp);
+                        }
+                    }
+                    None => self.out.push(local, remote, len),
+                }
             }
-            return;
+            routed += batch.len().max(1);
+            if routed >= TX_PACKETS {
+                break;
+            }
+            match self.packets.recv_batch(batch).now_or_never() {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    self.send_out().await;
+                    return Err(e);
+                }
+                None => break,
+            }
         }
-        let (Some(socket), Some(esp)) = (self.sockets.get(self.natt_socket()), self.out.get(..len))
-        else {
-            return;
-        };
-        if let Err(e) = socket.send_to(esp, remote).await {
-            log::debug!("responder: cannot send ESP to {remote}: {e}");
+        self.send_out().await;
+        Ok(())
+    }
+
+    /// Sends the sealed ESP runs from the NAT-T socket, one call each.
+    async fn send_out(&mut self) {
+        if let Some(socket) = self.sockets.get(self.natt_socket()) {
+            for (run, bytes) in self.out.runs() {
+                if let Err(e) = socket.send(run.remote, bytes, run.gso()).await {
+                    log::debug!("responder: cannot send ESP to {}: {e}", run.remote);
+                }
+            }
         }
+        self.out.clear();
     }
 
     fn remember(&mut self, remote: SocketAddr, via: Via) {
@@ -369,7 +461,7 @@ impl<P: PacketIo> Loop<P> {
             let Some(socket) = self.sockets.get(via.socket) else {
                 continue;
             };
-            if let Err(e) = socket.send_to(payload, out.remote).await {
+            if let Err(e) = socket.socket().send_to(payload, out.remote).await {
                 log::warn!("responder: cannot send to {}: {e}", out.remote);
             }
         }
@@ -391,23 +483,16 @@ impl<P: PacketIo> Loop<P> {
     }
 }
 
-/// Waits for a datagram on any of `sockets`, polling from socket `turn` on; returns the
-/// socket's index, the length and the sender.
-async fn recv_any(
-    sockets: &[UdpSocket],
-    turn: usize,
-    buf: &mut [u8],
-) -> io::Result<(usize, usize, SocketAddr)> {
+/// Waits for datagrams on any of `sockets`, polling from socket `turn` on, and receives
+/// what is waiting on the first ready one into `rx`; returns the socket's index.
+async fn recv_any(sockets: &[BatchSocket], turn: usize, rx: &mut RxBatch) -> io::Result<usize> {
     poll_fn(|cx| {
         let n = sockets.len().max(1);
         for k in 0..n {
             let i = (turn + k) % n;
             let Some(s) = sockets.get(i) else { continue };
-            let mut read = ReadBuf::new(buf);
-            match s.poll_recv_from(cx, &mut read) {
-                Poll::Ready(Ok(remote)) => {
-                    return Poll::Ready(Ok((i, read.filled().len(), remote)))
-                }
+            match s.poll_recv(cx, rx) {
+                Poll::Ready(Ok(())) => return Poll::Ready(Ok(i)),
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {}
             }

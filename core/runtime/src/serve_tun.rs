@@ -8,7 +8,9 @@ use std::io;
 use std::net::IpAddr;
 
 #[cfg(target_os = "linux")]
-use crate::packet_io::PacketIo;
+use crate::packet_io::{BatchShape, PacketBatch, PacketIo};
+#[cfg(target_os = "linux")]
+use crate::tun::offload::OffloadTun;
 
 /// What the TUN is made with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,7 +68,7 @@ pub fn network(a: IpAddr, prefix: u8) -> IpAddr {
 /// The server's TUN device.
 #[cfg(target_os = "linux")]
 pub struct ServerTun {
-    device: tun_rs::AsyncDevice,
+    device: OffloadTun,
     name: String,
 }
 
@@ -81,9 +83,17 @@ impl ServerTun {
                 IpAddr::V6(v6) => b.ipv6(v6, p),
             };
         }
-        let device = b.enable(true).build_async()?;
+        let device = b
+            .offload(crate::tun::offload::wanted())
+            .enable(true)
+            .build_async()?;
         let name = device.name().unwrap_or_else(|_| s.name.clone());
-        log::info!("TUN {name} up: {}", s.status_line());
+        let device = OffloadTun::new(device);
+        log::info!(
+            "TUN {name} up (offload {}): {}",
+            device.offload(),
+            s.status_line()
+        );
         Ok(Self { device, name })
     }
 
@@ -108,7 +118,16 @@ impl PacketIo for ServerTun {
         self.device.recv(buf).await
     }
     async fn send(&mut self, packet: &[u8]) -> io::Result<()> {
-        self.device.send(packet).await.map(|_| ())
+        self.device.send(packet).await
+    }
+    fn batch_shape(&self) -> BatchShape {
+        self.device.shape()
+    }
+    async fn recv_batch(&mut self, batch: &mut PacketBatch) -> io::Result<()> {
+        self.device.recv_batch(batch).await
+    }
+    async fn send_batch(&mut self, batch: &mut PacketBatch) -> io::Result<()> {
+        self.device.send_batch(batch).await
     }
 }
 

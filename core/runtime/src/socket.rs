@@ -5,31 +5,23 @@
 //! address is still the choice, opens new ones and closes the rest: the session gets the new
 //! list (MOBIKE). Also resolves the server's name.
 //!
-//! Room for later: batching (recvmmsg/sendmmsg) would replace `poll_recv`/`send` here and
-//! nowhere else.
+//! The data path is batched ([`crate::udp_batch`]): a receive takes every datagram waiting
+//! on a socket (recvmmsg, GRO), ESP leaves in GSO runs; IKE is sent one message at a time.
 
 use std::future::poll_fn;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::task::{Context, Poll};
 
-use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
+
+use crate::udp_batch::{BatchSocket, RxBatch};
 
 /// One bound socket and the concrete address it is bound to.
 #[derive(Debug)]
 struct Bound {
-    socket: UdpSocket,
+    socket: BatchSocket,
     local: SocketAddr,
-}
-
-/// A datagram that arrived.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Received {
-    /// The address of the socket it arrived on.
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
-    pub len: usize,
 }
 
 /// The sockets the driver sends and receives on.
@@ -88,7 +80,12 @@ impl Sockets {
         enlarge_buffers(&socket);
         self.protect(&socket)?;
         let local = socket.local_addr()?;
-        log::debug!("bound UDP socket {local} toward {server}");
+        let socket = BatchSocket::new(socket);
+        log::debug!(
+            "bound UDP socket {local} toward {server} (GSO {} segments, GRO {})",
+            socket.max_segments(),
+            socket.gro()
+        );
         self.bound.retain(|b| b.local.is_ipv4() != local.is_ipv4());
         self.bound.push(Bound { socket, local });
         Ok(local)
@@ -154,13 +151,8 @@ impl Sockets {
         remote: SocketAddr,
         payload: &[u8],
     ) -> io::Result<()> {
-        let bound = self.for_transmit(local, remote).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::AddrNotAvailable,
-                format!("no socket for {local} -> {remote}"),
-            )
-        })?;
-        let sent = bound.socket.send_to(payload, remote).await?;
+        let bound = self.transmit_socket(local, remote)?;
+        let sent = bound.socket.socket().send_to(payload, remote).await?;
         if sent != payload.len() {
             return Err(io::Error::new(
                 io::ErrorKind::WriteZero,
@@ -170,24 +162,48 @@ impl Sockets {
         Ok(())
     }
 
-    /// Waits for a datagram on any socket and copies it into `buf` (a datagram longer than
-    /// `buf` is cut, so `buf` should hold 65535 bytes).
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
-        poll_fn(|cx| self.poll_recv(cx, buf)).await
+    fn transmit_socket(&self, local: SocketAddr, remote: SocketAddr) -> io::Result<&Bound> {
+        self.for_transmit(local, remote).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                format!("no socket for {local} -> {remote}"),
+            )
+        })
     }
 
-    /// A datagram that is already waiting on any socket, without waiting (`WouldBlock` when
-    /// none is): the driver drains a few after each wakeup.
-    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+    /// Sends a run of datagrams (`gso`: each of that size, the last maybe shorter; `None`: one
+    /// datagram) to `remote` from the socket bound to `local`, in one call where GSO works.
+    pub async fn send_run(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        contents: &[u8],
+        gso: Option<usize>,
+    ) -> io::Result<()> {
+        let bound = self.transmit_socket(local, remote)?;
+        bound.socket.send(remote, contents, gso).await
+    }
+
+    /// The fewest datagrams one send of any socket can carry (1: no GSO).
+    pub fn max_segments(&self) -> usize {
+        self.bound()
+            .map(|b| b.socket.max_segments())
+            .min()
+            .unwrap_or(1)
+    }
+
+    /// Waits for datagrams on any socket and receives every one waiting on it (up to what
+    /// `rx` holds); returns the address of the socket they arrived on.
+    pub async fn recv_batch(&self, rx: &mut RxBatch) -> io::Result<SocketAddr> {
+        poll_fn(|cx| self.poll_recv_batch(cx, rx)).await
+    }
+
+    /// Datagrams already waiting on any socket, without waiting (`WouldBlock` when none
+    /// are): the driver drains a few batches after each wakeup.
+    pub fn try_recv_batch(&self, rx: &mut RxBatch) -> io::Result<SocketAddr> {
         for bound in self.bound() {
-            match bound.socket.try_recv_from(buf) {
-                Ok((len, remote)) => {
-                    return Ok(Received {
-                        local: bound.local,
-                        remote,
-                        len,
-                    })
-                }
+            match bound.socket.try_recv(rx) {
+                Ok(()) => return Ok(bound.local),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
@@ -195,17 +211,14 @@ impl Sockets {
         Err(io::ErrorKind::WouldBlock.into())
     }
 
-    fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<Received>> {
+    fn poll_recv_batch(
+        &self,
+        cx: &mut Context<'_>,
+        rx: &mut RxBatch,
+    ) -> Poll<io::Result<SocketAddr>> {
         for bound in self.bound() {
-            let mut read = ReadBuf::new(buf);
-            match bound.socket.poll_recv_from(cx, &mut read) {
-                Poll::Ready(Ok(remote)) => {
-                    return Poll::Ready(Ok(Received {
-                        local: bound.local,
-                        remote,
-                        len: read.filled().len(),
-                    }))
-                }
+            match bound.socket.poll_recv(cx, rx) {
+                Poll::Ready(Ok(())) => return Poll::Ready(Ok(bound.local)),
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {}
             }

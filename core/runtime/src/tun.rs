@@ -12,6 +12,8 @@ pub mod routes;
 mod device;
 #[cfg(target_os = "linux")]
 pub mod netlink;
+#[cfg(target_os = "linux")]
+pub mod offload;
 
 #[cfg(target_os = "linux")]
 pub use device::TunDevice;

@@ -128,6 +128,13 @@ impl Protocol for Fake {
             self.seen.lock().unwrap().packet_drops += 1;
             return Err(PacketDrop::NotConnected);
         };
+        // A packet starting "to:" names its own destination (the rest of its first line).
+        let remote = std::str::from_utf8(packet)
+            .ok()
+            .and_then(|p| p.strip_prefix("to:"))
+            .and_then(|p| p.split('\n').next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(remote);
         let len = FAKE_ESP.len() + packet.len();
         out[..FAKE_ESP.len()].copy_from_slice(FAKE_ESP);
         out[FAKE_ESP.len()..len].copy_from_slice(packet);
@@ -477,6 +484,49 @@ async fn bursts_are_carried_whole_both_ways() {
             .unwrap()
             .unwrap();
         assert_eq!(p, format!("in {i}").into_bytes());
+    }
+    tunnel.abort();
+}
+
+/// One wakeup's packets go to three destinations, one of which has no socket (an IPv6 peer of
+/// an IPv4-only driver): its datagrams are lost, the runs before and after it are sent, each
+/// datagram whole and in order per destination (GSO runs split where the peer changes).
+#[tokio::test]
+async fn a_failing_destination_does_not_drop_the_rest_of_the_batch() {
+    let server = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let other = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let (fake, _seen) = Fake::new();
+    let (packets, app) = ChannelPackets::new(64);
+    let mut tunnel = Tunnel::start_with_packets(fake, server.local_addr().unwrap(), packets)
+        .await
+        .unwrap();
+    let (_, local) = recv(&server).await;
+    server.send_to(b"welcome", local).await.unwrap();
+    while event(&mut tunnel).await != Some(Event::StateChanged(State::Connected)) {}
+
+    let to_other = other.local_addr().unwrap();
+    let nowhere = "[2001:db8::1]:4500";
+    let mut plan: Vec<Vec<u8>> = Vec::new();
+    for i in 0..30 {
+        let packet = match i % 3 {
+            0 => format!("data {i:02}").into_bytes(),
+            1 => format!("to:{nowhere}\n{i:02}").into_bytes(),
+            _ => format!("to:{to_other}\n{i:02}").into_bytes(),
+        };
+        plan.push(packet);
+    }
+    // Queued before the driver wakes: one wakeup seals them all.
+    for p in &plan {
+        app.to_tunnel.send(p.clone()).await.unwrap();
+    }
+    for i in (0..30).step_by(3) {
+        let (d, from) = recv_data(&server).await;
+        assert_eq!(d, format!("esp:data {i:02}").into_bytes());
+        assert_eq!(from, local);
+    }
+    for i in (2..30).step_by(3) {
+        let (d, _) = recv(&other).await;
+        assert_eq!(d, format!("esp:to:{to_other}\n{i:02}").into_bytes());
     }
     tunnel.abort();
 }

@@ -9,10 +9,12 @@ use std::net::{IpAddr, SocketAddr};
 
 use roam_proto::session::{Event, Transport};
 
-use super::{now, Buffers, Driver, Protocol, MAX_DATAGRAM};
+use super::{now, Buffers, Driver, Protocol};
 use crate::packet_io::PacketIo;
-use crate::socket;
 use crate::tcp::{Memory, TcpEvent, TcpPaths, TransportMode, TransportPolicy};
+
+/// The largest frame RFC 9329's 16-bit length allows (read into one buffer).
+const MAX_FRAME: usize = 65_535;
 
 /// The driver's transport state.
 #[derive(Debug)]
@@ -20,11 +22,11 @@ pub(super) struct TransportState {
     policy: TransportPolicy,
     paths: TcpPaths,
     /// The session's path is TCP now.
-    active: bool,
+    pub(super) active: bool,
     /// `auto` on UDP: when to start over on TCP unless the server answered by then.
     fallback_at: Option<tokio::time::Instant>,
     memory: Memory,
-    /// A frame read from a TCP connection (swapped with the driver's datagram buffer).
+    /// A frame read from a TCP connection (taken out while the session handles it).
     buf: Vec<u8>,
 }
 
@@ -58,8 +60,8 @@ impl TransportState {
     /// The next frame or closed connection, or the fallback deadline; never while neither
     /// can come.
     pub(super) async fn wake(&mut self) -> Wake {
-        if self.buf.len() < MAX_DATAGRAM {
-            self.buf.resize(MAX_DATAGRAM, 0);
+        if self.buf.len() < MAX_FRAME {
+            self.buf.resize(MAX_FRAME, 0);
         }
         let fallback = self.fallback_at;
         let sleep = async {
@@ -157,9 +159,13 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
     pub(super) async fn on_transport(&mut self, wake: Wake, bufs: &mut Buffers) {
         match wake {
             Wake::Tcp(TcpEvent::Frame { local, remote, len }) => {
-                std::mem::swap(&mut bufs.datagram, &mut self.transport.buf);
-                let r = socket::Received { local, remote, len };
-                self.datagram(now(), r, bufs).await;
+                let mut frame = std::mem::take(&mut self.transport.buf);
+                if let Some(data) = frame.get_mut(..len) {
+                    self.datagram(now(), local, remote, data, &mut bufs.to_os)
+                        .await;
+                }
+                self.transport.buf = frame;
+                self.flush_to_os(&mut bufs.to_os).await;
             }
             Wake::Tcp(TcpEvent::Closed { local, reason }) => {
                 log::warn!("the TCP connection from {local} closed ({reason})");

@@ -1,16 +1,18 @@
 //! The TUN device itself (tun-rs, tokio): created here with a name and an MTU, or adopted
 //! from a file descriptor the OS handed over (Android `VpnService`, iOS utun). It is the
-//! driver's [`PacketIo`]. A created device is not persistent: the kernel removes it, and every
+//! driver's [`PacketIo`], batching through [`OffloadTun`] (a created device has offload on: TSO
+//! reads, GRO writes; an adopted one moves a packet per call). A created device is not persistent: the kernel removes it, and every
 //! route through it, when its last descriptor closes (also when the process is killed).
 
 use std::io;
 use std::os::fd::RawFd;
 
-use crate::packet_io::PacketIo;
+use super::offload::OffloadTun;
+use crate::packet_io::{BatchShape, PacketBatch, PacketIo};
 
 /// An open TUN device carrying raw IP packets (no packet-information header).
 pub struct TunDevice {
-    device: tun_rs::AsyncDevice,
+    device: OffloadTun,
     name: String,
     index: u32,
 }
@@ -32,6 +34,7 @@ impl TunDevice {
             .name(name)
             .mtu(mtu)
             .packet_information(false)
+            .offload(super::offload::wanted())
             .enable(true)
             .build_async()?;
         Self::wrap(device)
@@ -54,6 +57,8 @@ impl TunDevice {
     fn wrap(device: tun_rs::AsyncDevice) -> io::Result<Self> {
         let name = device.name()?;
         let index = device.if_index()?;
+        let device = OffloadTun::new(device);
+        log::debug!("TUN {name}: offload {}", device.offload());
         Ok(Self {
             device,
             name,
@@ -73,7 +78,7 @@ impl TunDevice {
 
     /// The interface MTU.
     pub fn mtu(&self) -> io::Result<u16> {
-        self.device.mtu()
+        self.device.device().mtu()
     }
 }
 
@@ -82,6 +87,15 @@ impl PacketIo for TunDevice {
         self.device.recv(buf).await
     }
     async fn send(&mut self, packet: &[u8]) -> io::Result<()> {
-        self.device.send(packet).await.map(|_| ())
+        self.device.send(packet).await
+    }
+    fn batch_shape(&self) -> BatchShape {
+        self.device.shape()
+    }
+    async fn recv_batch(&mut self, batch: &mut PacketBatch) -> io::Result<()> {
+        self.device.recv_batch(batch).await
+    }
+    async fn send_batch(&mut self, batch: &mut PacketBatch) -> io::Result<()> {
+        self.device.send_batch(batch).await
     }
 }
