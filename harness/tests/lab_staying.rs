@@ -120,14 +120,20 @@ fn profile(lab: &Lab, name: &str, opts: &[&str]) -> String {
     lab.profile("psk", &all)
 }
 
-/// Connects (bounded by `limit`), waits for the `tun` line and one ping through the tunnel.
+/// Connects to the lab's strongSwan (its old SAs of our identity cleared first; bounded by
+/// `limit`), waits for the `tun` line and one ping through the tunnel.
 fn connect(lab: &Lab, profile: &str, limit: Duration) -> Conn {
+    lab.clear_identity(&lab.get("PSK_ID"));
+    connect_to(lab, profile, limit)
+}
+
+/// `connect` to whatever server runs (strongSwan or `roam serve`).
+fn connect_to(lab: &Lab, profile: &str, limit: Duration) -> Conn {
     let ns = lab.get("CLIENT_NS");
     assert!(
         !link_exists(&ns, TUN),
         "{ns} already has a link {TUN} (another roam running, or left over?)"
     );
-    lab.clear_identity(&lab.get("PSK_ID"));
     let dir = tempfile::tempdir().expect("temp dir");
     let resolv = dir
         .path()
@@ -1097,7 +1103,7 @@ staying_case!(tcp_when_udp_is_blocked_and_after_a_reset, |lab| {
     let ns = lab.get("CLIENT_NS");
     let server = lab.get("SERVER_ADDR");
     let p = profile(&lab, "tcp-auto", &["--transport", "auto"]);
-    let mut c = connect(&lab, &p, Duration::from_secs(30));
+    let mut c = connect_to(&lab, &p, Duration::from_secs(30));
     let connecting = seen_lines(&c.roam, "connecting").first().cloned();
     let connected = seen_lines(&c.roam, "connected").first().cloned();
     let took = match (

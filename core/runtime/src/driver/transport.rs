@@ -257,6 +257,10 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
         if self.transport.paths.is_empty() {
             let locals = self.open_tcp_paths().await;
             if locals.is_empty() {
+                // The attempt has no path: the session backs off and tries again (a request
+                // sent into no connection would wait for an answer that cannot come, since
+                // nothing is retransmitted over TCP).
+                self.protocol.transport_closed(now(), local);
                 return Err(io::Error::new(
                     io::ErrorKind::NotConnected,
                     "no TCP connection to the server",
