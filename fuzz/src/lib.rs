@@ -48,6 +48,7 @@ pub fn esp_sa(pick: u8, spi: u32, esn: bool) -> EspSa {
             integ,
             dh: None,
             esn,
+            additional: Default::default(),
         },
         spi_in: spi,
         spi_out: spi,
