@@ -1,5 +1,5 @@
 //! No secret in any log line: a capturing `log` logger at trace level watches full sessions on
-//! the virtual clock (PSK, EAP-MSCHAPv2, certificates; CHILD and IKE SA rekeys by either end;
+//! the virtual clock (PSK, EAP-MSCHAPv2, certificates, hybrid ML-KEM with a PPK; CHILD and IKE SA rekeys by either end;
 //! a MOBIKE roam; a close), then every captured line is searched for every secret used: the
 //! PSK and the password (as text and hex), the private keys (PEM body, DER in hex and base64)
 //! and every derived key (SK_d, SK_a*, SK_e*, SK_p*, ESP keys; hex in both cases, base64 and
@@ -19,7 +19,9 @@ use roam_proto::config::{ClientAuth, ClientConfig};
 use roam_proto::crypto::cert::Certificate;
 use roam_proto::crypto::sign::PrivateKey;
 use roam_proto::crypto::Secret;
-use roam_proto::ike::responder::{ResponderAuth, ResponderConfig};
+use roam_proto::ike::ppk::{Ppk, ResponderPpks};
+use roam_proto::ike::responder::{Responder, ResponderAuth, ResponderConfig};
+use roam_proto::rng::SeededRng;
 use roam_proto::session::State;
 
 static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -40,6 +42,9 @@ impl Log for Capture {
 static CAPTURE: Capture = Capture;
 
 const PSK: &str = "correct horse battery staple psk";
+/// The post-quantum preshared key of the hybrid session.
+const PPK: &str = "a post-quantum preshared key that never shows";
+const HYBRID: &str = "aes256gcm16-prfsha384-x25519-ke1_mlkem768";
 const PASSWORD: &str = "wonderland-passw0rd";
 
 fn pki(name: &str) -> Vec<u8> {
@@ -128,10 +133,18 @@ fn keys_of(p: &Pair, out: &mut Vec<(String, Vec<u8>)>) {
 fn full_session(
     client: ClientConfig,
     server: ResponderConfig,
+    ppks: Option<ResponderPpks>,
     seed: u64,
 ) -> Vec<(String, Vec<u8>)> {
     let mut keys = Vec::new();
-    let mut p = Pair::connected_with(client, server, seed);
+    let mut p = Pair::new(client, server, seed);
+    if let Some(ppks) = ppks {
+        let placeholder = Responder::new(psk_server(PSK), Box::new(SeededRng::new(seed)));
+        let responder = std::mem::replace(&mut p.server, placeholder);
+        p.server = responder.with_ppks(ppks);
+    }
+    p.connect();
+    assert!(p.connected().is_some(), "{:?}", p.client_events);
     let spi_r = p.server_established().unwrap();
     assert!(p.ping(1));
     keys_of(&p, &mut keys);
@@ -301,11 +314,32 @@ fn no_secret_in_any_log_line() {
     keys.extend(full_session(
         psk_client(PSK, &[], &[]),
         psk_server(PSK),
+        None,
         7001,
     ));
-    keys.extend(full_session(eap_client(), eap_server(), 7002));
-    keys.extend(full_session(cert_client(), cert_server(), 7003));
-    assert!(keys.len() >= 3 * 6 * 7, "{} keys collected", keys.len());
+    keys.extend(full_session(eap_client(), eap_server(), None, 7002));
+    keys.extend(full_session(cert_client(), cert_server(), None, 7003));
+    // hybrid ML-KEM over IKE_INTERMEDIATE with a post-quantum preshared key (RFC 8784)
+    let mut pq = psk_client(PSK, &[HYBRID], &[]);
+    pq.ppk = Some(Ppk {
+        id: b"alice-ppk".to_vec(),
+        key: Secret::from_slice(PPK.as_bytes()),
+        required: true,
+    });
+    let ppks = ResponderPpks {
+        keys: vec![(b"alice-ppk".to_vec(), Secret::from_slice(PPK.as_bytes()))],
+        required: true,
+    };
+    keys.extend(full_session(
+        pq,
+        responder_config(
+            ResponderAuth::Psk(Secret::from_slice(PSK.as_bytes())),
+            &[HYBRID],
+        ),
+        Some(ppks),
+        7004,
+    ));
+    assert!(keys.len() >= 4 * 6 * 7, "{} keys collected", keys.len());
 
     let mut secrets: Vec<(String, String)> = Vec::new();
     for (name, key) in &keys {
@@ -321,7 +355,7 @@ fn no_secret_in_any_log_line() {
             secrets.push((name.clone(), f));
         }
     }
-    for (name, text) in [("PSK", PSK), ("password", PASSWORD)] {
+    for (name, text) in [("PSK", PSK), ("password", PASSWORD), ("PPK", PPK)] {
         secrets.push((name.into(), text.into()));
         secrets.push((name.into(), hex(text.as_bytes(), false)));
         secrets.push((name.into(), hex(text.as_bytes(), true)));
