@@ -1,7 +1,7 @@
 //! No secret in any log line: a capturing `log` logger at trace level watches full sessions on
-//! the virtual clock (PSK, EAP-MSCHAPv2, certificates, hybrid ML-KEM with a PPK; CHILD and IKE SA rekeys by either end;
-//! a MOBIKE roam; a close), then every captured line is searched for every secret used: the
-//! PSK and the password (as text and hex), the private keys (PEM body, DER in hex and base64)
+//! the virtual clock (PSK, EAP-MSCHAPv2, certificates, hybrid ML-KEM with a PPK; CHILD and
+//! IKE SA rekeys by either end; a MOBIKE roam; a close), then every captured line is searched
+//! for every secret used: the PSK, the password and the PPK (as text and hex), the private keys (PEM body, DER in hex and base64)
 //! and every derived key (SK_d, SK_a*, SK_e*, SK_p*, ESP keys; hex in both cases, base64 and
 //! Rust's `[1, 2, ...]` byte-list form).
 #![allow(clippy::disallowed_methods)]
