@@ -68,6 +68,8 @@ pub(super) struct TcpSide {
     inbound_tx: mpsc::Sender<Inbound>,
     inbound: mpsc::Receiver<Inbound>,
     conns: HashMap<SocketAddr, Conn>,
+    /// `MAX_CONNECTIONS` (smaller in tests).
+    max_connections: usize,
 }
 
 /// What woke the TCP side.
@@ -85,6 +87,7 @@ impl TcpSide {
             inbound_tx,
             inbound,
             conns: HashMap::new(),
+            max_connections: MAX_CONNECTIONS,
         })
     }
 
@@ -106,7 +109,7 @@ impl TcpSide {
 
     /// A new connection: refused over the cap, else its reader and writer start.
     pub(super) fn accepted(&mut self, stream: TcpStream, remote: SocketAddr) {
-        if self.conns.len() >= MAX_CONNECTIONS {
+        if self.conns.len() >= self.max_connections {
             log::warn!(
                 "TCP: {} connections already, refusing {remote}",
                 self.conns.len()
@@ -252,5 +255,42 @@ pub(super) async fn wake(tcp: Option<&mut TcpSide>) -> TcpWake {
     match tcp {
         Some(t) => t.wake().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The cap on connections: a flood of clients leaves the table at the cap, the refused
+    // ones are closed at once, and a slot freed by a close is taken by the next client.
+    #[tokio::test]
+    async fn connections_stop_at_the_cap() {
+        let mut side = TcpSide::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        side.max_connections = 8;
+        let to = side.local_addr().unwrap();
+        let mut clients = Vec::new();
+        for _ in 0..20 {
+            clients.push(TcpStream::connect(to).await.unwrap());
+            match tokio::time::timeout(Duration::from_secs(5), side.wake()).await {
+                Ok(TcpWake::Accepted(Ok((stream, remote)))) => side.accepted(stream, remote),
+                _ => panic!("no connection accepted"),
+            }
+        }
+        assert_eq!(side.conns.len(), 8);
+        // a refused client sees its connection closed
+        let mut buf = [0u8; 1];
+        let last = clients.last_mut().unwrap();
+        let read = tokio::time::timeout(Duration::from_secs(5), last.read(&mut buf)).await;
+        assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+        // a close frees a slot
+        let first = *side.conns.keys().next().unwrap();
+        side.closed(first);
+        let _late = TcpStream::connect(to).await.unwrap();
+        match tokio::time::timeout(Duration::from_secs(5), side.wake()).await {
+            Ok(TcpWake::Accepted(Ok((stream, remote)))) => side.accepted(stream, remote),
+            _ => panic!("no connection accepted"),
+        }
+        assert_eq!(side.conns.len(), 8);
     }
 }
