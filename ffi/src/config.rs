@@ -13,6 +13,7 @@ use roam_proto::crypto::sign::PrivateKey;
 use roam_proto::crypto::Secret;
 use roam_proto::identity::Identity;
 use roam_runtime::profile::{self, ServerAddress};
+use roam_runtime::tcp::TransportPolicy;
 use zeroize::Zeroizing;
 
 use crate::error::VpnError;
@@ -100,6 +101,10 @@ pub struct CryptoConfig {
     /// Weak algorithms accepted by name (e.g. "sha1", "modp1024").
     #[uniffi(default)]
     pub allow_weak: Vec<String>,
+    /// A server without the hybrid post-quantum exchange the proposals name may be used
+    /// classically (like Apple's AllowPostQuantumKeyExchangeFallback); off by default.
+    #[uniffi(default = false)]
+    pub pq_fallback: bool,
 }
 
 /// `[tunnel]`: liveness and size.
@@ -114,6 +119,15 @@ pub struct TunnelConfig {
     pub keepalive_seconds: u32,
     #[uniffi(default = 1400)]
     pub mtu: u16,
+    /// "auto" (UDP, then TCP when UDP goes unanswered), "udp" or "tcp" (RFC 9329).
+    #[uniffi(default = "auto")]
+    pub transport: String,
+    /// The server's TCP port (443 is common).
+    #[uniffi(default = 4500)]
+    pub tcp_port: u16,
+    /// "auto": how long UDP may stay unanswered before TCP is tried, 100 to 60000 ms.
+    #[uniffi(default = 2000)]
+    pub tcp_fallback_ms: u32,
 }
 
 impl Default for TunnelConfig {
@@ -123,8 +137,23 @@ impl Default for TunnelConfig {
             dpd_seconds: profile::DEFAULT_DPD_SECONDS as u32,
             keepalive_seconds: profile::DEFAULT_KEEPALIVE_SECONDS as u32,
             mtu: profile::DEFAULT_MTU,
+            transport: "auto".into(),
+            tcp_port: 4500,
+            tcp_fallback_ms: 2000,
         }
     }
+}
+
+/// A post-quantum preshared key (RFC 8784): the profile's `[auth] ppk`, `ppk_id`,
+/// `ppk_required`.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct PpkConfig {
+    pub id: String,
+    /// At least 16 bytes.
+    pub key: Arc<SecretText>,
+    /// Fail when the server has no PPK support or not this PPK (else connect without it).
+    #[uniffi(default = true)]
+    pub required: bool,
 }
 
 /// A whole profile as records.
@@ -136,6 +165,8 @@ pub struct VpnConfig {
     pub crypto: Option<CryptoConfig>,
     #[uniffi(default = None)]
     pub tunnel: Option<TunnelConfig>,
+    #[uniffi(default = None)]
+    pub ppk: Option<PpkConfig>,
 }
 
 /// Checks a configuration without starting anything; the error names the first bad field.
@@ -165,6 +196,7 @@ impl ConfigSource {
                 Ok(Validated {
                     server: p.server,
                     config: p.config,
+                    transport: p.transport,
                 })
             }
         }
@@ -176,6 +208,7 @@ impl ConfigSource {
 pub(crate) struct Validated {
     pub server: ServerAddress,
     pub config: ClientConfig,
+    pub transport: TransportPolicy,
 }
 
 pub(crate) fn validate(c: &VpnConfig, unix_time: Option<u64>) -> Result<Validated, VpnError> {
@@ -220,6 +253,15 @@ pub(crate) fn validate(c: &VpnConfig, unix_time: Option<u64>) -> Result<Validate
     if !(576..=9_000).contains(&tunnel.mtu) {
         return Err(VpnError::config("tunnel.mtu", "must be 576 to 9000"));
     }
+    let transport = profile::transport_policy(
+        Some(&tunnel.transport),
+        Some(tunnel.tcp_port),
+        Some(tunnel.tcp_fallback_ms.into()),
+    )?;
+    let ppk = match &c.ppk {
+        Some(p) => profile::ppk_settings(Some(p.key.expose()), Some(&p.id), Some(p.required))?,
+        None => None,
+    };
 
     let mut config = ClientConfig::new(auth);
     config.local_id = local_id;
@@ -228,12 +270,18 @@ pub(crate) fn validate(c: &VpnConfig, unix_time: Option<u64>) -> Result<Validate
     config.ike_proposals = ike;
     config.esp_proposals = esp;
     config.allow_weak = crypto.allow_weak;
+    config.pq_fallback = crypto.pq_fallback;
+    config.ppk = ppk;
     config.mobike = tunnel.mobike;
     config.dpd = (tunnel.dpd_seconds > 0).then(|| Duration::from_secs(tunnel.dpd_seconds.into()));
     config.keepalive = Duration::from_secs(tunnel.keepalive_seconds.into());
     config.mtu = tunnel.mtu;
     config.unix_time = unix_time;
-    Ok(Validated { server, config })
+    Ok(Validated {
+        server,
+        config,
+        transport,
+    })
 }
 
 fn server_address(s: &ServerConfig) -> Result<ServerAddress, VpnError> {

@@ -87,13 +87,17 @@ async fn run(
     sink: &dyn EngineSink,
     mut requests: mpsc::UnboundedReceiver<Request>,
 ) -> Result<(), VpnError> {
-    let Validated { server, config } = validated;
+    let Validated {
+        server,
+        config,
+        transport,
+    } = validated;
     let address = driver::resolve(&server.host, server.port).await?;
     let session = Session::new(config, Box::new(OsRng))?;
     let options = SocketOptions {
         protect: Some(protect),
         server_name: Some((server.host, server.port)),
-        transport: Default::default(),
+        transport,
     };
     let server = address;
     let mut tunnel = Tunnel::start_with(session, server, Some(packets), options).await?;

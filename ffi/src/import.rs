@@ -91,6 +91,7 @@ pub fn import_profile(
             .and_then(|s| u32::try_from(s).ok())
             .unwrap_or(defaults.keepalive_seconds),
         mtu: imported.mtu.unwrap_or(defaults.mtu),
+        ..defaults
     };
     // The records have no lifetimes (yet): say so rather than drop them.
     for (key, value) in [
@@ -121,8 +122,10 @@ pub fn import_profile(
             ike: imported.ike.clone(),
             esp: imported.esp.clone(),
             allow_weak: Vec::new(),
+            pq_fallback: false,
         }),
         tunnel: Some(tunnel),
+        ppk: None,
     };
     let problem = validate(&config, None).err().map(|e| e.to_string());
     Ok(ImportedConfig {

@@ -620,10 +620,24 @@ impl LoadedCredentials<'_> {
 
 /// `[auth] ppk`, `ppk_id`, `ppk_required` (default true: a PPK is there to be used).
 fn ppk(auth: &RawAuth) -> Result<Option<roam_proto::ike::ppk::Ppk>, ProfileError> {
-    let Some(key) = auth.ppk.as_deref() else {
+    ppk_settings(
+        auth.ppk.as_deref().map(|k| k.as_str()),
+        auth.ppk_id.as_deref(),
+        auth.ppk_required,
+    )
+}
+
+/// A post-quantum preshared key (RFC 8784) from its settings, checked as the profile's
+/// `[auth] ppk`, `ppk_id` and `ppk_required` are (the FFI's records use the same rules).
+pub fn ppk_settings(
+    key: Option<&str>,
+    id: Option<&str>,
+    required: Option<bool>,
+) -> Result<Option<roam_proto::ike::ppk::Ppk>, ProfileError> {
+    let Some(key) = key else {
         for (k, set) in [
-            ("auth.ppk_id", auth.ppk_id.is_some()),
-            ("auth.ppk_required", auth.ppk_required.is_some()),
+            ("auth.ppk_id", id.is_some()),
+            ("auth.ppk_required", required.is_some()),
         ] {
             if set {
                 return Err(ProfileError::invalid(k, "only with auth.ppk"));
@@ -637,7 +651,7 @@ fn ppk(auth: &RawAuth) -> Result<Option<roam_proto::ike::ppk::Ppk>, ProfileError
             "too short (at least 16 bytes; RFC 8784 wants 256 bits of entropy)",
         ));
     }
-    let id = match auth.ppk_id.as_deref() {
+    let id = match id {
         Some(id) if !id.is_empty() && id.len() < roam_proto::ike::ppk::MAX_PPK_ID => id,
         Some(_) => return Err(ProfileError::invalid("auth.ppk_id", "empty or too long")),
         None => {
@@ -650,7 +664,7 @@ fn ppk(auth: &RawAuth) -> Result<Option<roam_proto::ike::ppk::Ppk>, ProfileError
     Ok(Some(roam_proto::ike::ppk::Ppk {
         id: id.as_bytes().to_vec(),
         key: Secret::from_slice(key.as_bytes()),
-        required: auth.ppk_required.unwrap_or(true),
+        required: required.unwrap_or(true),
     }))
 }
 
@@ -703,8 +717,9 @@ struct Tunnel {
     transport: TransportPolicy,
 }
 
-/// `[tunnel] transport`, `tcp_port` and `tcp_fallback_ms`.
-fn transport_policy(
+/// `[tunnel] transport`, `tcp_port` and `tcp_fallback_ms` (the FFI's records use the same
+/// rules).
+pub fn transport_policy(
     mode: Option<&str>,
     tcp_port: Option<u16>,
     fallback_ms: Option<u64>,

@@ -14,6 +14,7 @@ fn psk_config() -> VpnConfig {
         },
         crypto: None,
         tunnel: None,
+        ppk: None,
     }
 }
 
@@ -32,6 +33,53 @@ fn a_psk_config_validates_with_the_defaults() {
     assert_eq!(v.config.mtu, 1400);
     assert_eq!(v.config.ike_proposals, proposal::default_ike());
     assert!(v.config.mobike);
+    // UDP first, TCP (RFC 9329) when UDP goes unanswered for 2 s: as the profile's default
+    assert_eq!(
+        v.transport,
+        profile::transport_policy(None, None, None).unwrap()
+    );
+    assert!(v.config.ppk.is_none() && !v.config.pq_fallback);
+}
+
+#[test]
+fn transport_ppk_and_pq_fallback_reach_the_session() {
+    let mut c = psk_config();
+    c.tunnel = Some(TunnelConfig {
+        transport: "tcp".into(),
+        tcp_port: 443,
+        ..TunnelConfig::default()
+    });
+    c.crypto = Some(CryptoConfig {
+        ike: vec!["aes256gcm16-prfsha384-x25519-ke1_mlkem768".into()],
+        pq_fallback: true,
+        ..CryptoConfig::default()
+    });
+    c.ppk = Some(PpkConfig {
+        id: "alice-ppk".into(),
+        key: SecretText::new("a post-quantum preshared key".into()),
+        required: false,
+    });
+    let v = validate(&c, None).unwrap();
+    assert_eq!(v.transport.mode, roam_runtime::tcp::TransportMode::Tcp);
+    assert_eq!(v.transport.tcp_port, 443);
+    assert!(v.config.pq_fallback);
+    let ppk = v.config.ppk.as_ref().unwrap();
+    assert_eq!(ppk.id, b"alice-ppk");
+    assert!(!ppk.required);
+
+    let mut bad = c.clone();
+    bad.tunnel = Some(TunnelConfig {
+        transport: "quic".into(),
+        ..TunnelConfig::default()
+    });
+    assert_eq!(key_of(validate(&bad, None)), "tunnel.transport");
+    let mut bad = c.clone();
+    bad.ppk = Some(PpkConfig {
+        id: "alice-ppk".into(),
+        key: SecretText::new("short".into()),
+        required: true,
+    });
+    assert_eq!(key_of(validate(&bad, None)), "auth.ppk");
 }
 
 #[test]

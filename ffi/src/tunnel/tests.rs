@@ -80,6 +80,7 @@ fn config(responder: &TestResponder, psk: &str) -> VpnConfig {
         },
         crypto: None,
         tunnel: None,
+        ppk: None,
     }
 }
 
