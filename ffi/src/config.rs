@@ -179,7 +179,7 @@ pub fn validate_config(config: VpnConfig) -> Result<(), VpnError> {
 /// `ClientConfig` holds keys and is consumed by the session).
 #[derive(Clone, Debug)]
 pub(crate) enum ConfigSource {
-    Records(VpnConfig),
+    Records(Box<VpnConfig>),
     Profile {
         text: Arc<Zeroizing<String>>,
         base_dir: String,

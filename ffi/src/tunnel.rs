@@ -97,7 +97,7 @@ impl VpnTunnel {
         config: VpnConfig,
         platform: Arc<dyn PlatformCallbacks>,
     ) -> Result<Arc<Self>, VpnError> {
-        Self::with_source(ConfigSource::Records(config), platform)
+        Self::with_source(ConfigSource::Records(Box::new(config)), platform)
     }
 
     /// A tunnel for a profile in the TOML format of `roam connect`; relative file names in it
