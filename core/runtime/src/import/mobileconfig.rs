@@ -492,28 +492,17 @@ pub(super) fn import(
             "0 (Roam does not follow IKEv2 redirects)",
         );
     }
-    let mtu = match s.integer("IKEv2.MTU", &mut f) {
-        Some(m) if (576..=9000).contains(&m) => u16::try_from(m).ok(),
-        Some(m) => {
-            f.lossy(
-                "MTU",
-                format!("{m} is outside 576 to 9000; Roam's default used"),
-            );
-            None
-        }
-        None => None,
-    };
-    let keepalive_seconds = match s.integer("IKEv2.NATKeepAliveInterval", &mut f) {
-        Some(k) if (1..=3600).contains(&k) => u64::try_from(k).ok(),
-        Some(k) => {
-            f.lossy(
-                "NATKeepAliveInterval",
-                format!("{k} is outside 1 to 3600; Roam's default used"),
-            );
-            None
-        }
-        None => None,
-    };
+    let mtu = s
+        .integer_in("IKEv2.MTU", "MTU", 576..=9000, &mut f)
+        .and_then(|m| u16::try_from(m).ok());
+    let keepalive_seconds = s
+        .integer_in(
+            "IKEv2.NATKeepAliveInterval",
+            "NATKeepAliveInterval",
+            1..=3600,
+            &mut f,
+        )
+        .and_then(|k| u64::try_from(k).ok());
 
     report_rest(s, &mut f);
     Ok(ImportedProfile {

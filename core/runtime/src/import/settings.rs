@@ -156,6 +156,30 @@ impl Settings {
         }
     }
 
+    /// `integer(name)` when it lies in `range`; outside it the setting is reported (as `shown`)
+    /// as lossy and Roam's default stands.
+    pub(crate) fn integer_in(
+        &mut self,
+        name: &str,
+        shown: &str,
+        range: std::ops::RangeInclusive<i64>,
+        findings: &mut Findings,
+    ) -> Option<i64> {
+        let v = self.integer(name, findings)?;
+        if range.contains(&v) {
+            return Some(v);
+        }
+        findings.lossy(
+            shown,
+            format!(
+                "{v} is outside {} to {}; Roam's default used",
+                range.start(),
+                range.end()
+            ),
+        );
+        None
+    }
+
     /// Reports every setting not taken as unsupported, with `why` as the detail.
     pub(crate) fn report_rest(self, findings: &mut Findings, display_prefix: &str, why: &str) {
         for (name, value) in self.map {

@@ -233,28 +233,12 @@ pub(super) fn import(
 
     let ike = proposals(&mut s, "ike-proposal", false, &mut f);
     let esp = proposals(&mut s, "esp-proposal", true, &mut f);
-    let mtu = match s.integer("mtu", &mut f) {
-        Some(m) if (576..=9000).contains(&m) => u16::try_from(m).ok(),
-        Some(m) => {
-            f.lossy(
-                "mtu",
-                format!("{m} is outside 576 to 9000; Roam's default used"),
-            );
-            None
-        }
-        None => None,
-    };
-    let keepalive_seconds = match s.integer("nat-keepalive", &mut f) {
-        Some(k) if (1..=3600).contains(&k) => u64::try_from(k).ok(),
-        Some(k) => {
-            f.lossy(
-                "nat-keepalive",
-                format!("{k} is outside 1 to 3600; Roam's default used"),
-            );
-            None
-        }
-        None => None,
-    };
+    let mtu = s
+        .integer_in("mtu", "mtu", 576..=9000, &mut f)
+        .and_then(|m| u16::try_from(m).ok());
+    let keepalive_seconds = s
+        .integer_in("nat-keepalive", "nat-keepalive", 1..=3600, &mut f)
+        .and_then(|k| u64::try_from(k).ok());
 
     report_rest(s, &mut f);
     Ok(ImportedProfile {
