@@ -260,6 +260,28 @@ pub enum DriverError {
 #[derive(Clone)]
 pub struct ProtectSocket(pub std::sync::Arc<dyn Fn(i32) -> bool + Send + Sync>);
 
+impl ProtectSocket {
+    /// Hands a new socket to the platform hook before its first use; a refusal is an error
+    /// (a socket the VPN would capture must not carry IKE or ESP).
+    #[cfg(unix)]
+    pub(crate) fn apply(&self, socket: &impl std::os::fd::AsRawFd) -> io::Result<()> {
+        if (self.0)(socket.as_raw_fd()) {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "the platform refused to protect the socket",
+            ))
+        }
+    }
+
+    /// Other platforms have no descriptors to hand over.
+    #[cfg(not(unix))]
+    pub(crate) fn apply<S>(&self, _socket: &S) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for ProtectSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ProtectSocket(..)")

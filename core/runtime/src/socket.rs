@@ -42,25 +42,9 @@ impl Sockets {
         }
     }
 
-    /// Hands a new socket to the platform hook before its first use; a refusal is an error
-    /// (a socket the VPN would capture must not carry IKE).
+    /// The platform hook, if any, on a new socket before its first use.
     fn protect(&self, socket: &UdpSocket) -> io::Result<()> {
-        let Some(protect) = &self.protect else {
-            return Ok(());
-        };
-        #[cfg(unix)]
-        {
-            use std::os::fd::AsRawFd;
-            if !(protect.0)(socket.as_raw_fd()) {
-                return Err(io::Error::new(
-                    io::ErrorKind::PermissionDenied,
-                    "the platform refused to protect the socket",
-                ));
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = (protect, socket);
-        Ok(())
+        self.protect.as_ref().map_or(Ok(()), |p| p.apply(socket))
     }
 
     /// Opens a socket toward `server`: asks the routing which source address it would use (a

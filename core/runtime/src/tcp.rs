@@ -243,22 +243,7 @@ impl TcpPaths {
     }
 
     fn protect(&self, socket: &TcpSocket) -> io::Result<()> {
-        let Some(protect) = &self.protect else {
-            return Ok(());
-        };
-        #[cfg(unix)]
-        {
-            use std::os::fd::AsRawFd;
-            if !(protect.0)(socket.as_raw_fd()) {
-                return Err(io::Error::new(
-                    io::ErrorKind::PermissionDenied,
-                    "the platform refused to protect the socket",
-                ));
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = (protect, socket);
-        Ok(())
+        self.protect.as_ref().map_or(Ok(()), |p| p.apply(socket))
     }
 
     /// Sends `body` (a NAT-T datagram) as one frame on the connection from `local` (or the one
