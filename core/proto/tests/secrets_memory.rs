@@ -10,6 +10,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use roam_proto::config::ClientAuth;
+use roam_proto::crypto::aead::{Aead, Backend};
 use roam_proto::crypto::dh::new_key_exchange;
 use roam_proto::crypto::keymat::derive_ike_keys;
 use roam_proto::crypto::mschapv2;
@@ -154,7 +155,7 @@ fn secrets_and_keys_are_zeroized_when_dropped() {
         let k = &KEY48[..36];
         Box::new(SkCipher::new(EncrId::AES_GCM_16, Some(256), IntegId::NONE, k, &[]).unwrap())
     };
-    assert_eq!(traces_left_by(|| drop(gcm())), 0, "AES-GCM SK cipher");
+    assert_aead_clean(traces_left_by(|| drop(gcm())), "AES-GCM SK cipher");
     let cbc = || {
         Box::new(
             SkCipher::new(
@@ -179,7 +180,32 @@ fn secrets_and_keys_are_zeroized_when_dropped() {
             let esp = Box::new(EspSa::new(&child, &mut SeededRng::new(1)).unwrap());
             drop((child, esp));
         });
-        assert_eq!(n, 0, "{encr} CHILD SA and ESP SA");
+        if integ == IntegId::NONE {
+            assert_aead_clean(n, &format!("{encr} CHILD SA and ESP SA"));
+        } else {
+            assert_eq!(n, 0, "{encr} CHILD SA and ESP SA");
+        }
+    }
+    // The pure-Rust AEADs wipe their key schedules whatever the default backend is.
+    for encr in [EncrId::AES_GCM_16, EncrId::CHACHA20_POLY1305] {
+        let n = traces_left_by(|| {
+            let a = Box::new(Aead::with_backend(Backend::RustCrypto, encr, &KEY48[..36]).unwrap());
+            drop(a);
+        });
+        assert_eq!(n, 0, "{encr} with the RustCrypto backend");
+    }
+}
+
+/// An AEAD cipher keyed through the default backend leaves no trace, except with ring, the
+/// app builds' default: ring keeps its expanded key schedule (which starts with the key
+/// itself) in objects it does not wipe on drop and offers no way to (docs/SECURITY.md, "Not
+/// defended"). That run checks the RustCrypto backend explicitly instead, and `scripts/test.sh`
+/// runs this whole file again without the ring feature.
+fn assert_aead_clean(traces: usize, what: &str) {
+    if Backend::DEFAULT == Backend::RustCrypto {
+        assert_eq!(traces, 0, "{what}");
+    } else {
+        eprintln!("{what}: {traces} trace(s) left by ring's key schedule (documented)");
     }
 }
 
