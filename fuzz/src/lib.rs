@@ -84,3 +84,24 @@ pub fn records(mut data: &[u8], max: usize) -> Vec<&[u8]> {
     }
     out
 }
+
+/// One importer run on `data` as `kind`, with a PKCS#12 password so embedded bundles are
+/// decrypted too; the result rendered as TOML and every finding and error formatted.
+pub fn import_once(data: &[u8], kind: roam_runtime::import::Kind) {
+    use roam_runtime::import::{self, ImportOptions};
+    let options = ImportOptions {
+        p12_password: Some(zeroize::Zeroizing::new("p12-aes-pw".to_string())),
+    };
+    match import::import(data, kind, &options) {
+        Ok(profile) => {
+            for f in profile.findings.iter() {
+                let _ = f.to_string();
+            }
+            let rendered = profile.render("fuzz", std::path::Path::new("/nonexistent"));
+            let _ = rendered.toml.len();
+        }
+        Err(e) => {
+            let _ = e.to_string();
+        }
+    }
+}
