@@ -5,26 +5,12 @@
 
 mod pair;
 
-use std::path::PathBuf;
-
-use pair::{psk_client, responder_config, Pair};
+use pair::{certs, pki, psk_client, responder_config, Pair};
 use roam_proto::config::ClientAuth;
-use roam_proto::crypto::cert::Certificate;
 use roam_proto::crypto::sign::PrivateKey;
 use roam_proto::identity::Identity;
 use roam_proto::ike::responder::{ResponderAuth, ResponderConfig, ResponderEvent};
 use roam_proto::session::DisconnectReason;
-
-fn pki(name: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/pki")
-        .join(name);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn certs(name: &str) -> Vec<Certificate> {
-    Certificate::parse_pem_or_der(&pki(name)).unwrap()
-}
 
 fn cert_server() -> ResponderConfig {
     let auth = ResponderAuth::Certificate {

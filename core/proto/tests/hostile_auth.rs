@@ -14,13 +14,11 @@
 mod pair;
 
 use std::cell::RefCell;
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use pair::{psk_client, psk_server, responder_config, Dir, Fate, Pair};
+use pair::{certs, pki, psk_client, psk_server, responder_config, Dir, Fate, Pair};
 use roam_proto::config::{ClientAuth, ClientConfig};
-use roam_proto::crypto::cert::Certificate;
 use roam_proto::crypto::dh::new_key_exchange;
 use roam_proto::crypto::proposal::{choose, ProposalSpec};
 use roam_proto::crypto::sign::PrivateKey;
@@ -264,17 +262,6 @@ fn a_server_skipping_its_auth_before_eap_is_refused() {
         }
         other => panic!("expected an authentication failure, got {other:?}"),
     }
-}
-
-fn pki(name: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/pki")
-        .join(name);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn certs(name: &str) -> Vec<Certificate> {
-    Certificate::parse_pem_or_der(&pki(name)).unwrap()
 }
 
 /// A responder authenticating with `name`.crt/.key, known as `id`.

@@ -9,14 +9,12 @@
 mod pair;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use log::{LevelFilter, Log, Metadata, Record};
-use pair::{addr, psk_client, psk_server, responder_config, Dir, Fate, Pair};
+use pair::{addr, certs, pki, psk_client, psk_server, responder_config, Dir, Fate, Pair};
 use roam_proto::config::{ClientAuth, ClientConfig};
-use roam_proto::crypto::cert::Certificate;
 use roam_proto::crypto::sign::PrivateKey;
 use roam_proto::crypto::Secret;
 use roam_proto::ike::ppk::{Ppk, ResponderPpks};
@@ -46,17 +44,6 @@ const PSK: &str = "correct horse battery staple psk";
 const PPK: &str = "a post-quantum preshared key that never shows";
 const HYBRID: &str = "aes256gcm16-prfsha384-x25519-ke1_mlkem768";
 const PASSWORD: &str = "wonderland-passw0rd";
-
-fn pki(name: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/pki")
-        .join(name);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn certs(name: &str) -> Vec<Certificate> {
-    Certificate::parse_pem_or_der(&pki(name)).unwrap()
-}
 
 fn cert_server() -> ResponderConfig {
     let auth = ResponderAuth::Certificate {

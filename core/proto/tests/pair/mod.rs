@@ -626,3 +626,16 @@ impl Pair {
 pub fn psk_server(psk: &str) -> ResponderConfig {
     responder_config(ResponderAuth::Psk(Secret::from_slice(psk.as_bytes())), &[])
 }
+
+/// A file of the test PKI (tests/data/pki, made by its generate.sh).
+pub fn pki(name: &str) -> Vec<u8> {
+    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/pki")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The certificates of a PEM or DER file of the test PKI.
+pub fn certs(name: &str) -> Vec<roam_proto::crypto::cert::Certificate> {
+    roam_proto::crypto::cert::Certificate::parse_pem_or_der(&pki(name)).unwrap()
+}
