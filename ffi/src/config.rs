@@ -149,8 +149,11 @@ impl Default for TunnelConfig {
 #[derive(Clone, Debug, uniffi::Record)]
 pub struct PpkConfig {
     pub id: String,
-    /// At least 16 bytes.
+    /// At least 16 bytes (as text, or as hex digits when `key_is_hex`).
     pub key: Arc<SecretText>,
+    /// `key` holds hex digits: for keys that are not text (an imported Apple `PPK`).
+    #[uniffi(default = false)]
+    pub key_is_hex: bool,
     /// Fail when the server has no PPK support or not this PPK (else connect without it).
     #[uniffi(default = true)]
     pub required: bool,
@@ -259,7 +262,16 @@ pub(crate) fn validate(c: &VpnConfig, unix_time: Option<u64>) -> Result<Validate
         Some(tunnel.tcp_fallback_ms.into()),
     )?;
     let ppk = match &c.ppk {
-        Some(p) => profile::ppk_settings(Some(p.key.expose()), Some(&p.id), Some(p.required))?,
+        Some(p) => {
+            let key = if p.key_is_hex {
+                Zeroizing::new(hex::decode(p.key.expose().trim()).map_err(|_| {
+                    VpnError::config("ppk.key", "not hex (an even number of digits 0-9, a-f)")
+                })?)
+            } else {
+                Zeroizing::new(p.key.expose().as_bytes().to_vec())
+            };
+            profile::ppk_settings(Some(&key), Some(&p.id), Some(p.required))?
+        }
         None => None,
     };
 

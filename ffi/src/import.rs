@@ -9,7 +9,8 @@ use roam_runtime::import::{self, ImportOptions, ImportedAuth, Kind};
 use zeroize::Zeroizing;
 
 use crate::config::{
-    validate, AuthConfig, CryptoConfig, SecretText, ServerConfig, TunnelConfig, VpnConfig,
+    validate, AuthConfig, CryptoConfig, PpkConfig, SecretText, ServerConfig, TunnelConfig,
+    VpnConfig,
 };
 use crate::error::VpnError;
 
@@ -118,14 +119,23 @@ pub fn import_profile(
             ca_pem: imported.server.ca_pem.clone(),
         },
         auth,
-        crypto: (!imported.ike.is_empty() || !imported.esp.is_empty()).then(|| CryptoConfig {
+        crypto: (!imported.ike.is_empty()
+            || !imported.esp.is_empty()
+            || imported.pq_fallback.is_some())
+        .then(|| CryptoConfig {
             ike: imported.ike.clone(),
             esp: imported.esp.clone(),
             allow_weak: Vec::new(),
-            pq_fallback: false,
+            pq_fallback: imported.pq_fallback.unwrap_or(false),
         }),
         tunnel: Some(tunnel),
-        ppk: None,
+        // Hex always: an imported key need not be text.
+        ppk: imported.ppk.as_ref().map(|p| PpkConfig {
+            id: p.id.clone(),
+            key: SecretText::new(hex::encode(&*p.key)),
+            key_is_hex: true,
+            required: p.required.unwrap_or(true),
+        }),
     };
     let problem = validate(&config, None).err().map(|e| e.to_string());
     Ok(ImportedConfig {
@@ -226,5 +236,24 @@ mod tests {
             matches!(e, VpnError::Config { ref key, .. } if key == "import"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_post_quantum_mobileconfig_keeps_its_ppk_and_fallback() {
+        let got = import_profile(example("pq.mobileconfig"), None, None).unwrap();
+        let crypto = got.config.crypto.as_ref().unwrap();
+        assert_eq!(
+            crypto.ike,
+            ["aes256gcm16-prfsha384-curve25519-ke1_mlkem768-ke2_mlkem1024"]
+        );
+        assert!(crypto.pq_fallback);
+        let ppk = got.config.ppk.as_ref().expect("ppk");
+        assert_eq!(ppk.id, "ppk-pq-client");
+        assert!(ppk.key_is_hex && !ppk.required);
+        assert!(got.problem.is_none(), "{:?}", got.problem);
+        let v = validate(&got.config, None).unwrap();
+        let key = v.config.ppk.unwrap().key;
+        assert_eq!(key.as_bytes(), (0xa0..0xc0).collect::<Vec<u8>>());
+        assert!(!format!("{got:?}").contains("a0a1a2"));
     }
 }

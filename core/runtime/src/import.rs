@@ -21,7 +21,9 @@ use roam_proto::crypto::proposal::{ProposalError, ProposalSpec};
 use roam_proto::identity::Identity;
 use zeroize::Zeroizing;
 
-pub use model::{ExtractedFile, ImportedAuth, ImportedProfile, ImportedServer, Rendered};
+pub use model::{
+    ExtractedFile, ImportedAuth, ImportedPpk, ImportedProfile, ImportedServer, Rendered,
+};
 pub use pkcs12::Pkcs12Error;
 pub use report::{Finding, FindingKind, Findings};
 

@@ -165,6 +165,8 @@ struct RawAuth {
     private_key: Option<String>,
     /// A post-quantum preshared key (RFC 8784), with any method.
     ppk: Option<Zeroizing<String>>,
+    /// The same key as hex digits, for keys that are not text (instead of `ppk`).
+    ppk_hex: Option<Zeroizing<String>>,
     ppk_id: Option<String>,
     ppk_required: Option<bool>,
 }
@@ -203,7 +205,7 @@ struct RawTunnel {
 }
 
 /// Keys whose values are secret: a type error there must not echo the value.
-const SECRET_KEYS: &[&str] = &["auth.psk", "auth.password", "auth.ppk"];
+const SECRET_KEYS: &[&str] = &["auth.psk", "auth.password", "auth.ppk", "auth.ppk_hex"];
 
 // ---- loading -------------------------------------------------------------------------------
 
@@ -618,10 +620,30 @@ impl LoadedCredentials<'_> {
     }
 }
 
-/// `[auth] ppk`, `ppk_id`, `ppk_required` (default true: a PPK is there to be used).
+/// `[auth] ppk` (text) or `ppk_hex` (hex digits), `ppk_id`, `ppk_required` (default true: a
+/// PPK is there to be used).
 fn ppk(auth: &RawAuth) -> Result<Option<roam_proto::ike::ppk::Ppk>, ProfileError> {
+    let key = match (&auth.ppk, &auth.ppk_hex) {
+        (Some(_), Some(_)) => {
+            return Err(ProfileError::invalid(
+                "auth.ppk_hex",
+                "give the key once: auth.ppk (text) or auth.ppk_hex (hex)",
+            ))
+        }
+        (Some(text), None) => Some(Zeroizing::new(text.as_bytes().to_vec())),
+        (None, Some(digits)) => Some(Zeroizing::new(hex::decode(digits.trim()).map_err(
+            // The error names a position, never the key.
+            |_| {
+                ProfileError::invalid(
+                    "auth.ppk_hex",
+                    "not hex (an even number of digits 0-9, a-f)",
+                )
+            },
+        )?)),
+        (None, None) => None,
+    };
     ppk_settings(
-        auth.ppk.as_deref().map(|k| k.as_str()),
+        key.as_deref().map(Vec::as_slice),
         auth.ppk_id.as_deref(),
         auth.ppk_required,
     )
@@ -630,7 +652,7 @@ fn ppk(auth: &RawAuth) -> Result<Option<roam_proto::ike::ppk::Ppk>, ProfileError
 /// A post-quantum preshared key (RFC 8784) from its settings, checked as the profile's
 /// `[auth] ppk`, `ppk_id` and `ppk_required` are (the FFI's records use the same rules).
 pub fn ppk_settings(
-    key: Option<&str>,
+    key: Option<&[u8]>,
     id: Option<&str>,
     required: Option<bool>,
 ) -> Result<Option<roam_proto::ike::ppk::Ppk>, ProfileError> {
@@ -663,7 +685,7 @@ pub fn ppk_settings(
     };
     Ok(Some(roam_proto::ike::ppk::Ppk {
         id: id.as_bytes().to_vec(),
-        key: Secret::from_slice(key.as_bytes()),
+        key: Secret::from_slice(key),
         required: required.unwrap_or(true),
     }))
 }

@@ -57,6 +57,7 @@ fn transport_ppk_and_pq_fallback_reach_the_session() {
     c.ppk = Some(PpkConfig {
         id: "alice-ppk".into(),
         key: SecretText::new("a post-quantum preshared key".into()),
+        key_is_hex: false,
         required: false,
     });
     let v = validate(&c, None).unwrap();
@@ -77,9 +78,25 @@ fn transport_ppk_and_pq_fallback_reach_the_session() {
     bad.ppk = Some(PpkConfig {
         id: "alice-ppk".into(),
         key: SecretText::new("short".into()),
+        key_is_hex: false,
         required: true,
     });
     assert_eq!(key_of(validate(&bad, None)), "auth.ppk");
+    // A key that is not text travels as hex digits.
+    let mut hex = c.clone();
+    hex.ppk = Some(PpkConfig {
+        id: "bin".into(),
+        key: SecretText::new("00ff00ff00ff00ff00ff00ff00ff00ff".into()),
+        key_is_hex: true,
+        required: true,
+    });
+    let v = validate(&hex, None).unwrap();
+    assert_eq!(v.config.ppk.unwrap().key.as_bytes(), [0, 0xff].repeat(8));
+    let mut bad = hex.clone();
+    if let Some(p) = bad.ppk.as_mut() {
+        p.key = SecretText::new("00ff00ff00ff00ff00ff00ff00ff00fg".into());
+    }
+    assert_eq!(key_of(validate(&bad, None)), "ppk.key");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use zeroize::Zeroizing;
 
-use super::model::{ImportedAuth, ImportedProfile, ImportedServer};
+use super::model::{ImportedAuth, ImportedPpk, ImportedProfile, ImportedServer};
 use super::plist_depth;
 use super::report::Findings;
 use super::settings::{self, Settings, Value};
@@ -31,10 +31,6 @@ const REASONS: &[(&str, &str)] = &[
     (
         "IKEv2.OnDemand",
         "connecting on demand is up to the app embedding Roam",
-    ),
-    (
-        "IKEv2.PPK",
-        "post-quantum preshared keys (RFC 8784) are not implemented yet",
     ),
     ("IKEv2.TLS", "EAP-TLS is not implemented yet"),
     (
@@ -504,6 +500,9 @@ pub(super) fn import(
         )
         .and_then(|k| u64::try_from(k).ok());
 
+    let ppk = take_ppk(&mut s, &mut f);
+    let pq_fallback = s.boolean("IKEv2.AllowPostQuantumKeyExchangeFallback", &mut f);
+
     report_rest(s, &mut f);
     Ok(ImportedProfile {
         name,
@@ -522,8 +521,63 @@ pub(super) fn import(
         mtu,
         ike_rekey_seconds,
         child_rekey_seconds,
+        ppk,
+        pq_fallback,
         findings: f,
     })
+}
+
+/// `PPK` (data), `PPKIdentifier` and `PPKMandatory` (RFC 8784): both of the first two or
+/// neither, the key at least 16 bytes as the profile wants; anything else is reported as lossy
+/// and left out (a PPK is never half imported).
+fn take_ppk(s: &mut Settings, f: &mut Findings) -> Option<ImportedPpk> {
+    let key = match s.take("IKEv2.PPK") {
+        None => None,
+        Some(Value::Data(d)) => Some(d),
+        Some(Value::Str(t)) => Some(Zeroizing::new(t.as_bytes().to_vec())),
+        Some(other) => {
+            f.lossy("PPK", format!("is {}; ignored", other.describe(true)));
+            None
+        }
+    };
+    let id = s.string("IKEv2.PPKIdentifier", f);
+    let required = s.boolean("IKEv2.PPKMandatory", f);
+    match (key, id) {
+        (None, None) => {
+            if let Some(r) = required {
+                f.unsupported("PPKMandatory", format!("{r} without a PPK"));
+            }
+            None
+        }
+        (Some(_), None) => {
+            f.lossy("PPK", "no PPKIdentifier beside it; the PPK is left out");
+            None
+        }
+        (None, Some(_)) => {
+            f.lossy("PPKIdentifier", "no PPK beside it; left out");
+            None
+        }
+        (Some(key), Some(id)) if key.len() < 16 => {
+            f.lossy(
+                "PPK",
+                format!(
+                    "{} bytes, shorter than the 16 Roam accepts (RFC 8784 wants 256 bits); left out, as is PPKIdentifier \"{}\"",
+                    key.len(),
+                    id.escape_debug()
+                ),
+            );
+            None
+        }
+        (Some(_), Some(id)) if id.is_empty() || id.len() >= roam_proto::ike::ppk::MAX_PPK_ID => {
+            f.lossy("PPKIdentifier", "empty or too long; the PPK is left out");
+            None
+        }
+        (Some(key), Some(id)) => Some(ImportedPpk {
+            id: id.to_string(),
+            key,
+            required,
+        }),
+    }
 }
 
 /// Reports what is left: known settings with their reason, the rest as having no
@@ -565,6 +619,9 @@ struct SaParams {
     integrity: String,
     group: i64,
     lifetime_minutes: Option<i64>,
+    /// `PostQuantumKeyExchangeMethods`: IANA key exchange methods (36 ML-KEM-768,
+    /// 37 ML-KEM-1024), one additional key exchange each, in order.
+    post_quantum: Vec<i64>,
 }
 
 impl SaParams {
@@ -574,10 +631,40 @@ impl SaParams {
         let integrity = s.string(&key("IntegrityAlgorithm"), f);
         let group = s.integer(&key("DiffieHellmanGroup"), f);
         let lifetime_minutes = s.integer(&key("LifeTimeInMinutes"), f);
+        let post_quantum = match s.take(&key("PostQuantumKeyExchangeMethods")) {
+            None => Vec::new(),
+            Some(Value::List(items)) => items
+                .iter()
+                .filter_map(|i| match i {
+                    Value::Int(m) => Some(*m),
+                    other => {
+                        f.lossy(
+                            format!("{setting}.PostQuantumKeyExchangeMethods"),
+                            format!(
+                                "an item is {} where an integer belongs; ignored",
+                                other.describe(false)
+                            ),
+                        );
+                        None
+                    }
+                })
+                .collect(),
+            Some(other) => {
+                f.lossy(
+                    format!("{setting}.PostQuantumKeyExchangeMethods"),
+                    format!(
+                        "is {} where an array belongs; ignored",
+                        other.describe(false)
+                    ),
+                );
+                Vec::new()
+            }
+        };
         if encryption.is_none()
             && integrity.is_none()
             && group.is_none()
             && lifetime_minutes.is_none()
+            && post_quantum.is_empty()
         {
             return None;
         }
@@ -588,6 +675,7 @@ impl SaParams {
             integrity: integrity.map_or_else(|| "SHA2-256".to_string(), |i| i.to_string()),
             group: group.unwrap_or(14),
             lifetime_minutes,
+            post_quantum,
         })
     }
 
@@ -630,21 +718,38 @@ impl SaParams {
             );
             return None;
         };
-        let mut words = vec![encr];
+        let mut words = vec![encr.to_string()];
         if esp {
             if !aead {
-                words.push(hash);
+                words.push(hash.to_string());
             }
             if pfs {
-                words.push(group);
+                words.push(group.to_string());
             }
         } else {
             if aead {
-                words.push(prf_keyword(hash));
+                words.push(prf_keyword(hash).to_string());
             } else {
-                words.push(hash);
+                words.push(hash.to_string());
             }
-            words.push(group);
+            words.push(group.to_string());
+        }
+        if esp && !pfs && !self.post_quantum.is_empty() {
+            f.lossy(
+                format!("{}.PostQuantumKeyExchangeMethods", self.setting),
+                "without EnablePFS the CHILD SA takes its keys from the IKE SA (post-quantum when its proposal is); left out of ESP",
+            );
+        } else {
+            for (n, method) in self.post_quantum.iter().enumerate() {
+                let Some(kem) = post_quantum_keyword(*method) else {
+                    f.lossy(
+                        field("PostQuantumKeyExchangeMethods", &method.to_string()),
+                        "unknown method (36 ML-KEM-768 and 37 ML-KEM-1024 are known); Roam's defaults used",
+                    );
+                    return None;
+                };
+                words.push(format!("ke{}_{kem}", n + 1));
+            }
         }
         let proposal = words.join("-");
         match check_proposal(&proposal, esp) {
@@ -653,7 +758,9 @@ impl SaParams {
                 // Name the Apple parameter behind the refused keyword.
                 let culprit = match &e {
                     ProposalError::Weak(w) | ProposalError::Unknown(w) => {
-                        if w == encr {
+                        if w.starts_with("ke") && w.contains('_') {
+                            self.setting.to_string() + ".PostQuantumKeyExchangeMethods"
+                        } else if w == encr {
                             field("EncryptionAlgorithm", &self.encryption)
                         } else if w == group {
                             field("DiffieHellmanGroup", &group_text)
@@ -671,6 +778,16 @@ impl SaParams {
                 None
             }
         }
+    }
+}
+
+/// Apple's `PostQuantumKeyExchangeMethods` value (the IANA transform ID) as a strongSwan
+/// key exchange keyword.
+fn post_quantum_keyword(method: i64) -> Option<&'static str> {
+    match method {
+        36 => Some("mlkem768"),
+        37 => Some("mlkem1024"),
+        _ => None,
     }
 }
 

@@ -25,7 +25,29 @@ pub struct ImportedProfile {
     pub mtu: Option<u16>,
     pub ike_rekey_seconds: Option<u64>,
     pub child_rekey_seconds: Option<u64>,
+    /// A post-quantum preshared key (RFC 8784), with any method.
+    pub ppk: Option<ImportedPpk>,
+    /// Whether the IKE proposals may also be offered without their post-quantum key exchanges.
+    pub pq_fallback: Option<bool>,
     pub findings: Findings,
+}
+
+/// `[auth] ppk_hex`, `ppk_id`, `ppk_required`.
+pub struct ImportedPpk {
+    pub id: String,
+    pub key: Zeroizing<Vec<u8>>,
+    /// `None` leaves the profile's default (required).
+    pub required: Option<bool>,
+}
+
+impl fmt::Debug for ImportedPpk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImportedPpk")
+            .field("id", &self.id)
+            .field("key", &format_args!("<{} bytes>", self.key.len()))
+            .field("required", &self.required)
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -115,6 +137,8 @@ impl fmt::Debug for ImportedProfile {
             .field("mtu", &self.mtu)
             .field("ike_rekey_seconds", &self.ike_rekey_seconds)
             .field("child_rekey_seconds", &self.child_rekey_seconds)
+            .field("ppk", &self.ppk)
+            .field("pq_fallback", &self.pq_fallback)
             .field("findings", &self.findings)
             .finish()
     }
@@ -185,6 +209,12 @@ struct TomlAuth<'a> {
     certificate: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     private_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ppk_hex: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ppk_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ppk_required: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -193,6 +223,8 @@ struct TomlCrypto<'a> {
     ike: &'a [String],
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     esp: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pq_fallback: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -238,6 +270,10 @@ impl ImportedProfile {
             .ca_pem
             .as_ref()
             .map(|pem| file("ca.pem", pem.as_bytes(), false));
+        let ppk_hex = self
+            .ppk
+            .as_ref()
+            .map(|p| Zeroizing::new(hex::encode(&*p.key)));
         let auth = match &self.auth {
             ImportedAuth::Psk { local_id, psk } => TomlAuth {
                 method: self.auth.method(),
@@ -247,6 +283,9 @@ impl ImportedProfile {
                 password: None,
                 certificate: None,
                 private_key: None,
+                ppk_hex: None,
+                ppk_id: None,
+                ppk_required: None,
             },
             ImportedAuth::EapMschapv2 {
                 username,
@@ -260,6 +299,9 @@ impl ImportedProfile {
                 password: password.as_ref().map(|s| s.as_str()),
                 certificate: None,
                 private_key: None,
+                ppk_hex: None,
+                ppk_id: None,
+                ppk_required: None,
             },
             ImportedAuth::Certificate {
                 certificate_pem,
@@ -277,12 +319,23 @@ impl ImportedProfile {
                 private_key: private_key_pem
                     .as_ref()
                     .map(|pem| file("key.pem", pem.as_bytes(), true)),
+                ppk_hex: None,
+                ppk_id: None,
+                ppk_required: None,
             },
         };
-        let crypto = (!self.ike.is_empty() || !self.esp.is_empty()).then_some(TomlCrypto {
-            ike: &self.ike,
-            esp: &self.esp,
-        });
+        let auth = TomlAuth {
+            ppk_hex: ppk_hex.as_ref().map(|h| h.as_str()),
+            ppk_id: self.ppk.as_ref().map(|p| p.id.as_str()),
+            ppk_required: self.ppk.as_ref().and_then(|p| p.required),
+            ..auth
+        };
+        let crypto = (!self.ike.is_empty() || !self.esp.is_empty() || self.pq_fallback.is_some())
+            .then_some(TomlCrypto {
+                ike: &self.ike,
+                esp: &self.esp,
+                pq_fallback: self.pq_fallback,
+            });
         let tunnel = TomlTunnel {
             mobike: self.mobike,
             dpd_seconds: self.dpd_seconds,

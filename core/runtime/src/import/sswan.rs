@@ -258,6 +258,8 @@ pub(super) fn import(
         mtu,
         ike_rekey_seconds: None,
         child_rekey_seconds: None,
+        ppk: None,
+        pq_fallback: None,
         findings: f,
     })
 }

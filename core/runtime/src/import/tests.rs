@@ -275,7 +275,7 @@ fn mobileconfig_psk_maps_sa_parameters() {
 }
 
 #[test]
-fn mobileconfig_eap_refuses_des_and_reports_ppk_and_dns() {
+fn mobileconfig_eap_refuses_des_takes_the_ppk_and_reports_dns() {
     let p = import(
         &fixture("eap.mobileconfig"),
         Kind::Mobileconfig,
@@ -305,16 +305,21 @@ fn mobileconfig_eap_refuses_des_and_reports_ppk_and_dns() {
         // Without CHILD parameters Apple applies the IKE ones to ESP too.
         "lossy: IKESecurityAssociationParameters.EncryptionAlgorithm=DES: refused for IKE (\"des-sha1-modp1024\": weak algorithm 'des'",
         "lossy: IKESecurityAssociationParameters.EncryptionAlgorithm=DES: refused for ESP (\"des-sha1\"",
-        "unsupported: PPK: <20 bytes>",
-        "unsupported: PPKIdentifier",
         "unsupported: TLSMinimumVersion",
         "unsupported: DNS.ServerAddresses: [\"10.8.0.53\"]",
     ] {
         assert!(got.iter().any(|f| f.starts_with(expected)), "{expected} not in {got:#?}");
     }
-    assert_eq!(got.len(), 6, "{got:#?}");
+    assert_eq!(got.len(), 4, "{got:#?}");
     assert!(!p.findings.has_missing());
     assert!(!got.iter().any(|f| f.contains("an-example-password")));
+    let ppk = p.ppk.as_ref().expect("the PPK is imported");
+    assert_eq!(ppk.id, "ppk-alice");
+    assert_eq!(&*ppk.key, b"post-quantum-example");
+    assert_eq!(
+        ppk.required, None,
+        "Apple's default (mandatory) is the profile's too"
+    );
     let dir = tmp();
     let (_, loaded) = round_trip(&p, &dir);
     assert_eq!(
@@ -510,5 +515,103 @@ fn a_signed_mobileconfig_is_unwrapped_and_says_the_signature_is_unchecked() {
     assert_eq!(
         Kind::detect(None, &fixture("psk-signed.mobileconfig")),
         Some(Kind::Mobileconfig)
+    );
+}
+
+#[test]
+fn mobileconfig_post_quantum_methods_fallback_and_a_binary_ppk() {
+    let p = import(
+        &fixture("pq.mobileconfig"),
+        Kind::Mobileconfig,
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    // IANA 36 and 37 become the first and second additional key exchange.
+    assert_eq!(
+        p.ike,
+        vec!["aes256gcm16-prfsha384-curve25519-ke1_mlkem768-ke2_mlkem1024".to_string()]
+    );
+    // Without EnablePFS the CHILD SA has no key exchange of its own: said, not dropped.
+    assert_eq!(p.esp, vec!["aes256gcm16".to_string()]);
+    assert!(has(
+        &p,
+        "lossy: ChildSecurityAssociationParameters.PostQuantumKeyExchangeMethods: without EnablePFS"
+    ));
+    assert_eq!(p.pq_fallback, Some(true));
+    let ppk = p.ppk.as_ref().expect("PPK");
+    assert_eq!(ppk.id, "ppk-pq-client");
+    assert_eq!(&*ppk.key, &(0xa0..0xc0).collect::<Vec<u8>>()[..]);
+    assert_eq!(ppk.required, Some(false));
+    let got = findings(&p);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    // The key is in the profile as hex (it is not text), and nowhere in the findings.
+    assert!(!got.iter().any(|f| f.contains("a0a1a2")));
+    let dir = tmp();
+    let (text, loaded) = round_trip(&p, &dir);
+    assert!(text.contains("ppk_hex = \"a0a1a2a3"), "{text}");
+    let c = &loaded.config;
+    let loaded_ppk = c.ppk.as_ref().expect("the loader reads the PPK back");
+    assert_eq!(loaded_ppk.key.as_bytes(), &*ppk.key);
+    assert_eq!(loaded_ppk.id, b"ppk-pq-client");
+    assert!(!loaded_ppk.required);
+    assert!(c.pq_fallback);
+    assert_eq!(c.ike_proposals, p.ike);
+}
+
+#[test]
+fn mobileconfig_half_a_ppk_or_an_unknown_method_is_reported() {
+    let text = String::from_utf8(fixture("pq.mobileconfig")).unwrap();
+    // No identifier: the key is left out, loudly.
+    let no_id = text.replace(
+        "<key>PPKIdentifier</key>\n\t\t\t\t<string>ppk-pq-client</string>",
+        "",
+    );
+    assert_ne!(no_id, text);
+    let p = import(
+        no_id.as_bytes(),
+        Kind::Mobileconfig,
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    assert!(p.ppk.is_none());
+    assert!(
+        has(&p, "lossy: PPK: no PPKIdentifier"),
+        "{:#?}",
+        findings(&p)
+    );
+    // A short key: left out with its identifier.
+    let short = text.replace(
+        "oKGio6SlpqeoqaqrrK2ur7CxsrO0tba3uLm6u7y9vr8=",
+        "c2hvcnQ=", // "short"
+    );
+    assert_ne!(short, text);
+    let p = import(
+        short.as_bytes(),
+        Kind::Mobileconfig,
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    assert!(p.ppk.is_none());
+    assert!(
+        has(&p, "lossy: PPK: 5 bytes, shorter than the 16"),
+        "{:#?}",
+        findings(&p)
+    );
+    // A method Roam does not know: the IKE proposal falls back to Roam's defaults, said so.
+    let unknown = text.replacen("<integer>37</integer>", "<integer>99</integer>", 1);
+    let p = import(
+        unknown.as_bytes(),
+        Kind::Mobileconfig,
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    assert!(p.ike.is_empty());
+    assert!(
+        has(
+            &p,
+            "lossy: IKESecurityAssociationParameters.PostQuantumKeyExchangeMethods=99: unknown method"
+        ),
+        "{:#?}",
+        findings(&p)
     );
 }

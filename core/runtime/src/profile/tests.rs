@@ -741,6 +741,16 @@ fn post_quantum_keys() {
         "{PSK}ppk = \"0123456789abcdef-post-quantum\"\nppk_id = \"x\"\nppk_required = false\n"
     );
     assert!(!load_str(&text).unwrap().config.ppk.unwrap().required);
+    // A key that is not text, as hex digits (either case).
+    let text = format!("{PSK}ppk_hex = \"00FF10ee0123456789abcdef00112233\"\nppk_id = \"bin\"\n");
+    let ppk = load_str(&text).unwrap().config.ppk.unwrap();
+    assert_eq!(
+        ppk.key.as_bytes(),
+        [
+            0x00, 0xff, 0x10, 0xee, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x00, 0x11,
+            0x22, 0x33
+        ]
+    );
 }
 
 #[test]
@@ -758,6 +768,27 @@ fn post_quantum_key_errors() {
     err_for(
         &format!("{PSK}[crypto]\nike = [\"aes256gcm16-prfsha384-mlkem768\"]\n"),
         "crypto.ike[0]",
+    );
+    // Hex form: digits only, an even number, not beside the text form; never echoed.
+    let msg = err(&format!(
+        "{PSK}ppk_hex = \"00112233445566778899aabbccddeefZ\"\nppk_id = \"a\"\n"
+    ))
+    .to_string();
+    assert!(msg.starts_with("auth.ppk_hex"), "{msg}");
+    assert!(!msg.contains("0011223344"), "{msg}");
+    err_for(
+        &format!("{PSK}ppk_hex = \"001\"\nppk_id = \"a\"\n"),
+        "auth.ppk_hex",
+    );
+    err_for(
+        &format!("{PSK}ppk_hex = \"0011\"\nppk_id = \"a\"\n"),
+        "auth.ppk",
+    );
+    err_for(
+        &format!(
+            "{PSK}ppk = \"0123456789abcdef-pq\"\nppk_hex = \"00112233445566778899aabbccddeeff\"\nppk_id = \"a\"\n"
+        ),
+        "auth.ppk_hex",
     );
     // A PPK of the wrong type does not echo its value.
     let msg = err(&format!("{PSK}ppk = 12345678901234567\nppk_id = \"a\"\n")).to_string();
