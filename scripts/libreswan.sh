@@ -6,9 +6,10 @@
 # installed: the .deb is fetched with `apt-get download` and unpacked with `dpkg -x` into a
 # cache directory, and pluto runs from there with its own config, NSS database, run directory
 # and log, stopped by PID only. This kernel has no ESP, so pluto can authenticate an IKE SA
-# but cannot install a CHILD SA (errno 38); docs/lab.md says what it does then. It has no
-# espintcp either, the TCP upper layer protocol pluto switches its IKE-over-TCP sockets to:
-# scripts/libreswan-espintcp.c, preloaded into pluto only, does that framing in user space.
+# but cannot install a CHILD SA (errno 38); docs/lab.md (IKE over TCP against libreswan)
+# says what it does then. It has no espintcp either, the TCP upper layer protocol pluto
+# switches its IKE-over-TCP sockets to: scripts/libreswan-espintcp.c, preloaded into pluto
+# only, does that framing in user space.
 #
 # Usage (as root):
 #   libreswan.sh deps        apt-get the runtime libraries pluto links against (those that do
