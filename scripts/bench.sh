@@ -249,6 +249,9 @@ run_one() { # TUNNEL ROUND
   down=$(measure down "$DURATION")
   read -r cu1 cs1 <<<"$(proc_ticks "$CPID")"; read -r su1 ss1 <<<"$(proc_ticks "$SPID")"; drops=$(( $(udp_drops) - drops ))
   hwm=$(status_kb "$CPID" VmHWM)
+  # where the client's memory is: anonymous (heap, stacks) against file (its code), and by mapping
+  grep -E '^(VmHWM|VmRSS|RssAnon|RssFile|RssShmem)' "/proc/$CPID/status" > "$OUT/mem-$t-$r.txt" 2>/dev/null || true
+  cp "/proc/$CPID/smaps" "$OUT/smaps-$t-$r.txt" 2>/dev/null || true
   [ -d "/proc/$CPID" ] || note="client ended during the run"
   teardown
   local u_m u_r u_b d_m d_r d_b

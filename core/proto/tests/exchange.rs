@@ -344,3 +344,36 @@ fn hostile_datagrams_are_dropped_and_the_session_lives_on() {
     p.pump();
     assert_eq!(p.disconnect_reason(), Some(&DisconnectReason::Closed));
 }
+
+#[test]
+fn a_refused_first_child_sa_deletes_the_ike_sa_at_the_server() {
+    // The server takes the IKE proposal but none of the ESP ones: it answers IKE_AUTH with
+    // its AUTH and NO_PROPOSAL_CHOSEN, and its IKE SA stands (RFC 7296 §1.2).
+    let mut p = Pair::new(
+        psk_client(PSK, &["aes256gcm16-prfsha384-ecp384"], &["aes128gcm16"]),
+        psk_server(PSK),
+        10,
+    );
+    p.connect();
+    p.run_for(Duration::from_secs(1));
+    assert!(
+        matches!(
+            p.disconnect_reason(),
+            Some(DisconnectReason::NegotiationFailed(why)) if why.contains("CHILD SA: NO_PROPOSAL_CHOSEN")
+        ),
+        "{:?}",
+        p.client_events
+    );
+    // The client told the server with a DELETE: nothing is left there.
+    assert_eq!(p.sent[0], 3, "IKE_SA_INIT, IKE_AUTH and the DELETE");
+    assert_eq!(
+        p.server.sa_count(),
+        0,
+        "the server keeps no unusable IKE SA"
+    );
+    assert_eq!(
+        p.client.poll_timeout(),
+        None,
+        "the DELETE is not waited for"
+    );
+}

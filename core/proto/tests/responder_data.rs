@@ -412,8 +412,8 @@ fn leases_return_to_the_pool_and_the_sa_goes_with_the_client() {
     assert_eq!(net.server.leases_in_use(), (0, 0));
     assert_eq!(
         net.server.sa_count(),
-        1,
-        "only the client without a CHILD SA"
+        0,
+        "the client that got no CHILD SA deleted its IKE SA as well"
     );
 }
 

@@ -270,7 +270,19 @@ impl Initiator {
         self.phase = Phase::Established;
         self.auth.eap = None;
         self.emit(IkeEvent::IkeEstablished);
-        self.process_first_child(p);
+        if let Err(reason) = self.process_first_child(p) {
+            self.drop_unusable(now, reason);
+        }
+    }
+
+    /// The IKE SA stands at the server but its first CHILD SA failed, so it would carry
+    /// nothing: one INFORMATIONAL DELETE tells the server (sent once, not waited for; RFC
+    /// 7296 §1.2 leaves such an IKE SA up otherwise), then it ends here.
+    fn drop_unusable(&mut self, now: Instant, reason: DisconnectReason) {
+        if self.keys.is_some() {
+            self.send_delete(now);
+        }
+        self.fail(reason);
     }
 
     fn check_server_identity(&mut self, id: Id<'_>) -> Result<(), DisconnectReason> {
@@ -427,8 +439,9 @@ impl Initiator {
         }
     }
 
-    /// The CP reply, the ESP proposal and the traffic selectors of the first CHILD SA.
-    fn process_first_child(&mut self, p: &[Payload<'_>]) {
+    /// The CP reply, the ESP proposal and the traffic selectors of the first CHILD SA; an
+    /// error when the server refused it or answered outside what we asked.
+    fn process_first_child(&mut self, p: &[Payload<'_>]) -> Result<(), DisconnectReason> {
         for pl in p {
             if let Payload::Notify(n) = pl {
                 match n.kind {
@@ -448,10 +461,10 @@ impl Initiator {
                         }
                     }
                     k @ (NotifyType::TEMPORARY_FAILURE | NotifyType::INTERNAL_ADDRESS_FAILURE) => {
-                        return self.fail(DisconnectReason::TemporarilyRefused(k.to_string()));
+                        return Err(DisconnectReason::TemporarilyRefused(k.to_string()));
                     }
                     k if k.is_error() => {
-                        return self.fail(DisconnectReason::NegotiationFailed(format!(
+                        return Err(DisconnectReason::NegotiationFailed(format!(
                             "CHILD SA: {k}"
                         )));
                     }
@@ -475,7 +488,7 @@ impl Initiator {
             }
         }
         let (Some(sa), Some(ts_i), Some(ts_r)) = (sa, ts_i, ts_r) else {
-            return self.fail(DisconnectReason::NegotiationFailed(
+            return Err(DisconnectReason::NegotiationFailed(
                 "no CHILD SA in the IKE_AUTH response".into(),
             ));
         };
@@ -484,13 +497,13 @@ impl Initiator {
             [one] => accept_response(&offered, one),
             _ => None,
         }) else {
-            return self.fail(DisconnectReason::NegotiationFailed(
+            return Err(DisconnectReason::NegotiationFailed(
                 "responder chose an ESP proposal we did not offer".into(),
             ));
         };
         let chosen_spi = sa.first().map(|s| s.spi.clone()).unwrap_or_default();
         let Ok(spi_out) = <[u8; 4]>::try_from(chosen_spi.as_slice()).map(u32::from_be_bytes) else {
-            return self.fail(DisconnectReason::ProtocolError(
+            return Err(DisconnectReason::ProtocolError(
                 "ESP SPI is not 4 bytes".into(),
             ));
         };
@@ -498,12 +511,12 @@ impl Initiator {
             !got.is_empty() && got.iter().all(|g| asked.iter().any(|a| ts_contains(a, g)))
         };
         if !narrowed(&ts_i, &self.auth.ts_i) || !narrowed(&ts_r, &self.auth.ts_r) {
-            return self.fail(DisconnectReason::NegotiationFailed(
+            return Err(DisconnectReason::NegotiationFailed(
                 "traffic selectors outside what we asked".into(),
             ));
         }
         let Some(keys) = self.keys.as_ref() else {
-            return;
+            return Ok(());
         };
         let child = ChildSa::derive(
             Role::Initiator,
@@ -528,12 +541,13 @@ impl Initiator {
                 );
                 self.child = Some(c);
                 self.emit(IkeEvent::ChildEstablished);
+                Ok(())
             }
             Err(e) => {
                 warn!("CHILD SA keys: {e}");
-                self.fail(DisconnectReason::NegotiationFailed(format!(
+                Err(DisconnectReason::NegotiationFailed(format!(
                     "CHILD SA keys: {e}"
-                )));
+                )))
             }
         }
     }
