@@ -40,6 +40,8 @@ pub(in crate::ike) struct ServerRekey {
     pub(super) answering: Answers,
     /// Our finished rekey waiting for the client's colliding one.
     pub(super) ours_done: Option<OursDone>,
+    /// Fragments of a response to our request (an IKE_FOLLOWUP_KE answer with a large KE).
+    responses: protect::Reassembly,
 }
 
 impl ServerRekey {
@@ -409,6 +411,7 @@ impl Responder {
         sa.spi_r = new.spi_r;
         sa.original_initiator = new.original_initiator;
         sa.reassembly.clear();
+        sa.rekey.responses.clear();
         sa.rekey.answering = Answers::default();
         self.by_ike_spi.insert(our_spi, sa.handle);
     }
@@ -465,9 +468,22 @@ impl Responder {
             self.dropped += 1;
             return;
         }
-        let Ok(opened) = protect::open(&sa.keys.inbound, msg) else {
-            self.dropped += 1;
-            return;
+        let opened = if msg.fragment().is_some() {
+            match sa.rekey.responses.add_at(now, &sa.keys.inbound, msg) {
+                Ok(Some(o)) => o,
+                Ok(None) => return,
+                Err(e) => {
+                    debug!("responder: bad response fragment: {e}");
+                    self.dropped += 1;
+                    return;
+                }
+            }
+        } else {
+            let Ok(opened) = protect::open(&sa.keys.inbound, msg) else {
+                self.dropped += 1;
+                return;
+            };
+            opened
         };
         let ResponseMatch::Expected(kind) = sa.tm.match_response(id) else {
             return;
