@@ -195,6 +195,8 @@ impl Responder {
         message_id: u32,
         p: &[Payload<'_>],
     ) {
+        // A colliding rekey of the client it may have abandoned first (we have no timers).
+        self.settle_ours(now, sa);
         let r = CreateChild::parse(p);
         if r.is_ike_rekey() {
             return self.answer_ike_rekey(now, sa, message_id, &r);
