@@ -471,9 +471,9 @@ fn ppk_required_by_the_server() {
 }
 
 #[test]
-fn hybrid_ike_sa_rekeys_classically_for_now() {
-    // No IKE_FOLLOWUP_KE yet: the rekey's CREATE_CHILD_SA offers the proposal without its
-    // additional exchanges, and the server takes that.
+fn hybrid_ike_sa_rekeys_with_its_additional_exchange() {
+    // The rekey's CREATE_CHILD_SA offers the proposal with its additional exchange, which
+    // then runs in IKE_FOLLOWUP_KE (tests/pq_rekey.rs goes through it in detail).
     let ike = "aes256gcm16-prfsha384-x25519-ke1_mlkem768";
     let mut p = Pair::connected_with(
         psk_client(PSK, &[ike], &[]),
@@ -488,7 +488,7 @@ fn hybrid_ike_sa_rekeys_classically_for_now() {
     assert_ne!(new.0, old.0, "IKE SA rekeyed");
     assert_eq!(
         p.client.ike().ike_proposal().map(|s| s.name()).as_deref(),
-        Some("aes256gcm16-prfsha384-curve25519")
+        Some("aes256gcm16-prfsha384-curve25519-ke1_mlkem768")
     );
     assert!(p.ping(2));
     let now = p.now;

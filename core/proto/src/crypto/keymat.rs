@@ -1,5 +1,6 @@
 //! Key derivation: SKEYSEED and the seven IKE SA keys (RFC 7296 §2.14), CHILD SA keys
-//! (§2.17), and the keys of a rekeyed IKE SA (§2.18).
+//! (§2.17), and the keys of a rekeyed IKE SA (§2.18), with the shared secrets of additional
+//! key exchanges (RFC 9370 §2.2.4) where a CREATE_CHILD_SA ran IKE_FOLLOWUP_KE.
 
 use super::error::CryptoError;
 use super::prf::Prf;
@@ -51,7 +52,43 @@ pub fn derive_rekeyed_ike_keys(
     encr_len: usize,
     integ_len: usize,
 ) -> Result<IkeKeys, CryptoError> {
-    let skeyseed = old_prf.compute(old_sk_d, &[g_ir, ni, nr]);
+    derive_rekeyed_ike_keys_hybrid(
+        old_prf,
+        old_sk_d,
+        prf,
+        g_ir,
+        &[],
+        ni,
+        nr,
+        spi_i,
+        spi_r,
+        encr_len,
+        integ_len,
+    )
+}
+
+/// The keys of the new IKE SA of a rekey with additional key exchanges (RFC 9370 §2.2.4):
+/// SKEYSEED = prf(SK_d (old), SK(0) | Ni | Nr | SK(1) | ... | SK(n)), SK(0) being the shared
+/// secret of the CREATE_CHILD_SA's KE and `additional` those of the IKE_FOLLOWUP_KE
+/// exchanges in order; then the seven keys as in §2.14. Without additional secrets this is
+/// exactly [`derive_rekeyed_ike_keys`].
+#[allow(clippy::too_many_arguments)]
+pub fn derive_rekeyed_ike_keys_hybrid(
+    old_prf: Prf,
+    old_sk_d: &[u8],
+    prf: Prf,
+    sk0: &[u8],
+    additional: &[&[u8]],
+    ni: &[u8],
+    nr: &[u8],
+    spi_i: u64,
+    spi_r: u64,
+    encr_len: usize,
+    integ_len: usize,
+) -> Result<IkeKeys, CryptoError> {
+    let mut data: Vec<&[u8]> = vec![sk0, ni, nr];
+    data.extend_from_slice(additional);
+    let skeyseed = old_prf.compute(old_sk_d, &data);
     split_ike_keys(prf, &skeyseed, ni, nr, spi_i, spi_r, encr_len, integ_len)
 }
 
@@ -137,15 +174,34 @@ pub fn derive_child_keys(
     encr_len: usize,
     integ_len: usize,
 ) -> Result<ChildKeys, CryptoError> {
+    derive_child_keys_hybrid(prf, sk_d, g_ir, &[], ni, nr, encr_len, integ_len)
+}
+
+/// KEYMAT of a CHILD SA made with additional key exchanges (RFC 9370 §2.2.4):
+/// prf+(SK_d, SK(0) | Ni | Nr | SK(1) | ... | SK(n)), SK(0) being g^ir of the
+/// CREATE_CHILD_SA and `additional` the IKE_FOLLOWUP_KE secrets in order. Without them this
+/// is exactly [`derive_child_keys`].
+#[allow(clippy::too_many_arguments)]
+pub fn derive_child_keys_hybrid(
+    prf: Prf,
+    sk_d: &[u8],
+    g_ir: Option<&[u8]>,
+    additional: &[&[u8]],
+    ni: &[u8],
+    nr: &[u8],
+    encr_len: usize,
+    integ_len: usize,
+) -> Result<ChildKeys, CryptoError> {
     let lens = [encr_len, integ_len, encr_len, integ_len];
     let total = lens
         .iter()
         .try_fold(0usize, |a, l| a.checked_add(*l))
         .ok_or(CryptoError::KeyLength)?;
-    let stream = match g_ir {
-        Some(g) => prf.prf_plus(sk_d, &[g, ni, nr], total)?,
-        None => prf.prf_plus(sk_d, &[ni, nr], total)?,
-    };
+    let mut seed: Vec<&[u8]> = Vec::with_capacity(3 + additional.len());
+    seed.extend(g_ir);
+    seed.extend_from_slice(&[ni, nr]);
+    seed.extend_from_slice(additional);
+    let stream = prf.prf_plus(sk_d, &seed, total)?;
     let mut parts = Splitter::new(&stream).take_all(&lens)?.into_iter();
     let mut next = || parts.next().ok_or(CryptoError::KeyLength);
     Ok(ChildKeys {
@@ -265,6 +321,75 @@ mod tests {
             stream.as_bytes()
         );
         assert_eq!(&stream.as_bytes()[32..64], pfs.integ_i.as_bytes());
+    }
+
+    #[test]
+    fn hybrid_rekeys_follow_rfc9370_2_2_4() {
+        let prf = sha256();
+        let (ni, nr, sk0, sk1, sk2, sk_d) = (
+            [1u8; 32], [2u8; 32], [3u8; 32], [4u8; 32], [5u8; 32], [6u8; 32],
+        );
+        // IKE SA: SKEYSEED = prf(SK_d, SK(0) | Ni | Nr | SK(1) | SK(2)).
+        let k = derive_rekeyed_ike_keys_hybrid(
+            prf,
+            &sk_d,
+            prf,
+            &sk0,
+            &[&sk1, &sk2],
+            &ni,
+            &nr,
+            7,
+            8,
+            36,
+            0,
+        )
+        .unwrap();
+        let skeyseed = prf.compute(&sk_d, &[&[sk0, ni, nr, sk1, sk2].concat()]);
+        let stream = prf
+            .prf_plus(
+                skeyseed.as_bytes(),
+                &[&ni, &nr, &7u64.to_be_bytes(), &8u64.to_be_bytes()],
+                32 * 3 + 72,
+            )
+            .unwrap();
+        let all = [
+            &k.sk_d, &k.sk_ai, &k.sk_ar, &k.sk_ei, &k.sk_er, &k.sk_pi, &k.sk_pr,
+        ];
+        assert_eq!(concat(&all), stream.as_bytes());
+        // Without additional secrets: the classical §2.18 keys; each secret changes them.
+        let classical =
+            derive_rekeyed_ike_keys_hybrid(prf, &sk_d, prf, &sk0, &[], &ni, &nr, 7, 8, 36, 0)
+                .unwrap();
+        let plain = derive_rekeyed_ike_keys(prf, &sk_d, prf, &sk0, &ni, &nr, 7, 8, 36, 0).unwrap();
+        assert_eq!(classical.sk_d, plain.sk_d);
+        assert_ne!(classical.sk_d, k.sk_d);
+        let other = derive_rekeyed_ike_keys_hybrid(
+            prf,
+            &sk_d,
+            prf,
+            &sk0,
+            &[&sk1, &[9u8; 32]],
+            &ni,
+            &nr,
+            7,
+            8,
+            36,
+            0,
+        )
+        .unwrap();
+        assert_ne!(other.sk_ei, k.sk_ei);
+
+        // CHILD SA: KEYMAT = prf+(SK_d, SK(0) | Ni | Nr | SK(1)).
+        let c = derive_child_keys_hybrid(prf, &sk_d, Some(&sk0), &[&sk1], &ni, &nr, 32, 0).unwrap();
+        let stream = prf
+            .prf_plus(&sk_d, &[&[sk0, ni, nr, sk1].concat()], 64)
+            .unwrap();
+        assert_eq!(
+            concat(&[&c.encr_i, &c.integ_i, &c.encr_r, &c.integ_r]),
+            stream.as_bytes()
+        );
+        let pfs = derive_child_keys(prf, &sk_d, Some(&sk0), &ni, &nr, 32, 0).unwrap();
+        assert_ne!(pfs.encr_i, c.encr_i, "SK(1) enters KEYMAT");
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! Additional key exchanges (RFC 9370) are written as in strongSwan 6: `ke1_mlkem768` up to
 //! `ke7_...`, one prefix per ADDITIONAL_KEY_EXCHANGE_n transform type; `keN_none` makes that
 //! exchange optional. ML-KEM (`mlkem512/768/1024`) is accepted only as an additional one.
+//! ESP proposals take them too after a PFS group (`aes256gcm16-x25519-ke1_mlkem768`): CHILD
+//! SA rekeys then run them in IKE_FOLLOWUP_KE exchanges (the first CHILD SA has no KE at all).
 
 use crate::wire::{
     DhGroup, EncrId, EsnId, IntegId, PrfId, Proposal, ProtocolId, Transform, TransformType,
@@ -279,10 +281,12 @@ impl ProposalSpec {
             ));
         }
         spec.check_encr(s)?;
-        if spec.additional.iter().any(|slot| !slot.is_empty()) {
+        if spec.has_additional() && spec.dh.is_empty() {
+            // RFC 9370 §2.2.4: the additional exchanges follow the CREATE_CHILD_SA's own KE.
             return Err(ProposalError::Incomplete(
                 s.to_string(),
-                "additional key exchanges (keN_) in ESP proposals are not supported yet",
+                "additional key exchanges (keN_) in an ESP proposal need a PFS group first \
+                 (aes256gcm16-x25519-ke1_mlkem768)",
             ));
         }
         if spec.dh.iter().any(|g| crate::crypto::kem::is_kem(*g)) {
@@ -1594,6 +1598,37 @@ mod additional_tests {
             ProposalSpec::parse_esp("aes256gcm16-ke1_mlkem768", &[]),
             Err(ProposalError::Incomplete(_, _))
         ));
+    }
+
+    #[test]
+    fn esp_proposals_with_additional_key_exchanges() {
+        let p =
+            ProposalSpec::parse_esp("aes256gcm16-x25519-ke1_mlkem768-ke2_mlkem1024", &[]).unwrap();
+        assert_eq!(p.dh, vec![DhGroup::CURVE25519]);
+        assert_eq!(p.additional[0], vec![DhGroup::ML_KEM_768]);
+        assert_eq!(p.additional[1], vec![DhGroup::ML_KEM_1024]);
+        assert!(p.has_additional());
+        // A responder choosing it answers with one method per slot, ESN included.
+        let wire = p.to_wire(1, &[1, 2, 3, 4]);
+        let (sel, n, spi) = choose(std::slice::from_ref(&p), std::slice::from_ref(&wire)).unwrap();
+        assert_eq!((n, spi.as_slice()), (1, &[1u8, 2, 3, 4][..]));
+        assert_eq!(
+            sel.name(),
+            "aes256gcm16-curve25519-ke1_mlkem768-ke2_mlkem1024"
+        );
+        assert_eq!(
+            accept_response(&[wire], &sel.to_wire(1, &[5, 6, 7, 8])),
+            Some(sel)
+        );
+        // ML-KEM still only as an additional exchange; no PFS group: refused by name.
+        assert!(matches!(
+            ProposalSpec::parse_esp("aes256gcm16-mlkem768", &[]),
+            Err(ProposalError::Incomplete(_, _))
+        ));
+        match ProposalSpec::parse_esp("aes256gcm16-ke1_mlkem768", &[]) {
+            Err(ProposalError::Incomplete(_, why)) => assert!(why.contains("PFS group")),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

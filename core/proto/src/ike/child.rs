@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::crypto::keymat::derive_child_keys;
+use crate::crypto::keymat::derive_child_keys_hybrid;
 use crate::crypto::prf::Prf;
 use crate::crypto::proposal::Selected;
 use crate::crypto::sk::SkCipher;
@@ -44,9 +44,42 @@ impl ChildSa {
         ts_local: Vec<TrafficSelector>,
         ts_remote: Vec<TrafficSelector>,
     ) -> Result<Self, CryptoError> {
+        Self::derive_hybrid(
+            role,
+            prf,
+            sk_d,
+            g_ir,
+            &[],
+            ni,
+            nr,
+            selected,
+            spi_in,
+            spi_out,
+            ts_local,
+            ts_remote,
+        )
+    }
+
+    /// Like [`ChildSa::derive`], with the shared secrets of the additional key exchanges
+    /// (IKE_FOLLOWUP_KE, RFC 9370 §2.2.4) after the nonces.
+    #[allow(clippy::too_many_arguments)]
+    pub fn derive_hybrid(
+        role: Role,
+        prf: Prf,
+        sk_d: &[u8],
+        g_ir: Option<&[u8]>,
+        additional: &[&[u8]],
+        ni: &[u8],
+        nr: &[u8],
+        selected: Selected,
+        spi_in: u32,
+        spi_out: u32,
+        ts_local: Vec<TrafficSelector>,
+        ts_remote: Vec<TrafficSelector>,
+    ) -> Result<Self, CryptoError> {
         let encr_len = SkCipher::encr_key_len(selected.encr, selected.key_bits)?;
         let integ_len = SkCipher::integ_key_len(selected.integ)?;
-        let k = derive_child_keys(prf, sk_d, g_ir, ni, nr, encr_len, integ_len)?;
+        let k = derive_child_keys_hybrid(prf, sk_d, g_ir, additional, ni, nr, encr_len, integ_len)?;
         let (encr_out, integ_out, encr_in, integ_in) = match role {
             Role::Initiator => (
                 k.encr_i.clone(),

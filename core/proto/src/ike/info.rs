@@ -16,6 +16,7 @@ impl Initiator {
         match h.exchange {
             ExchangeType::INFORMATIONAL => self.process_informational(now, h.message_id, p),
             ExchangeType::CREATE_CHILD_SA => self.process_create_child_request(now, h, p),
+            ExchangeType::IKE_FOLLOWUP_KE => self.process_followup_request(now, h, p),
             other => {
                 debug!("ignoring {other} request");
                 self.drops.unexpected += 1;

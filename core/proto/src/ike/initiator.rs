@@ -309,6 +309,7 @@ impl Initiator {
             RequestKind::Dpd => self.path_answered(now),
             RequestKind::UpdateSa => self.process_update_response(now, &payloads),
             RequestKind::CreateChildSa => self.process_create_child_response(now, &payloads),
+            RequestKind::FollowupKe => self.process_followup_response(now, &payloads),
             RequestKind::DeleteChild => self.child_delete_done(),
             RequestKind::Informational | RequestKind::IkeSaInit => {
                 debug!("response to {kind:?} with {} payloads", payloads.len());

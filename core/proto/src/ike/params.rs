@@ -34,23 +34,17 @@ impl IkeParams {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|source| ConfigError::Proposal { key: "ike", source })?;
         if config.pq_fallback {
-            // The classical versions go after every hybrid one: preferred last.
-            let classical: Vec<ProposalSpec> = ike
-                .iter()
-                .filter(|p| p.has_additional())
-                .map(ProposalSpec::without_additional)
-                .collect();
-            for c in classical {
-                if !ike.contains(&c) {
-                    ike.push(c);
-                }
-            }
+            add_classical(&mut ike);
         }
-        let esp = esp_src
+        let mut esp = esp_src
             .iter()
             .map(|s| ProposalSpec::parse_esp(s, &config.allow_weak))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|source| ConfigError::Proposal { key: "esp", source })?;
+        if config.pq_fallback {
+            // CHILD SA rekeys may fall back to the classical PFS group the same way.
+            add_classical(&mut esp);
+        }
         if ike.is_empty() || esp.is_empty() {
             return Err(ConfigError::Invalid("no proposals".into()));
         }
@@ -94,7 +88,7 @@ impl IkeParams {
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let mut p = p.clone();
+                let mut p = p.without_additional();
                 p.dh.clear();
                 p.to_wire(wire_number(i), &spi.to_be_bytes())
             })
@@ -109,6 +103,21 @@ impl IkeParams {
     /// Whether `group` is in any of our IKE proposals.
     pub fn offers_group(&self, group: DhGroup) -> bool {
         self.ike.iter().any(|p| p.dh.contains(&group))
+    }
+}
+
+/// Appends the classical version of every hybrid proposal (after every hybrid one:
+/// preferred last), for a profile that allows the fallback.
+fn add_classical(specs: &mut Vec<ProposalSpec>) {
+    let classical: Vec<ProposalSpec> = specs
+        .iter()
+        .filter(|p| p.has_additional())
+        .map(ProposalSpec::without_additional)
+        .collect();
+    for c in classical {
+        if !specs.contains(&c) {
+            specs.push(c);
+        }
     }
 }
 

@@ -680,6 +680,10 @@ impl Responder {
                 self.answer_rekey(now, sa, h.message_id, &payloads);
                 true
             }
+            (ExchangeType::IKE_FOLLOWUP_KE, SaPhase::Established) => {
+                self.answer_followup(now, sa, h.message_id, &payloads);
+                true
+            }
             (ExchangeType::INFORMATIONAL, SaPhase::Established) => {
                 let delete_ike = payloads
                     .iter()

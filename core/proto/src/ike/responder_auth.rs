@@ -393,7 +393,7 @@ impl Responder {
                     .iter()
                     .map(|s| ProposalSpec {
                         dh: Vec::new(),
-                        ..s.clone()
+                        ..s.without_additional()
                     })
                     .collect();
                 let (selected, _, spi) = choose(&specs, esp)?;

@@ -22,6 +22,8 @@ pub enum RequestKind {
     DeleteChild,
     /// An IKE_INTERMEDIATE exchange (RFC 9242) with an additional key exchange.
     IkeIntermediate,
+    /// An IKE_FOLLOWUP_KE exchange (RFC 9370) of a rekey with additional key exchanges.
+    FollowupKe,
 }
 
 /// A request waiting for its response.

@@ -9,12 +9,13 @@ use log::{debug, info, warn};
 
 use super::collision::our_exchange_loses;
 use super::exchange::{
-    answer_child, answer_ike, fresh_spi, ChildAnswer, ChildOffer, CreateChild, IkeAnswer, IkeOffer,
-    NewIkeSa, Outcome, Refusal,
+    draft_child, draft_ike, fresh_spi, ChildAnswer, ChildOffer, CreateChild, IkeOffer, NewIkeSa,
+    Outcome, Refusal,
 };
+use super::followup::{Answers, Chain, Making};
 use super::old_ike::{self, OldIkeSa};
 use super::{
-    retry_delay, Collision, Pending, MAX_KE_RETRIES, MAX_OTHER_CHILDREN, RETRY_FAILED,
+    retry_delay, Collision, OursDone, Pending, MAX_KE_RETRIES, MAX_OTHER_CHILDREN, RETRY_FAILED,
     RETRY_TEMPORARY,
 };
 use crate::ike::child::ChildSa;
@@ -95,7 +96,7 @@ impl Initiator {
             warn!("SA hard lifetime reached without a successful rekey");
             return self.finish(DisconnectReason::Timeout);
         }
-        if self.tm.busy() || self.rekey.pending.is_some() {
+        if self.tm.busy() || self.rekey.in_progress() {
             return;
         }
         if let Some(spi) = self.rekey.delete_queue.pop_front() {
@@ -172,17 +173,53 @@ impl Initiator {
             return;
         };
         let r = CreateChild::parse(p);
-        match pending {
-            Pending::Child(offer) => self.finish_child_rekey(now, offer, &r),
-            Pending::Ike(offer) => self.finish_ike_rekey(now, offer, &r),
-        }
-    }
-
-    fn finish_child_rekey(&mut self, now: Instant, offer: ChildOffer, r: &CreateChild<'_>) {
         let Some(keys) = self.keys.as_ref() else {
             return;
         };
-        let result = offer.finish(keys.prf, keys.sk_d.as_bytes(), r);
+        let (prf, rng) = (keys.prf, self.rng.as_mut());
+        match pending {
+            Pending::Child(mut offer) => {
+                let accepted = offer.accept(&r).and_then(|a| {
+                    let chain = Chain::start(&a.selected, r.link, rng)?;
+                    Ok((a, chain))
+                });
+                let result = match accepted {
+                    Ok((a, Some(chain))) => {
+                        offer.chain = Some((a, chain));
+                        return self.send_followup(now, Pending::Child(offer));
+                    }
+                    Ok((a, None)) => a
+                        .derive(&offer, prf, keys.sk_d.as_bytes(), &[])
+                        .map(|c| (c, a.nr)),
+                    Err(o) => Err(o),
+                };
+                self.finish_child_rekey(now, offer, result)
+            }
+            Pending::Ike(mut offer) => {
+                let accepted = offer.accept(&r).and_then(|a| {
+                    let chain = Chain::start(&a.selected, r.link, rng)?;
+                    Ok((a, chain))
+                });
+                let result = match accepted {
+                    Ok((a, Some(chain))) => {
+                        offer.chain = Some((a, chain));
+                        return self.send_followup(now, Pending::Ike(offer));
+                    }
+                    Ok((a, None)) => a.derive(&offer, prf, keys.sk_d.as_bytes(), &[]),
+                    Err(o) => Err(o),
+                };
+                self.finish_ike_rekey(now, result)
+            }
+        }
+    }
+
+    /// Our CHILD SA rekey ended: the new SA (and the responder's nonce) or why not.
+    pub(super) fn finish_child_rekey(
+        &mut self,
+        now: Instant,
+        offer: ChildOffer,
+        result: Result<(ChildSa, Vec<u8>), Outcome>,
+    ) {
         let collision = match self.rekey.collision.take() {
             Some(Collision::Child { ni, nr, spi_in }) => Some((ni, nr, spi_in)),
             other => {
@@ -190,7 +227,7 @@ impl Initiator {
                 None
             }
         };
-        let new = match result {
+        let (new, nr) = match result {
             Ok(c) => c,
             Err(outcome) => {
                 if let Some((_, _, theirs)) = collision {
@@ -207,9 +244,37 @@ impl Initiator {
             new.spi_out,
             new.selected.name()
         );
-        let nr = r.nonce.unwrap_or_default();
+        let theirs_running = self
+            .rekey
+            .answering
+            .making()
+            .any(|m| matches!(m, Making::Child(_)));
+        if collision.is_none() && theirs_running {
+            debug!("the server's rekey of the same CHILD SA is still running: waiting for it");
+            self.rekey.ours_done = Some(OursDone::Child {
+                new: Box::new(new),
+                ni: offer.ni,
+                nr,
+                old_spi_in: offer.old_spi_in,
+            });
+            return;
+        }
+        self.resolve_child(now, new, &offer.ni, &nr, offer.old_spi_in, collision);
+    }
+
+    /// Our new CHILD SA `new` (exchange nonces `ni`, `nr`, replacing `old_spi_in`) against
+    /// the server's rekey of the same SA, if one ran (its nonces and our inbound SPI).
+    pub(super) fn resolve_child(
+        &mut self,
+        now: Instant,
+        new: ChildSa,
+        ni: &[u8],
+        nr: &[u8],
+        old_spi_in: u32,
+        collision: Option<(Vec<u8>, Vec<u8>, u32)>,
+    ) {
         match collision {
-            Some((ni2, nr2, theirs)) if our_exchange_loses((&offer.ni, nr), (&ni2, &nr2)) => {
+            Some((ni2, nr2, theirs)) if our_exchange_loses((ni, nr), (&ni2, &nr2)) => {
                 info!("rekey collision: ours ({:08x}) is redundant", new.spi_in);
                 let spi = new.spi_in;
                 self.keep_other(new);
@@ -220,9 +285,8 @@ impl Initiator {
                 if won.is_some() {
                     info!("rekey collision: ours ({:08x}) survives", new.spi_in);
                 }
-                let old_spi = offer.old_spi_in;
                 self.make_current(now, new);
-                self.rekey.delete_queue.push_back(old_spi);
+                self.rekey.delete_queue.push_back(old_spi_in);
             }
         }
     }
@@ -256,11 +320,8 @@ impl Initiator {
         self.rekey.others.push(c);
     }
 
-    fn finish_ike_rekey(&mut self, now: Instant, offer: IkeOffer, r: &CreateChild<'_>) {
-        let Some(keys) = self.keys.as_ref() else {
-            return;
-        };
-        let result = offer.finish(keys.prf, keys.sk_d.as_bytes(), r);
+    /// Our IKE SA rekey ended: the new SA or why not.
+    pub(super) fn finish_ike_rekey(&mut self, now: Instant, result: Result<NewIkeSa, Outcome>) {
         let collision = match self.rekey.collision.take() {
             Some(Collision::Ike { new }) => Some(*new),
             other => {
@@ -277,6 +338,26 @@ impl Initiator {
                 return self.rekey_refused(now, true, outcome);
             }
         };
+        let theirs_running = self
+            .rekey
+            .answering
+            .making()
+            .any(|m| matches!(m, Making::Ike(_)));
+        if collision.is_none() && theirs_running {
+            debug!("the server's rekey of the IKE SA is still running: waiting for it");
+            self.rekey.ours_done = Some(OursDone::Ike(Box::new(ours)));
+            return;
+        }
+        self.resolve_ike(now, ours, collision);
+    }
+
+    /// Our new IKE SA against the server's rekey of it, if one ran.
+    pub(super) fn resolve_ike(
+        &mut self,
+        now: Instant,
+        ours: NewIkeSa,
+        collision: Option<NewIkeSa>,
+    ) {
         match collision {
             Some(theirs) if our_exchange_loses((&ours.ni, &ours.nr), (&theirs.ni, &theirs.nr)) => {
                 info!("IKE rekey collision: ours is redundant");
@@ -355,6 +436,8 @@ impl Initiator {
         self.original_initiator = new.original_initiator;
         self.keys = Some(new.keys);
         self.ike_selected = Some(new.selected);
+        // Exchanges we answered on the replaced SA belong to it.
+        self.rekey.answering = Answers::default();
         self.clear_reassembly();
         self.rekey.ike_started(now, self.rng.as_mut());
         self.emit(IkeEvent::IkeRekeyed);
@@ -456,7 +539,10 @@ impl Initiator {
         r: &CreateChild<'_>,
         spi_out: u32,
     ) {
-        if matches!(self.rekey.pending, Some(Pending::Ike(_))) {
+        let ike_running = matches!(self.rekey.pending, Some(Pending::Ike(_)))
+            || matches!(self.rekey.ours_done, Some(OursDone::Ike(_)))
+            || !self.rekey.answering.is_empty();
+        if ike_running {
             return self.refuse(message_id, NotifyType::TEMPORARY_FAILURE);
         }
         let is_current = self.child.as_ref().is_some_and(|c| c.spi_out == spi_out);
@@ -478,23 +564,43 @@ impl Initiator {
         let spi_in = fresh_spi(self.rng.as_mut(), |s| {
             s == current || others.iter().any(|c| c.spi_in == s)
         });
-        let answer = answer_child(
-            keys.prf,
-            keys.sk_d.as_bytes(),
-            &self.params.esp,
-            r,
-            child,
-            spi_in,
-            self.rng.as_mut(),
-        );
-        let Some(answer) = self.send_answer(message_id, answer, ChildAnswer::payloads) else {
+        let draft = draft_child(&self.params.esp, r, child, spi_in, self.rng.as_mut());
+        let draft = match draft {
+            Ok(d) if d.selected.has_additional() => {
+                if !self.rekey.answering.has_room(now) {
+                    return self.refuse(message_id, NotifyType::TEMPORARY_FAILURE);
+                }
+                let link = Answers::new_link(self.rng.as_mut());
+                let p = d.payloads(Some(&link));
+                self.send_response(ExchangeType::CREATE_CHILD_SA, message_id, &p);
+                drop(p);
+                debug!("server rekeys CHILD SA {current:08x} with additional key exchanges");
+                self.rekey.answering.insert(now, link, Making::Child(d));
+                return;
+            }
+            other => other,
+        };
+        let answer = draft.and_then(|d| {
+            d.finish(keys.prf, keys.sk_d.as_bytes(), &[])
+                .map(|a| (d, a))
+                .map_err(|_| Refusal::new(NotifyType::NO_PROPOSAL_CHOSEN))
+        });
+        let Some((_, answer)) = self.send_answer(message_id, answer, |(d, _)| d.payloads(None))
+        else {
             return;
         };
+        self.answered_child(now, answer);
+    }
+
+    /// The server's rekey of the current CHILD SA made `answer`.
+    pub(super) fn answered_child(&mut self, now: Instant, answer: ChildAnswer) {
+        let current = self.child.as_ref().map_or(0, |c| c.spi_in);
         info!(
             "server rekeyed CHILD SA {current:08x}: in {:08x} out {:08x}",
             answer.child.spi_in, answer.child.spi_out
         );
-        if matches!(self.rekey.pending, Some(Pending::Child(_))) {
+        let ours_done = matches!(self.rekey.ours_done, Some(OursDone::Child { .. }));
+        if matches!(self.rekey.pending, Some(Pending::Child(_))) || ours_done {
             // Both ends rekey it: keep the server's SA for inbound until ours is answered.
             let spi_in = answer.child.spi_in;
             self.rekey.collision = Some(Collision::Child {
@@ -504,6 +610,19 @@ impl Initiator {
             });
             self.keep_other(answer.child);
             self.emit(IkeEvent::ChildInstalled { spi_in });
+            if let Some(OursDone::Child {
+                new,
+                ni,
+                nr,
+                old_spi_in,
+            }) = self.rekey.ours_done.take()
+            {
+                let collision = match self.rekey.collision.take() {
+                    Some(Collision::Child { ni, nr, spi_in }) => Some((ni, nr, spi_in)),
+                    _ => None,
+                };
+                self.resolve_child(now, *new, &ni, &nr, old_spi_in, collision);
+            }
         } else {
             self.make_current(now, answer.child);
         }
@@ -511,7 +630,7 @@ impl Initiator {
 
     fn answer_ike_rekey(&mut self, now: Instant, message_id: u32, r: &CreateChild<'_>) {
         let colliding = matches!(self.rekey.pending, Some(Pending::Ike(_)));
-        let child_work = self.rekey.pending.is_some()
+        let child_work = self.rekey.in_progress()
             || self.rekey.deleting_child.is_some()
             || !self.rekey.delete_queue.is_empty();
         if !colliding && (child_work || self.tm.busy()) {
@@ -520,22 +639,41 @@ impl Initiator {
         let Some(keys) = self.keys.as_ref() else {
             return;
         };
-        let answer = answer_ike(
-            keys.prf,
-            keys.sk_d.as_bytes(),
-            &self.params.ike,
-            r,
-            self.rng.as_mut(),
-        );
-        let Some(answer) = self.send_answer(message_id, answer, IkeAnswer::payloads) else {
+        let draft = draft_ike(&self.params.ike, r, self.rng.as_mut());
+        let draft = match draft {
+            Ok(d) if d.selected.has_additional() => {
+                if !self.rekey.answering.has_room(now) {
+                    return self.refuse(message_id, NotifyType::TEMPORARY_FAILURE);
+                }
+                let link = Answers::new_link(self.rng.as_mut());
+                let p = d.payloads(Some(&link));
+                self.send_response(ExchangeType::CREATE_CHILD_SA, message_id, &p);
+                drop(p);
+                debug!("server rekeys the IKE SA with additional key exchanges");
+                self.rekey.answering.insert(now, link, Making::Ike(d));
+                return;
+            }
+            other => other,
+        };
+        let answer = draft.and_then(|d| {
+            d.finish(keys.prf, keys.sk_d.as_bytes(), &[])
+                .map(|n| (d, n))
+                .map_err(|_| Refusal::new(NotifyType::NO_PROPOSAL_CHOSEN))
+        });
+        let Some((_, new)) = self.send_answer(message_id, answer, |(d, _)| d.payloads(None)) else {
             return;
         };
-        if colliding {
-            self.rekey.collision = Some(Collision::Ike {
-                new: Box::new(answer.new),
-            });
+        self.answered_ike(now, new);
+    }
+
+    /// The server's rekey of the IKE SA made `new`.
+    pub(super) fn answered_ike(&mut self, now: Instant, new: NewIkeSa) {
+        if matches!(self.rekey.pending, Some(Pending::Ike(_))) {
+            self.rekey.collision = Some(Collision::Ike { new: Box::new(new) });
+        } else if let Some(OursDone::Ike(ours)) = self.rekey.ours_done.take() {
+            self.resolve_ike(now, *ours, Some(new));
         } else {
-            self.switch_ike(now, answer.new, false);
+            self.switch_ike(now, new, false);
         }
     }
 
@@ -632,6 +770,7 @@ impl Initiator {
                 i += 1;
             }
         }
+        self.settle_ours(now);
         self.drive_rekey(now);
     }
 }

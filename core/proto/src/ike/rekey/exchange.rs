@@ -4,12 +4,18 @@
 //! the exchange's responder. CHILD SA keys follow RFC 7296 §2.17 (with g^ir when the ESP
 //! proposal has a group: PFS), IKE SA keys §2.18. The initiator of a rekey exchange is the
 //! initiator of what it creates: its key order and, for an IKE SA, the original initiator.
+//!
+//! A proposal with additional key exchanges (RFC 9370) is offered and chosen as configured;
+//! the exchange then only starts the SA: the initiator's side is accepted
+//! ([`ChildOffer::accept`], [`IkeOffer::accept`]) and the responder's drafted
+//! ([`draft_child`], [`draft_ike`]) with the CREATE_CHILD_SA's shared secret SK(0), and the
+//! keys are derived once the IKE_FOLLOWUP_KE exchanges (`followup`) added theirs.
 
 use crate::crypto::dh::{self, new_key_exchange, KeyExchange};
-use crate::crypto::keymat::derive_rekeyed_ike_keys;
+use crate::crypto::keymat::derive_rekeyed_ike_keys_hybrid;
 use crate::crypto::prf::Prf;
 use crate::crypto::proposal::{accept_response, choose, ProposalSpec, Selected};
-use crate::crypto::CryptoError;
+use crate::crypto::{CryptoError, Secret};
 use crate::ike::child::{random_spi, ts_contains, ChildSa};
 use crate::ike::init::NONCE_LEN;
 use crate::ike::keys::{Role, SaKeys};
@@ -29,6 +35,8 @@ pub struct CreateChild<'a> {
     pub ts_r: Option<&'a [TrafficSelector]>,
     /// The first error notify, with its data.
     pub error: Option<(NotifyType, &'a [u8])>,
+    /// N(ADDITIONAL_KEY_EXCHANGE): the responder's link data (RFC 9370 §2.2.4).
+    pub link: Option<&'a [u8]>,
 }
 
 impl<'a> CreateChild<'a> {
@@ -43,6 +51,9 @@ impl<'a> CreateChild<'a> {
                 Payload::TsR(t) => c.ts_r = Some(t.as_slice()),
                 Payload::Notify(n) if n.kind == NotifyType::REKEY_SA => {
                     c.rekey = Some((n.protocol, n.spi));
+                }
+                Payload::Notify(n) if n.kind == NotifyType::ADDITIONAL_KEY_EXCHANGE => {
+                    c.link = Some(n.data);
                 }
                 Payload::Notify(n) if n.kind.is_error() && c.error.is_none() => {
                     c.error = Some((n.kind, n.data));
@@ -89,7 +100,7 @@ impl Refusal {
             data: Vec::new(),
         }
     }
-    fn invalid_ke(group: DhGroup) -> Self {
+    pub(crate) fn invalid_ke(group: DhGroup) -> Self {
         Self {
             kind: NotifyType::INVALID_KE_PAYLOAD,
             data: group.0.to_be_bytes().to_vec(),
@@ -143,16 +154,13 @@ fn pfs_group(specs: &[ProposalSpec], wanted: Option<DhGroup>) -> Option<DhGroup>
     }
 }
 
-/// Our proposals for an exchange, numbered from 1, each carrying our new SPI. Additional key
-/// exchanges (RFC 9370) are left out: rekeys do not run IKE_FOLLOWUP_KE yet.
+/// Our proposals for an exchange, numbered from 1, each carrying our new SPI, additional
+/// key exchanges (RFC 9370) included.
 fn offer_proposals(specs: &[ProposalSpec], spi: &[u8]) -> Vec<Proposal> {
     specs
         .iter()
         .enumerate()
-        .map(|(i, s)| {
-            s.without_additional()
-                .to_wire(u8::try_from(i + 1).unwrap_or(u8::MAX), spi)
-        })
+        .map(|(i, s)| s.to_wire(u8::try_from(i + 1).unwrap_or(u8::MAX), spi))
         .collect()
 }
 
@@ -186,10 +194,8 @@ fn chosen<const N: usize>(
     specs: &[ProposalSpec],
     sa: &[Proposal],
 ) -> Result<(Selected, u8, [u8; N]), Refusal> {
-    // No IKE_FOLLOWUP_KE yet: a rekey never negotiates additional key exchanges.
-    let specs: Vec<ProposalSpec> = specs.iter().map(ProposalSpec::without_additional).collect();
     let (selected, number, peer_spi) =
-        choose(&specs, sa).ok_or(Refusal::new(NotifyType::NO_PROPOSAL_CHOSEN))?;
+        choose(specs, sa).ok_or(Refusal::new(NotifyType::NO_PROPOSAL_CHOSEN))?;
     let spi = <[u8; N]>::try_from(peer_spi.as_slice())
         .ok()
         .filter(|s| *s != [0; N])
@@ -209,6 +215,8 @@ pub struct ChildOffer {
     offered: Vec<Proposal>,
     ts_i: Vec<TrafficSelector>,
     ts_r: Vec<TrafficSelector>,
+    /// The IKE_FOLLOWUP_KE exchanges once the answer chose additional key exchanges.
+    pub(crate) chain: super::ChildChain,
 }
 
 impl std::fmt::Debug for ChildOffer {
@@ -245,6 +253,7 @@ impl ChildOffer {
             offered,
             ts_i: old.ts_local.clone(),
             ts_r: old.ts_remote.clone(),
+            chain: None,
         })
     }
 
@@ -271,8 +280,14 @@ impl ChildOffer {
         p
     }
 
-    /// The new CHILD SA from the responder's answer (keys in the initiator's order).
+    /// The new CHILD SA from the responder's answer (keys in the initiator's order), when
+    /// it chose no additional key exchange.
     pub fn finish(&self, prf: Prf, sk_d: &[u8], r: &CreateChild<'_>) -> Result<ChildSa, Outcome> {
+        self.accept(r)?.derive(self, prf, sk_d, &[])
+    }
+
+    /// Checks the responder's answer and computes SK(0); the keys come with `derive`.
+    pub fn accept(&self, r: &CreateChild<'_>) -> Result<ChildAccepted, Outcome> {
         if let Some((kind, data)) = r.error {
             return Err(Outcome::Refused(kind, data.to_vec()));
         }
@@ -289,21 +304,59 @@ impl ChildOffer {
         if !within(ts_i, &self.ts_i) || !within(ts_r, &self.ts_r) {
             return Err(bad("traffic selectors outside what we asked"));
         }
-        let g_ir = shared_secret(selected.dh, self.ke.as_deref(), r.ke)?;
-        ChildSa::derive(
+        let sk0 = shared_secret(selected.dh, self.ke.as_deref(), r.ke)?;
+        if selected.has_additional() && sk0.is_none() {
+            return Err(bad(
+                "additional key exchanges without a KE in CREATE_CHILD_SA",
+            ));
+        }
+        Ok(ChildAccepted {
+            selected,
+            spi_out,
+            nr: nr.to_vec(),
+            ts_i: ts_i.to_vec(),
+            ts_r: ts_r.to_vec(),
+            sk0,
+        })
+    }
+}
+
+/// A CHILD SA rekey's answer as the initiator accepted it, before its keys.
+#[derive(Debug)]
+pub struct ChildAccepted {
+    pub selected: Selected,
+    pub spi_out: u32,
+    pub nr: Vec<u8>,
+    ts_i: Vec<TrafficSelector>,
+    ts_r: Vec<TrafficSelector>,
+    sk0: Option<Secret>,
+}
+
+impl ChildAccepted {
+    /// The new CHILD SA, with the secrets of the additional key exchanges in order.
+    pub fn derive(
+        &self,
+        offer: &ChildOffer,
+        prf: Prf,
+        sk_d: &[u8],
+        additional: &[Secret],
+    ) -> Result<ChildSa, Outcome> {
+        let more: Vec<&[u8]> = additional.iter().map(Secret::as_bytes).collect();
+        ChildSa::derive_hybrid(
             Role::Initiator,
             prf,
             sk_d,
-            g_ir.as_ref().map(|s| s.as_bytes()),
-            &self.ni,
-            nr,
-            selected,
-            self.spi_in,
-            spi_out,
-            ts_i.to_vec(),
-            ts_r.to_vec(),
+            self.sk0.as_ref().map(Secret::as_bytes),
+            &more,
+            &offer.ni,
+            &self.nr,
+            self.selected,
+            offer.spi_in,
+            self.spi_out,
+            self.ts_i.clone(),
+            self.ts_r.clone(),
         )
-        .map_err(|e| bad(&format!("CHILD SA keys: {e}")))
+        .map_err(|e| Outcome::Invalid(format!("CHILD SA keys: {e}")))
     }
 }
 
@@ -329,19 +382,44 @@ fn shared_secret(
         .map_err(|e| bad(&format!("key exchange: {e}")))
 }
 
-/// The answer to a CHILD SA rekey request (we are the exchange's responder).
+/// The CHILD SA a rekey request made (we are the exchange's responder), with the nonces.
 #[derive(Debug)]
 pub struct ChildAnswer {
     pub child: ChildSa,
     pub ni: Vec<u8>,
     pub nr: Vec<u8>,
-    ke_pub: Option<(DhGroup, Vec<u8>)>,
-    proposal: Proposal,
 }
 
-impl ChildAnswer {
-    /// The response's payloads: SA, Nr, [KEr], TSi, TSr.
-    pub fn payloads(&self) -> Vec<Payload<'_>> {
+/// Our answer to a CHILD SA rekey request, before its keys: what the response carries and
+/// SK(0); finished at once, or after the IKE_FOLLOWUP_KE exchanges of its additional key
+/// exchanges.
+pub struct ChildDraft {
+    pub selected: Selected,
+    pub ni: Vec<u8>,
+    pub nr: Vec<u8>,
+    pub spi_in: u32,
+    pub spi_out: u32,
+    /// Our outbound SPI of the CHILD SA it replaces.
+    pub rekeyed_spi_out: u32,
+    sk0: Option<Secret>,
+    ke_pub: Option<(DhGroup, Vec<u8>)>,
+    proposal: Proposal,
+    ts_local: Vec<TrafficSelector>,
+    ts_remote: Vec<TrafficSelector>,
+}
+
+impl std::fmt::Debug for ChildDraft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildDraft")
+            .field("selected", &self.selected.name())
+            .field("spi_in", &format_args!("{:08x}", self.spi_in))
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChildDraft {
+    /// The response's payloads: SA, Nr, [KEr], [N(ADDITIONAL_KEY_EXCHANGE)], TSi, TSr.
+    pub fn payloads<'a>(&'a self, link: Option<&'a [u8]>) -> Vec<Payload<'a>> {
         let mut p = vec![
             Payload::Sa(vec![self.proposal.clone()]),
             Payload::Nonce(&self.nr),
@@ -352,29 +430,62 @@ impl ChildAnswer {
                 data,
             });
         }
-        p.push(Payload::TsI(self.child.ts_remote.clone()));
-        p.push(Payload::TsR(self.child.ts_local.clone()));
+        if let Some(link) = link {
+            p.push(Payload::notify(NotifyType::ADDITIONAL_KEY_EXCHANGE, link));
+        }
+        p.push(Payload::TsI(self.ts_remote.clone()));
+        p.push(Payload::TsR(self.ts_local.clone()));
         p
+    }
+
+    /// The new CHILD SA, with the secrets of the additional key exchanges in order.
+    pub fn finish(
+        &self,
+        prf: Prf,
+        sk_d: &[u8],
+        additional: &[Secret],
+    ) -> Result<ChildAnswer, CryptoError> {
+        let more: Vec<&[u8]> = additional.iter().map(Secret::as_bytes).collect();
+        let child = ChildSa::derive_hybrid(
+            Role::Responder,
+            prf,
+            sk_d,
+            self.sk0.as_ref().map(Secret::as_bytes),
+            &more,
+            &self.ni,
+            &self.nr,
+            self.selected,
+            self.spi_in,
+            self.spi_out,
+            self.ts_local.clone(),
+            self.ts_remote.clone(),
+        )?;
+        Ok(ChildAnswer {
+            child,
+            ni: self.ni.clone(),
+            nr: self.nr.clone(),
+        })
     }
 }
 
-/// Answers a request to rekey `old` with our ESP `specs`; the new SA gets inbound SPI
-/// `spi_in` and keeps `old`'s selectors.
-pub fn answer_child(
-    prf: Prf,
-    sk_d: &[u8],
+/// Drafts the answer to a request to rekey `old` with our ESP `specs`; the new SA gets
+/// inbound SPI `spi_in` and keeps `old`'s selectors.
+pub fn draft_child(
     specs: &[ProposalSpec],
     r: &CreateChild<'_>,
     old: &ChildSa,
     spi_in: u32,
     rng: &mut dyn Rng,
-) -> Result<ChildAnswer, Refusal> {
+) -> Result<ChildDraft, Refusal> {
     let (Some(sa), Some(ni)) = (r.sa, r.nonce_ok()) else {
         return Err(Refusal::new(NotifyType::INVALID_SYNTAX));
     };
     let (selected, number, spi_out) = chosen(specs, sa)?;
     let spi_out = u32::from_be_bytes(spi_out);
-    let (g_ir, ke_pub) = match selected.dh {
+    let (sk0, ke_pub) = match selected.dh {
+        None if selected.has_additional() => {
+            return Err(Refusal::new(NotifyType::NO_PROPOSAL_CHOSEN));
+        }
         None => (None, None),
         Some(group) => {
             let Some((g, data)) = r.ke.filter(|(g, _)| *g == group) else {
@@ -387,27 +498,18 @@ pub fn answer_child(
             (Some(s), Some((g, ours.public_key().to_vec())))
         }
     };
-    let nr = nonce(rng);
-    let child = ChildSa::derive(
-        Role::Responder,
-        prf,
-        sk_d,
-        g_ir.as_ref().map(|s| s.as_bytes()),
-        ni,
-        &nr,
+    Ok(ChildDraft {
         selected,
+        ni: ni.to_vec(),
+        nr: nonce(rng),
         spi_in,
         spi_out,
-        old.ts_local.clone(),
-        old.ts_remote.clone(),
-    )
-    .map_err(|_| Refusal::new(NotifyType::NO_PROPOSAL_CHOSEN))?;
-    Ok(ChildAnswer {
-        child,
-        ni: ni.to_vec(),
-        nr,
+        rekeyed_spi_out: old.spi_out,
+        sk0,
         ke_pub,
         proposal: selected.to_wire(number, &spi_in.to_be_bytes()),
+        ts_local: old.ts_local.clone(),
+        ts_remote: old.ts_remote.clone(),
     })
 }
 
@@ -443,14 +545,16 @@ fn rekeyed_keys(
     old_sk_d: &[u8],
     selected: &Selected,
     g_ir: &[u8],
+    additional: &[Secret],
     ni: &[u8],
     nr: &[u8],
     spi_i: u64,
     spi_r: u64,
 ) -> Result<SaKeys, CryptoError> {
     let (prf, encr_len, integ_len) = SaKeys::suite(selected)?;
-    let k = derive_rekeyed_ike_keys(
-        old_prf, old_sk_d, prf, g_ir, ni, nr, spi_i, spi_r, encr_len, integ_len,
+    let more: Vec<&[u8]> = additional.iter().map(Secret::as_bytes).collect();
+    let k = derive_rekeyed_ike_keys_hybrid(
+        old_prf, old_sk_d, prf, g_ir, &more, ni, nr, spi_i, spi_r, encr_len, integ_len,
     )?;
     let role = if original_initiator {
         Role::Initiator
@@ -476,6 +580,8 @@ pub struct IkeOffer {
     pub ni: Vec<u8>,
     pub ke: Box<dyn KeyExchange>,
     offered: Vec<Proposal>,
+    /// The IKE_FOLLOWUP_KE exchanges once the answer chose additional key exchanges.
+    pub(crate) chain: super::IkeChain,
 }
 
 impl std::fmt::Debug for IkeOffer {
@@ -502,6 +608,7 @@ impl IkeOffer {
             ni: nonce(rng),
             ke,
             offered,
+            chain: None,
         })
     }
 
@@ -517,13 +624,19 @@ impl IkeOffer {
         ]
     }
 
-    /// The new IKE SA from the answer; we are its original initiator.
+    /// The new IKE SA from the answer (no additional key exchange chosen); we are its
+    /// original initiator.
     pub fn finish(
         &self,
         old_prf: Prf,
         old_sk_d: &[u8],
         r: &CreateChild<'_>,
     ) -> Result<NewIkeSa, Outcome> {
+        self.accept(r)?.derive(self, old_prf, old_sk_d, &[])
+    }
+
+    /// Checks the answer and computes SK(0); the keys come with `derive`.
+    pub fn accept(&self, r: &CreateChild<'_>) -> Result<IkeAccepted, Outcome> {
         if let Some((kind, data)) = r.error {
             return Err(Outcome::Refused(kind, data.to_vec()));
         }
@@ -533,63 +646,137 @@ impl IkeOffer {
         };
         let (selected, spi_r) = accepted(&self.offered, sa, "IKE")?;
         let spi_r = u64::from_be_bytes(spi_r);
-        let g_ir = shared_secret(selected.dh, Some(self.ke.as_ref()), r.ke)?
+        let sk0 = shared_secret(selected.dh, Some(self.ke.as_ref()), r.ke)?
             .ok_or_else(|| bad("IKE rekey without key exchange"))?;
-        let keys = rekeyed_keys(
-            true,
-            old_prf,
-            old_sk_d,
-            &selected,
-            g_ir.as_bytes(),
-            &self.ni,
-            nr,
-            self.spi,
-            spi_r,
-        )
-        .map_err(|e| bad(&format!("IKE SA keys: {e}")))?;
-        Ok(NewIkeSa {
-            spi_i: self.spi,
-            spi_r,
-            original_initiator: true,
-            keys,
+        Ok(IkeAccepted {
             selected,
-            ni: self.ni.clone(),
+            spi_r,
             nr: nr.to_vec(),
+            sk0,
         })
     }
 }
 
-/// The answer to a request to rekey the IKE SA (we are the exchange's responder).
+/// An IKE SA rekey's answer as the initiator accepted it, before its keys.
 #[derive(Debug)]
-pub struct IkeAnswer {
-    pub new: NewIkeSa,
+pub struct IkeAccepted {
+    pub selected: Selected,
+    pub spi_r: u64,
+    pub nr: Vec<u8>,
+    sk0: Secret,
+}
+
+impl IkeAccepted {
+    /// The new IKE SA, with the secrets of the additional key exchanges in order.
+    pub fn derive(
+        &self,
+        offer: &IkeOffer,
+        old_prf: Prf,
+        old_sk_d: &[u8],
+        additional: &[Secret],
+    ) -> Result<NewIkeSa, Outcome> {
+        let keys = rekeyed_keys(
+            true,
+            old_prf,
+            old_sk_d,
+            &self.selected,
+            self.sk0.as_bytes(),
+            additional,
+            &offer.ni,
+            &self.nr,
+            offer.spi,
+            self.spi_r,
+        )
+        .map_err(|e| Outcome::Invalid(format!("IKE SA keys: {e}")))?;
+        Ok(NewIkeSa {
+            spi_i: offer.spi,
+            spi_r: self.spi_r,
+            original_initiator: true,
+            keys,
+            selected: self.selected,
+            ni: offer.ni.clone(),
+            nr: self.nr.clone(),
+        })
+    }
+}
+
+/// Our answer to a request to rekey the IKE SA, before its keys: what the response carries
+/// and SK(0); finished at once, or after the IKE_FOLLOWUP_KE exchanges.
+pub struct IkeDraft {
+    pub selected: Selected,
+    pub spi_i: u64,
+    pub spi_r: u64,
+    pub ni: Vec<u8>,
+    pub nr: Vec<u8>,
+    sk0: Secret,
     ke_pub: (DhGroup, Vec<u8>),
     proposal: Proposal,
 }
 
-impl IkeAnswer {
-    /// The response's payloads: SA, Nr, KEr.
-    pub fn payloads(&self) -> Vec<Payload<'_>> {
-        vec![
+impl std::fmt::Debug for IkeDraft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IkeDraft")
+            .field("selected", &self.selected.name())
+            .field("spi_r", &format_args!("{:016x}", self.spi_r))
+            .finish_non_exhaustive()
+    }
+}
+
+impl IkeDraft {
+    /// The response's payloads: SA, Nr, KEr, [N(ADDITIONAL_KEY_EXCHANGE)].
+    pub fn payloads<'a>(&'a self, link: Option<&'a [u8]>) -> Vec<Payload<'a>> {
+        let mut p = vec![
             Payload::Sa(vec![self.proposal.clone()]),
-            Payload::Nonce(&self.new.nr),
+            Payload::Nonce(&self.nr),
             Payload::Ke {
                 group: self.ke_pub.0,
                 data: &self.ke_pub.1,
             },
-        ]
+        ];
+        if let Some(link) = link {
+            p.push(Payload::notify(NotifyType::ADDITIONAL_KEY_EXCHANGE, link));
+        }
+        p
+    }
+
+    /// The new IKE SA (the peer its original initiator) from the SA whose PRF and SK_d are
+    /// `old_prf`, `old_sk_d`, with the secrets of the additional key exchanges in order.
+    pub fn finish(
+        &self,
+        old_prf: Prf,
+        old_sk_d: &[u8],
+        additional: &[Secret],
+    ) -> Result<NewIkeSa, CryptoError> {
+        let keys = rekeyed_keys(
+            false,
+            old_prf,
+            old_sk_d,
+            &self.selected,
+            self.sk0.as_bytes(),
+            additional,
+            &self.ni,
+            &self.nr,
+            self.spi_i,
+            self.spi_r,
+        )?;
+        Ok(NewIkeSa {
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            original_initiator: false,
+            keys,
+            selected: self.selected,
+            ni: self.ni.clone(),
+            nr: self.nr.clone(),
+        })
     }
 }
 
-/// Answers a request to rekey the IKE SA whose PRF and SK_d are `old_prf`, `old_sk_d`, with
-/// our IKE `specs`. The peer becomes the new SA's original initiator.
-pub fn answer_ike(
-    old_prf: Prf,
-    old_sk_d: &[u8],
+/// Drafts the answer to a request to rekey the IKE SA with our IKE `specs`.
+pub fn draft_ike(
     specs: &[ProposalSpec],
     r: &CreateChild<'_>,
     rng: &mut dyn Rng,
-) -> Result<IkeAnswer, Refusal> {
+) -> Result<IkeDraft, Refusal> {
     let (Some(sa), Some(ni)) = (r.sa, r.nonce_ok()) else {
         return Err(Refusal::new(NotifyType::INVALID_SYNTAX));
     };
@@ -602,35 +789,19 @@ pub fn answer_ike(
         return Err(Refusal::invalid_ke(group));
     };
     let ours = key_exchange(group, rng).map_err(|_| Refusal::invalid_ke(group))?;
-    let g_ir = ours
+    let sk0 = ours
         .shared_secret(data)
         .map_err(|_| Refusal::new(NotifyType::INVALID_SYNTAX))?;
     let spi_r = random_ike_spi(rng);
-    let nr = nonce(rng);
-    let keys = rekeyed_keys(
-        false,
-        old_prf,
-        old_sk_d,
-        &selected,
-        g_ir.as_bytes(),
-        ni,
-        &nr,
+    Ok(IkeDraft {
+        selected,
         spi_i,
         spi_r,
-    )
-    .map_err(|_| Refusal::new(NotifyType::NO_PROPOSAL_CHOSEN))?;
-    Ok(IkeAnswer {
+        ni: ni.to_vec(),
+        nr: nonce(rng),
+        sk0,
         ke_pub: (group, ours.public_key().to_vec()),
         proposal: selected.to_wire(number, &spi_r.to_be_bytes()),
-        new: NewIkeSa {
-            spi_i,
-            spi_r,
-            original_initiator: false,
-            keys,
-            selected,
-            ni: ni.to_vec(),
-            nr,
-        },
     })
 }
 

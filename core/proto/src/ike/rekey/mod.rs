@@ -1,11 +1,15 @@
 //! Rekeying (RFC 7296 §1.3, §2.8, §2.8.1, §2.18): the client's rekey state and deadlines
 //! (`state`), its CREATE_CHILD_SA exchanges as initiator and responder (`client`), the
 //! exchanges' payloads and keys shared with our responder (`exchange`), the collision rule
-//! (`collision`), and replaced IKE SAs kept until deleted (`old_ike`).
+//! (`collision`), replaced IKE SAs kept until deleted (`old_ike`), and the IKE_FOLLOWUP_KE
+//! exchanges of rekeys with additional key exchanges (`followup`, the client's part in
+//! `client_followup`).
 
 mod client;
+mod client_followup;
 pub mod collision;
 pub mod exchange;
+pub mod followup;
 pub mod old_ike;
 
 use std::collections::VecDeque;
@@ -17,7 +21,8 @@ use crate::ike::lifetime::SaLifetime;
 use crate::rng::Rng;
 use crate::wire::Payload;
 
-use exchange::{ChildOffer, IkeOffer, NewIkeSa};
+use exchange::{ChildAccepted, ChildOffer, IkeAccepted, IkeOffer, NewIkeSa};
+use followup::{Answers, Chain};
 use old_ike::OldIkeSa;
 
 /// Most CHILD SAs kept besides the current one (replaced, redundant after a collision).
@@ -48,6 +53,34 @@ impl Pending {
             Self::Ike(offer) => offer.payloads(),
         }
     }
+
+    /// The IKE_FOLLOWUP_KE request's payloads, once the CREATE_CHILD_SA chose additional
+    /// key exchanges.
+    pub(crate) fn followup_payloads(&self) -> Vec<Payload<'_>> {
+        let chain = match self {
+            Self::Child(offer) => offer.chain.as_ref().map(|(_, c)| c),
+            Self::Ike(offer) => offer.chain.as_ref().map(|(_, c)| c),
+        };
+        chain.map(Chain::payloads).unwrap_or_default()
+    }
+}
+
+/// Where the additional key exchanges of our rekey stand: the answer accepted and the
+/// IKE_FOLLOWUP_KE chain (in `ChildOffer::chain` / `IkeOffer::chain`).
+pub(crate) type ChildChain = Option<(ChildAccepted, Chain)>;
+pub(crate) type IkeChain = Option<(IkeAccepted, Chain)>;
+
+/// Our rekey finished while the peer's rekey of the same SA (with additional key exchanges)
+/// is still running: kept until that one ends, then the collision rule decides.
+#[derive(Debug)]
+pub(crate) enum OursDone {
+    Child {
+        new: Box<ChildSa>,
+        ni: Vec<u8>,
+        nr: Vec<u8>,
+        old_spi_in: u32,
+    },
+    Ike(Box<NewIkeSa>),
 }
 
 /// The peer rekeyed the same SA while our request was in flight: what its exchange made.
@@ -81,6 +114,9 @@ pub struct RekeyState {
     pub(crate) deleting_child: Option<u32>,
     pub(crate) old_ike: Vec<OldIkeSa>,
     pub(crate) ke_retries: u32,
+    /// The server's rekeys with additional key exchanges we answer (IKE_FOLLOWUP_KE).
+    pub(crate) answering: Answers,
+    pub(crate) ours_done: Option<OursDone>,
 }
 
 impl RekeyState {
@@ -98,6 +134,8 @@ impl RekeyState {
             deleting_child: None,
             old_ike: Vec::new(),
             ke_retries: 0,
+            answering: Answers::default(),
+            ours_done: None,
         }
     }
 
@@ -120,12 +158,16 @@ impl RekeyState {
     /// The next instant rekeying needs the clock: an expiry, a replaced IKE SA's timer, and,
     /// when a request could go out (`busy` is false), the next rekey start or queued DELETE.
     pub fn deadline(&self, busy: bool) -> Option<Instant> {
-        let can_start = !busy && self.pending.is_none();
-        let mut d = [self.child_expire, self.ike_expire]
-            .into_iter()
-            .flatten()
-            .chain(self.old_ike.iter().map(OldIkeSa::deadline))
-            .min();
+        let can_start = !busy && !self.in_progress();
+        let mut d = [
+            self.child_expire,
+            self.ike_expire,
+            self.answering.deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(self.old_ike.iter().map(OldIkeSa::deadline))
+        .min();
         if can_start {
             let starts = [self.child_next, self.ike_next].into_iter().flatten().min();
             d = match (d, starts) {
@@ -134,6 +176,11 @@ impl RekeyState {
             };
         }
         d
+    }
+
+    /// A rekey is under way: ours in flight or waiting for the peer's, or one we answer.
+    pub(crate) fn in_progress(&self) -> bool {
+        self.pending.is_some() || self.ours_done.is_some() || !self.answering.is_empty()
     }
 
     /// The CHILD SA with inbound SPI `spi_in` among the others.

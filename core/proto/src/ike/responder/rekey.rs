@@ -2,7 +2,8 @@
 //! CREATE_CHILD_SA rekeys of the CHILD and IKE SA, rekeying them itself on request
 //! ([`Responder::rekey_child`], [`Responder::rekey_ike`]), the collision rule when both ends
 //! rekey at once, DELETEs of replaced CHILD SAs both ways, and replaced IKE SAs kept until
-//! deleted. Replaced CHILD SAs keep receiving until deleted.
+//! deleted. Replaced CHILD SAs keep receiving until deleted. Proposals with additional key
+//! exchanges run IKE_FOLLOWUP_KE after the CREATE_CHILD_SA either way (`followup`).
 
 use std::time::Instant;
 
@@ -14,11 +15,12 @@ use crate::ike::child::ChildSa;
 use crate::ike::protect;
 use crate::ike::rekey::collision::our_exchange_loses;
 use crate::ike::rekey::exchange::{
-    answer_child, answer_ike, fresh_spi, ChildOffer, CreateChild, IkeOffer, NewIkeSa, Outcome,
-    Refusal,
+    draft_child, draft_ike, fresh_spi, ChildAnswer, ChildOffer, CreateChild, IkeOffer, NewIkeSa,
+    Outcome, Refusal,
 };
+use crate::ike::rekey::followup::{reply_payloads, Answers, Chain, Making, Reply};
 use crate::ike::rekey::old_ike::{self, OldIkeSa};
-use crate::ike::rekey::{Collision, Pending, MAX_OTHER_CHILDREN};
+use crate::ike::rekey::{Collision, OursDone, Pending, MAX_OTHER_CHILDREN};
 use crate::ike::task_manager::{RequestKind, ResponseMatch, TaskManager};
 use crate::wire::{DhGroup, ExchangeType, Message, NotifyType, Payload, ProtocolId};
 
@@ -34,6 +36,12 @@ pub(in crate::ike) struct ServerRekey {
     old_ike: Vec<OldIkeSa>,
     deleting_child: Option<u32>,
     ke_retried: bool,
+    /// The client's rekeys with additional key exchanges we answer (IKE_FOLLOWUP_KE).
+    pub(super) answering: Answers,
+    /// Our finished rekey waiting for the client's colliding one.
+    pub(super) ours_done: Option<OursDone>,
+    /// Fragments of a response to our request (an IKE_FOLLOWUP_KE answer with a large KE).
+    responses: protect::Reassembly,
 }
 
 impl ServerRekey {
@@ -90,7 +98,11 @@ impl Responder {
     }
 
     fn ready(sa: &ResponderSa) -> bool {
-        sa.phase == SaPhase::Established && !sa.tm.busy() && sa.rekey.pending.is_none()
+        sa.phase == SaPhase::Established
+            && !sa.tm.busy()
+            && sa.rekey.pending.is_none()
+            && sa.rekey.ours_done.is_none()
+            && sa.rekey.answering.is_empty()
     }
 
     fn start_child_rekey(
@@ -183,6 +195,8 @@ impl Responder {
         message_id: u32,
         p: &[Payload<'_>],
     ) {
+        // A colliding rekey of the client it may have abandoned first (we have no timers).
+        self.settle_ours(now, sa);
         let r = CreateChild::parse(p);
         if r.is_ike_rekey() {
             return self.answer_ike_rekey(now, sa, message_id, &r);
@@ -195,7 +209,10 @@ impl Responder {
             };
             return self.refuse_rekey(sa, message_id, &Refusal::new(kind));
         };
-        if matches!(sa.rekey.pending, Some(Pending::Ike(_))) {
+        let ike_running = matches!(sa.rekey.pending, Some(Pending::Ike(_)))
+            || matches!(sa.rekey.ours_done, Some(OursDone::Ike(_)))
+            || !sa.rekey.answering.is_empty();
+        if ike_running {
             return self.refuse_rekey(sa, message_id, &Refusal::new(NotifyType::TEMPORARY_FAILURE));
         }
         let Some(child) = sa.child.as_ref().filter(|c| c.spi_out == spi_out) else {
@@ -209,38 +226,69 @@ impl Responder {
         };
         let by_spi = &self.by_spi;
         let spi_in = fresh_spi(self.rng.as_mut(), |s| by_spi.contains_key(&s));
-        let answer = answer_child(
-            sa.keys.prf,
-            sa.keys.sk_d.as_bytes(),
-            &self.cfg.esp,
-            &r,
-            child,
-            spi_in,
-            self.rng.as_mut(),
-        );
-        let answer = match answer {
-            Ok(a) => a,
+        let draft = match draft_child(&self.cfg.esp, &r, child, spi_in, self.rng.as_mut()) {
+            Ok(d) => d,
             Err(refusal) => return self.refuse_rekey(sa, message_id, &refusal),
         };
-        let Ok(esp) = EspSa::new(&answer.child, self.rng.as_mut()) else {
+        if draft.selected.has_additional() {
+            if !sa.rekey.answering.has_room(now) {
+                let r = Refusal::new(NotifyType::TEMPORARY_FAILURE);
+                return self.refuse_rekey(sa, message_id, &r);
+            }
+            let link = Answers::new_link(self.rng.as_mut());
+            let p = draft.payloads(Some(&link));
+            self.respond(sa, ExchangeType::CREATE_CHILD_SA, message_id, &p);
+            drop(p);
+            debug!("responder: client rekeys CHILD SA with additional key exchanges");
+            sa.rekey.answering.insert(now, link, Making::Child(draft));
+            return;
+        }
+        let made = draft
+            .finish(sa.keys.prf, sa.keys.sk_d.as_bytes(), &[])
+            .ok()
+            .and_then(|a| EspSa::new(&a.child, self.rng.as_mut()).ok().map(|e| (a, e)));
+        let Some((answer, esp)) = made else {
             let r = Refusal::new(NotifyType::NO_PROPOSAL_CHOSEN);
             return self.refuse_rekey(sa, message_id, &r);
         };
-        let p = answer.payloads();
+        let p = draft.payloads(None);
         self.respond(sa, ExchangeType::CREATE_CHILD_SA, message_id, &p);
         drop(p);
+        self.answered_child(now, sa, answer, esp);
+    }
+
+    /// The client's rekey of the CHILD SA made `answer` (its ESP SA `esp`).
+    pub(super) fn answered_child(
+        &mut self,
+        now: Instant,
+        sa: &mut ResponderSa,
+        answer: ChildAnswer,
+        esp: EspSa,
+    ) {
         info!(
             "responder: client rekeyed CHILD SA: in {:08x} out {:08x}",
             answer.child.spi_in, answer.child.spi_out
         );
+        let spi_in = answer.child.spi_in;
         self.by_spi.insert(spi_in, sa.handle);
-        if matches!(sa.rekey.pending, Some(Pending::Child(_))) {
-            sa.rekey.collision = Some(Collision::Child {
-                ni: answer.ni,
-                nr: answer.nr,
-                spi_in,
-            });
+        let ours_done = matches!(sa.rekey.ours_done, Some(OursDone::Child { .. }));
+        if matches!(sa.rekey.pending, Some(Pending::Child(_))) || ours_done {
             self.keep_other(sa, answer.child, esp);
+            let theirs = Some((answer.ni, answer.nr, spi_in));
+            match sa.rekey.ours_done.take() {
+                Some(OursDone::Child {
+                    new,
+                    ni,
+                    nr,
+                    old_spi_in,
+                }) => self.resolve_child(now, sa, *new, &ni, &nr, old_spi_in, theirs),
+                other => {
+                    sa.rekey.ours_done = other;
+                    if let Some((ni, nr, spi_in)) = theirs {
+                        sa.rekey.collision = Some(Collision::Child { ni, nr, spi_in });
+                    }
+                }
+            }
         } else {
             self.switch_child(sa, answer.child, esp);
         }
@@ -294,30 +342,49 @@ impl Responder {
         r: &CreateChild<'_>,
     ) {
         let colliding = matches!(sa.rekey.pending, Some(Pending::Ike(_)));
-        let busy = sa.tm.busy() || sa.rekey.pending.is_some() || sa.rekey.deleting_child.is_some();
+        let busy = sa.tm.busy()
+            || sa.rekey.pending.is_some()
+            || sa.rekey.ours_done.is_some()
+            || !sa.rekey.answering.is_empty()
+            || sa.rekey.deleting_child.is_some();
         if !colliding && busy {
             return self.refuse_rekey(sa, message_id, &Refusal::new(NotifyType::TEMPORARY_FAILURE));
         }
-        let answer = answer_ike(
-            sa.keys.prf,
-            sa.keys.sk_d.as_bytes(),
-            &self.cfg.ike,
-            r,
-            self.rng.as_mut(),
-        );
-        let answer = match answer {
-            Ok(a) => a,
+        let draft = match draft_ike(&self.cfg.ike, r, self.rng.as_mut()) {
+            Ok(d) => d,
             Err(refusal) => return self.refuse_rekey(sa, message_id, &refusal),
         };
-        let p = answer.payloads();
+        if draft.selected.has_additional() {
+            if !sa.rekey.answering.has_room(now) {
+                let r = Refusal::new(NotifyType::TEMPORARY_FAILURE);
+                return self.refuse_rekey(sa, message_id, &r);
+            }
+            let link = Answers::new_link(self.rng.as_mut());
+            let p = draft.payloads(Some(&link));
+            self.respond(sa, ExchangeType::CREATE_CHILD_SA, message_id, &p);
+            drop(p);
+            debug!("responder: client rekeys the IKE SA with additional key exchanges");
+            sa.rekey.answering.insert(now, link, Making::Ike(draft));
+            return;
+        }
+        let Ok(new) = draft.finish(sa.keys.prf, sa.keys.sk_d.as_bytes(), &[]) else {
+            let r = Refusal::new(NotifyType::NO_PROPOSAL_CHOSEN);
+            return self.refuse_rekey(sa, message_id, &r);
+        };
+        let p = draft.payloads(None);
         self.respond(sa, ExchangeType::CREATE_CHILD_SA, message_id, &p);
         drop(p);
-        if colliding {
-            sa.rekey.collision = Some(Collision::Ike {
-                new: Box::new(answer.new),
-            });
+        self.answered_ike(now, sa, new);
+    }
+
+    /// The client's rekey of the IKE SA made `new`.
+    pub(super) fn answered_ike(&mut self, now: Instant, sa: &mut ResponderSa, new: NewIkeSa) {
+        if matches!(sa.rekey.pending, Some(Pending::Ike(_))) {
+            sa.rekey.collision = Some(Collision::Ike { new: Box::new(new) });
+        } else if let Some(OursDone::Ike(ours)) = sa.rekey.ours_done.take() {
+            self.resolve_ike(now, sa, *ours, Some(new));
         } else {
-            self.switch_ike(now, sa, answer.new, false);
+            self.switch_ike(now, sa, new, false);
         }
     }
 
@@ -346,6 +413,8 @@ impl Responder {
         sa.spi_r = new.spi_r;
         sa.original_initiator = new.original_initiator;
         sa.reassembly.clear();
+        sa.rekey.responses.clear();
+        sa.rekey.answering = Answers::default();
         self.by_ike_spi.insert(our_spi, sa.handle);
     }
 
@@ -401,9 +470,22 @@ impl Responder {
             self.dropped += 1;
             return;
         }
-        let Ok(opened) = protect::open(&sa.keys.inbound, msg) else {
-            self.dropped += 1;
-            return;
+        let opened = if msg.fragment().is_some() {
+            match sa.rekey.responses.add_at(now, &sa.keys.inbound, msg) {
+                Ok(Some(o)) => o,
+                Ok(None) => return,
+                Err(e) => {
+                    debug!("responder: bad response fragment: {e}");
+                    self.dropped += 1;
+                    return;
+                }
+            }
+        } else {
+            let Ok(opened) = protect::open(&sa.keys.inbound, msg) else {
+                self.dropped += 1;
+                return;
+            };
+            opened
         };
         let ResponseMatch::Expected(kind) = sa.tm.match_response(id) else {
             return;
@@ -414,6 +496,7 @@ impl Responder {
         };
         match kind {
             RequestKind::CreateChildSa => self.finish_rekey(now, sa, &p),
+            RequestKind::FollowupKe => self.continue_followup(now, sa, &p),
             RequestKind::DeleteChild => {
                 if let Some(spi) = sa.rekey.deleting_child.take() {
                     sa.rekey.others.retain(|c| c.spi_in != spi);
@@ -429,70 +512,299 @@ impl Responder {
             return;
         };
         let r = CreateChild::parse(p);
-        let collision = sa.rekey.collision.take();
+        let (prf, rng) = (sa.keys.prf, self.rng.as_mut());
         match pending {
-            Pending::Child(offer) => {
-                let theirs = match collision {
-                    Some(Collision::Child { ni, nr, spi_in }) => Some((ni, nr, spi_in)),
-                    _ => None,
-                };
-                let new = match offer.finish(sa.keys.prf, sa.keys.sk_d.as_bytes(), &r) {
-                    Ok(c) => c,
-                    Err(outcome) => {
-                        if let Some((_, _, spi)) = theirs {
-                            return self.adopt_child(sa, spi);
-                        }
-                        return self.rekey_refused(now, sa, false, &outcome);
+            Pending::Child(mut offer) => {
+                let accepted = offer.accept(&r).and_then(|a| {
+                    let chain = Chain::start(&a.selected, r.link, rng)?;
+                    Ok((a, chain))
+                });
+                let result = match accepted {
+                    Ok((a, Some(chain))) => {
+                        offer.chain = Some((a, chain));
+                        return self.send_followup(now, sa, Pending::Child(offer));
                     }
+                    Ok((a, None)) => a
+                        .derive(&offer, prf, sa.keys.sk_d.as_bytes(), &[])
+                        .map(|c| (c, a.nr)),
+                    Err(o) => Err(o),
                 };
-                let Ok(esp) = EspSa::new(&new, self.rng.as_mut()) else {
+                self.finish_child(now, sa, offer, result);
+            }
+            Pending::Ike(mut offer) => {
+                let accepted = offer.accept(&r).and_then(|a| {
+                    let chain = Chain::start(&a.selected, r.link, rng)?;
+                    Ok((a, chain))
+                });
+                let result = match accepted {
+                    Ok((a, Some(chain))) => {
+                        offer.chain = Some((a, chain));
+                        return self.send_followup(now, sa, Pending::Ike(offer));
+                    }
+                    Ok((a, None)) => a.derive(&offer, prf, sa.keys.sk_d.as_bytes(), &[]),
+                    Err(o) => Err(o),
+                };
+                self.finish_ike(now, sa, result);
+            }
+        }
+    }
+
+    /// Sends the next IKE_FOLLOWUP_KE request of our rekey and keeps it until the response.
+    fn send_followup(&mut self, now: Instant, sa: &mut ResponderSa, pending: Pending) {
+        let p = pending.followup_payloads();
+        self.send_sa_request(
+            now,
+            sa,
+            RequestKind::FollowupKe,
+            ExchangeType::IKE_FOLLOWUP_KE,
+            &p,
+        );
+        drop(p);
+        sa.rekey.pending = Some(pending);
+    }
+
+    /// The response to our IKE_FOLLOWUP_KE request: the next one, or the rekey's end.
+    fn continue_followup(&mut self, now: Instant, sa: &mut ResponderSa, p: &[Payload<'_>]) {
+        let Some(pending) = sa.rekey.pending.take() else {
+            return;
+        };
+        let (prf, rng) = (sa.keys.prf, self.rng.as_mut());
+        match pending {
+            Pending::Child(mut offer) => {
+                let Some((accepted, mut chain)) = offer.chain.take() else {
                     return;
                 };
-                self.by_spi.insert(new.spi_in, sa.handle);
-                let nr = r.nonce.unwrap_or_default();
-                match theirs {
-                    Some((ni2, nr2, spi)) if our_exchange_loses((&offer.ni, nr), (&ni2, &nr2)) => {
-                        info!("responder: rekey collision, ours is redundant");
-                        let redundant = new.spi_in;
-                        self.keep_other(sa, new, esp);
-                        self.adopt_child(sa, spi);
-                        self.send_child_delete(now, sa, redundant);
+                let result = match chain.on_response(p, rng) {
+                    Ok(None) => {
+                        offer.chain = Some((accepted, chain));
+                        return self.send_followup(now, sa, Pending::Child(offer));
                     }
-                    _ => {
-                        self.switch_child(sa, new, esp);
-                        self.send_child_delete(now, sa, offer.old_spi_in);
-                    }
-                }
+                    Ok(Some(shares)) => accepted
+                        .derive(&offer, prf, sa.keys.sk_d.as_bytes(), &shares)
+                        .map(|c| (c, accepted.nr)),
+                    Err(o) => Err(o),
+                };
+                self.finish_child(now, sa, offer, result);
             }
-            Pending::Ike(offer) => {
-                let theirs = match collision {
-                    Some(Collision::Ike { new }) => Some(*new),
-                    _ => None,
+            Pending::Ike(mut offer) => {
+                let Some((accepted, mut chain)) = offer.chain.take() else {
+                    return;
                 };
-                let ours = match offer.finish(sa.keys.prf, sa.keys.sk_d.as_bytes(), &r) {
-                    Ok(n) => n,
-                    Err(outcome) => {
-                        if let Some(t) = theirs {
-                            return self.switch_ike(now, sa, t, false);
+                let result = match chain.on_response(p, rng) {
+                    Ok(None) => {
+                        offer.chain = Some((accepted, chain));
+                        return self.send_followup(now, sa, Pending::Ike(offer));
+                    }
+                    Ok(Some(shares)) => {
+                        accepted.derive(&offer, prf, sa.keys.sk_d.as_bytes(), &shares)
+                    }
+                    Err(o) => Err(o),
+                };
+                self.finish_ike(now, sa, result);
+            }
+        }
+    }
+
+    /// Our CHILD SA rekey ended: the new SA (and the client's nonce) or why not.
+    fn finish_child(
+        &mut self,
+        now: Instant,
+        sa: &mut ResponderSa,
+        offer: ChildOffer,
+        result: Result<(ChildSa, Vec<u8>), Outcome>,
+    ) {
+        let theirs = match sa.rekey.collision.take() {
+            Some(Collision::Child { ni, nr, spi_in }) => Some((ni, nr, spi_in)),
+            other => {
+                sa.rekey.collision = other;
+                None
+            }
+        };
+        let (new, nr) = match result {
+            Ok(c) => c,
+            Err(outcome) => {
+                if let Some((_, _, spi)) = theirs {
+                    return self.adopt_child(sa, spi);
+                }
+                return self.rekey_refused(now, sa, false, &outcome);
+            }
+        };
+        sa.rekey.ke_retried = false;
+        let running = sa
+            .rekey
+            .answering
+            .making()
+            .any(|m| matches!(m, Making::Child(_)));
+        if theirs.is_none() && running {
+            sa.rekey.ours_done = Some(OursDone::Child {
+                new: Box::new(new),
+                ni: offer.ni,
+                nr,
+                old_spi_in: offer.old_spi_in,
+            });
+            return;
+        }
+        self.resolve_child(now, sa, new, &offer.ni, &nr, offer.old_spi_in, theirs);
+    }
+
+    /// Our new CHILD SA against the client's rekey of the same SA, if one ran.
+    #[allow(clippy::too_many_arguments)]
+    fn resolve_child(
+        &mut self,
+        now: Instant,
+        sa: &mut ResponderSa,
+        new: ChildSa,
+        ni: &[u8],
+        nr: &[u8],
+        old_spi_in: u32,
+        theirs: Option<(Vec<u8>, Vec<u8>, u32)>,
+    ) {
+        let Ok(esp) = EspSa::new(&new, self.rng.as_mut()) else {
+            return;
+        };
+        self.by_spi.insert(new.spi_in, sa.handle);
+        match theirs {
+            Some((ni2, nr2, spi)) if our_exchange_loses((ni, nr), (&ni2, &nr2)) => {
+                info!("responder: rekey collision, ours is redundant");
+                let redundant = new.spi_in;
+                self.keep_other(sa, new, esp);
+                self.adopt_child(sa, spi);
+                self.send_child_delete(now, sa, redundant);
+            }
+            _ => {
+                self.switch_child(sa, new, esp);
+                self.send_child_delete(now, sa, old_spi_in);
+            }
+        }
+    }
+
+    /// Our IKE SA rekey ended: the new SA or why not.
+    fn finish_ike(
+        &mut self,
+        now: Instant,
+        sa: &mut ResponderSa,
+        result: Result<NewIkeSa, Outcome>,
+    ) {
+        let theirs = match sa.rekey.collision.take() {
+            Some(Collision::Ike { new }) => Some(*new),
+            other => {
+                sa.rekey.collision = other;
+                None
+            }
+        };
+        let ours = match result {
+            Ok(n) => n,
+            Err(outcome) => {
+                if let Some(t) = theirs {
+                    return self.switch_ike(now, sa, t, false);
+                }
+                return self.rekey_refused(now, sa, true, &outcome);
+            }
+        };
+        sa.rekey.ke_retried = false;
+        let running = sa
+            .rekey
+            .answering
+            .making()
+            .any(|m| matches!(m, Making::Ike(_)));
+        if theirs.is_none() && running {
+            sa.rekey.ours_done = Some(OursDone::Ike(Box::new(ours)));
+            return;
+        }
+        self.resolve_ike(now, sa, ours, theirs);
+    }
+
+    /// Our new IKE SA against the client's rekey of it, if one ran.
+    fn resolve_ike(
+        &mut self,
+        now: Instant,
+        sa: &mut ResponderSa,
+        ours: NewIkeSa,
+        theirs: Option<NewIkeSa>,
+    ) {
+        match theirs {
+            Some(t) if our_exchange_loses((&ours.ni, &ours.nr), (&t.ni, &t.nr)) => {
+                info!("responder: IKE rekey collision, ours is redundant");
+                self.switch_ike(now, sa, t, false);
+                self.retire_new_ike(now, sa, ours, true);
+            }
+            Some(t) => {
+                self.switch_ike(now, sa, ours, true);
+                self.retire_new_ike(now, sa, t, false);
+            }
+            None => self.switch_ike(now, sa, ours, true),
+        }
+    }
+
+    /// An IKE_FOLLOWUP_KE request of the client's rekey.
+    pub(super) fn answer_followup(
+        &mut self,
+        now: Instant,
+        sa: &mut ResponderSa,
+        message_id: u32,
+        p: &[Payload<'_>],
+    ) {
+        let reply = sa.rekey.answering.answer(now, p, self.rng.as_mut());
+        let out = ExchangeType::IKE_FOLLOWUP_KE;
+        let failed = Refusal::new(NotifyType::NO_PROPOSAL_CHOSEN);
+        match reply {
+            Reply::Refuse(r) => {
+                debug!("responder: refusing IKE_FOLLOWUP_KE: {}", r.kind);
+                self.respond(sa, out, message_id, &[r.payload()]);
+            }
+            Reply::More { ke, link } => {
+                self.respond(sa, out, message_id, &reply_payloads(&ke, Some(&link)));
+            }
+            Reply::Done { ke, making, shares } => {
+                let (prf, sk_d) = (sa.keys.prf, sa.keys.sk_d.as_bytes());
+                match *making {
+                    Making::Child(d) => {
+                        let made = d.finish(prf, sk_d, &shares).ok().and_then(|a| {
+                            EspSa::new(&a.child, self.rng.as_mut()).ok().map(|e| (a, e))
+                        });
+                        match made {
+                            Some((answer, esp)) => {
+                                self.respond(sa, out, message_id, &reply_payloads(&ke, None));
+                                self.answered_child(now, sa, answer, esp);
+                            }
+                            None => self.respond(sa, out, message_id, &[failed.payload()]),
                         }
-                        return self.rekey_refused(now, sa, true, &outcome);
                     }
-                };
-                match theirs {
-                    Some(t) if our_exchange_loses((&ours.ni, &ours.nr), (&t.ni, &t.nr)) => {
-                        info!("responder: IKE rekey collision, ours is redundant");
-                        self.switch_ike(now, sa, t, false);
-                        self.retire_new_ike(now, sa, ours, true);
-                    }
-                    Some(t) => {
-                        self.switch_ike(now, sa, ours, true);
-                        self.retire_new_ike(now, sa, t, false);
-                    }
-                    None => self.switch_ike(now, sa, ours, true),
+                    Making::Ike(d) => match d.finish(prf, sk_d, &shares) {
+                        Ok(new) => {
+                            self.respond(sa, out, message_id, &reply_payloads(&ke, None));
+                            self.answered_ike(now, sa, new);
+                        }
+                        Err(_) => self.respond(sa, out, message_id, &[failed.payload()]),
+                    },
                 }
             }
         }
-        sa.rekey.ke_retried = false;
+        self.settle_ours(now, sa);
+    }
+
+    /// Drops the client's overdue exchanges; our finished rekey that waited for one of
+    /// them then stands alone.
+    pub(super) fn settle_ours(&mut self, now: Instant, sa: &mut ResponderSa) {
+        sa.rekey.answering.expire(now);
+        let running = |want_child: bool| {
+            sa.rekey
+                .answering
+                .making()
+                .any(|m| matches!(m, Making::Child(_)) == want_child)
+        };
+        match sa.rekey.ours_done.take() {
+            Some(OursDone::Child {
+                new,
+                ni,
+                nr,
+                old_spi_in,
+            }) if !running(true) => {
+                self.resolve_child(now, sa, *new, &ni, &nr, old_spi_in, None);
+            }
+            Some(OursDone::Ike(ours)) if !running(false) => self.resolve_ike(now, sa, *ours, None),
+            other => sa.rekey.ours_done = other,
+        }
     }
 
     /// Our rekey (of the IKE SA when `ike`) was refused or answered badly: retried once
