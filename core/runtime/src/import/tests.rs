@@ -597,6 +597,24 @@ fn mobileconfig_half_a_ppk_or_an_unknown_method_is_reported() {
         "{:#?}",
         findings(&p)
     );
+    // With EnablePFS the CHILD SA's rekeys run the post-quantum exchange too.
+    let pfs = text.replace(
+        "<key>EnablePFS</key>\n\t\t\t\t<integer>0</integer>",
+        "<key>EnablePFS</key>\n\t\t\t\t<integer>1</integer>",
+    );
+    assert_ne!(pfs, text);
+    let p = import(
+        pfs.as_bytes(),
+        Kind::Mobileconfig,
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        p.esp,
+        vec!["aes256gcm16-curve25519-ke1_mlkem768".to_string()]
+    );
+    assert!(findings(&p).is_empty(), "{:#?}", findings(&p));
+    round_trip(&p, &tmp());
     // A method Roam does not know: the IKE proposal falls back to Roam's defaults, said so.
     let unknown = text.replacen("<integer>37</integer>", "<integer>99</integer>", 1);
     let p = import(
