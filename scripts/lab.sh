@@ -80,6 +80,8 @@
 #   pools 198.18.0.0/24, 2001:db8:ffff::/112; DNS pushed 203.0.113.53, 2001:db8:203::53
 #   iperf3 server in roam-l on 203.0.113.2 / 2001:db8:203::2 port 5201
 set -euo pipefail
+# never hand the lab lock on to a daemon
+. "$(dirname "$(readlink -f "$0")")/lab-lock.sh"
 
 SELF=$(readlink -f "$0")
 REPO=$(cd "$(dirname "$SELF")/.." && pwd)

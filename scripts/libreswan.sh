@@ -32,6 +32,8 @@
 # apt's candidate), LIBRESWAN_ESPINTCP (auto: the stand-in unless the kernel lists espintcp
 # in /proc/sys/net/ipv4/tcp_available_ulp; shim; kernel), CC (default cc, else clang).
 set -euo pipefail
+# never hand the lab lock on to a daemon
+. "$(dirname "$(readlink -f "$0")")/lab-lock.sh"
 
 SELF=$(readlink -f "$0")
 REPO=$(cd "$(dirname "$SELF")/.." && pwd)

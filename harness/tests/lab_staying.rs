@@ -1165,3 +1165,103 @@ staying_case!(tcp_when_udp_is_blocked_and_after_a_reset, |lab| {
     assert!(back.is_some(), "no traffic after the reset: {}", ctx());
     close_cleanly(&mut c.roam);
 });
+
+/// Local addresses of roam-c's established TCP connections to the server's port 4500.
+fn tcp_locals_to_server(ns: &str, server: &str) -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "ss", "-Htn", "state", "established"])
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let peer = format!("{server}:4500");
+    out.lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let at = w.iter().position(|x| *x == peer)?;
+            let local = w.get(at.checked_sub(1)?)?;
+            Some(local.rsplit_once(':')?.0.to_string())
+        })
+        .collect()
+}
+
+// MOBIKE over TCP (RFC 9329: a new TCP connection per path): with UDP blocked, roam
+// connect moves between two addresses against roam serve; each move opens a TCP connection
+// from the new address and carries UPDATE_SA_ADDRESSES on it, and the IKE SA stays.
+staying_case!(mobike_over_tcp_with_udp_blocked, |lab| {
+    let _restore = Restore {
+        server_defaults: false,
+    };
+    let _charon = CharonBack;
+    lab_ok(&["serve-up", "psk"], &[], 120);
+    lab_ok(&["block-udp", "on"], &[], 30);
+    client_path("a");
+    let ns = lab.get("CLIENT_NS");
+    let server = lab.get("SERVER_ADDR");
+    let p = profile(
+        &lab,
+        "tcp-mobike",
+        &["--transport", "tcp", "--keepalive", "5", "--dpd", "10"],
+    );
+    let mut c = connect_to(&lab, &p, Duration::from_secs(30));
+    assert_eq!(c.f.get("encap").map(String::as_str), Some("tcp"));
+    assert_eq!(
+        tcp_locals_to_server(&ns, &server),
+        vec!["198.51.100.2".to_string()],
+        "one TCP connection, from path a"
+    );
+    for (to, local) in [("b", "192.0.2.2"), ("a", "198.51.100.2")] {
+        let pinger = Pinger::start(&ns, &lab.get("LAN_HOST"), 60);
+        thread::sleep(Duration::from_secs(2));
+        let t0 = now_ms();
+        client_path(to);
+        let roamed = wait_or_panic(
+            &mut c.roam,
+            "roamed",
+            ROAMED_TIMEOUT,
+            &format!("path -> {to} over TCP"),
+        );
+        let run = pinger.finish(Duration::from_secs(10));
+        let lost = run.lost().unwrap_or(u32::MAX);
+        let ctx = || format!("{roamed}\n{}\n{}", run.summary(), c.roam.transcript());
+        report(
+            &format!("tcp-roam->{to}"),
+            &[
+                ("lost", lost.to_string()),
+                ("max_gap_ms", run.max_gap_ms().to_string()),
+                (
+                    "roamed_ms",
+                    at_ms(&roamed).map_or("?".into(), |t| t.saturating_sub(t0).to_string()),
+                ),
+            ],
+        );
+        let rf = fields(&roamed);
+        assert!(
+            rf.get("local")
+                .is_some_and(|l| l.starts_with(&format!("{local}:"))),
+            "roamed to the wrong local address (want {local}): {}",
+            ctx()
+        );
+        assert!(
+            rf.get("remote")
+                .is_some_and(|r| r == &format!("{server}:4500")),
+            "not to the server's TCP port: {}",
+            ctx()
+        );
+        assert!(
+            tcp_locals_to_server(&ns, &server).contains(&local.to_string()),
+            "no TCP connection from {local}: {:?}\n{}",
+            tcp_locals_to_server(&ns, &server),
+            ctx()
+        );
+        assert!(
+            lost <= MAX_LOST_PER_ROAM,
+            "{lost} pings lost moving to path {to} over TCP (at most {MAX_LOST_PER_ROAM}): {}",
+            ctx()
+        );
+        // MOBIKE, not a new IKE SA: one `connected` line and no reconnect.
+        assert_eq!(seen_lines(&c.roam, "connected").len(), 1, "{}", ctx());
+        assert!(seen_lines(&c.roam, "reconnecting").is_empty(), "{}", ctx());
+    }
+    close_cleanly(&mut c.roam);
+});
