@@ -123,6 +123,22 @@ fn pluto_counters() -> HashMap<String, u64> {
         .collect()
 }
 
+/// The first pluto counter whose name ends with `suffix`, polled until it is at least 1 or
+/// `limit` passes (pluto handles what roam sent last just after roam exits).
+fn pluto_counter_reaches_one(suffix: &str, limit: Duration) -> u64 {
+    let until = std::time::Instant::now() + limit;
+    loop {
+        let n = pluto_counters()
+            .iter()
+            .find(|(k, _)| k.ends_with(suffix))
+            .map_or(0, |(_, v)| *v);
+        if n >= 1 || std::time::Instant::now() >= until {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 lab_case!(ike_over_tcp_to_libreswan_with_udp_blocked, |lab| {
     let _back = CharonBackFromPluto;
     libreswan(&["up"], 300);
@@ -240,4 +256,10 @@ lab_case!(ike_over_tcp_to_libreswan_with_udp_blocked, |lab| {
     );
     // and UDP was tried first and dropped: TCP was the fallback, not the only try
     assert!(dropped >= 1, "no UDP packet was dropped: {}", ctx());
+    // roam deleted the IKE SA it could not use (RFC 7296 §1.2): pluto handled that DELETE
+    let deleted = pluto_counter_reaches_one(
+        ".STF_V2_RESPONDER_DELETE_IKE_FAMILY",
+        Duration::from_secs(5),
+    );
+    assert!(deleted >= 1, "pluto saw no DELETE of the IKE SA: {}", ctx());
 });
