@@ -46,7 +46,7 @@ pub const RX_TURNS: usize = 4;
 /// Most packets from the packet path sealed per wakeup before the loop turns.
 pub const TX_PACKETS: usize = 256;
 /// The buffer ESP datagrams are sealed into before they leave in GSO runs.
-const TX_BYTES: usize = 256 * 1024;
+const TX_BYTES: usize = 128 * 1024;
 /// Most runs in that buffer (a run per datagram when no two go the same way).
 const TX_RUNS: usize = 256;
 /// Commands queued for the driver before `close` starts dropping them.

@@ -75,11 +75,14 @@ impl OffloadTun {
                 ..BatchShape::SINGLE
             };
         }
+        // Room for an MTU-size packet and then some (the kernel may send a little more).
+        let slot_len = self.mtu.max(1280) + 256;
         BatchShape {
-            // A 64 KB super-packet splits into more than 64 KB / MTU packets.
-            slots: IDEAL_BATCH_SIZE,
-            // Room for an MTU-size packet and then some (the kernel may send a little more).
-            slot_len: self.mtu.max(1280) + 256,
+            // A 64 KB super-packet splits into at most 64 KB / segment packets, a segment
+            // being the MTU less the IP and TCP headers (at most 120 bytes): 53 at MTU 1400.
+            // More slots would be memory no read touches.
+            slots: (MAX_PACKET / self.mtu.saturating_sub(120).max(512) + 2).min(IDEAL_BATCH_SIZE),
+            slot_len,
             offset: VIRTIO_NET_HDR_LEN,
             batched_send: true,
         }
