@@ -183,3 +183,34 @@ fn an_unanswered_udp_attempt_starts_over_on_tcp() {
     assert_eq!(p.client.ike().path(), (local, server));
     assert!(p.ping(4));
 }
+
+#[test]
+fn a_udp_probe_from_a_tcp_session_is_a_fresh_ike_sa_init_and_its_answer_is_harmless() {
+    let mut p = tcp_pair(930, 4500, |_| {});
+    p.connect();
+    assert!(p.connected().is_some(), "{:?}", p.client_events);
+    let spi_before = p.client.ike().spis();
+    let local = p.client.ike().path().0;
+    let udp_server = SocketAddr::new(server_addr().ip(), 500);
+    let now = p.now;
+    let probe = p
+        .client
+        .udp_probe(now, local, udp_server)
+        .expect("a probe datagram");
+    // On UDP port 500: no non-ESP marker, an IKE_SA_INIT request of another IKE SA.
+    let h = roam_proto::wire::Header::parse(&probe).expect("an IKE header");
+    assert_eq!(h.exchange, roam_proto::wire::ExchangeType::IKE_SA_INIT);
+    assert!(h.is_initiator() && !h.is_response() && h.spi_r == 0);
+    assert_ne!(h.spi_i, spi_before.0, "a throwaway IKE SA, not ours");
+    // The server answers it as any IKE_SA_INIT (so UDP shows that it gets through).
+    p.server.handle_message(now, udp_server, local, &probe);
+    let answer = p.server.poll_outgoing().expect("an answer");
+    assert_eq!(answer.remote, local);
+    // Fed to the session, the answer changes nothing: dropped, still connected on TCP.
+    let mut data = answer.message.clone();
+    let _ = p.client.handle_datagram(now, local, udp_server, &mut data);
+    assert_eq!(p.client.state(), State::Connected);
+    assert_eq!(p.client.transport(), Transport::Tcp);
+    assert_eq!(p.client.ike().spis(), spi_before);
+    assert!(p.ping(1), "traffic still flows on TCP");
+}

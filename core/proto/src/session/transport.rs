@@ -96,6 +96,24 @@ impl Session {
         }
     }
 
+    /// A probe of the UDP path while the session runs on TCP: the IKE_SA_INIT request of a
+    /// throwaway IKE SA (never continued) for the runtime to send from `local` to the
+    /// server's UDP `server` address. Any answer shows that UDP gets through again, and the
+    /// runtime moves the session back to it (RFC 9329 prefers UDP where it works). The answer
+    /// itself, should it reach the session, is dropped like any message of an unknown SA.
+    pub fn udp_probe(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        server: SocketAddr,
+    ) -> Option<Vec<u8>> {
+        let mut probe =
+            crate::ike::initiator::Initiator::new(self.params.clone(), Box::new(self.rng.clone()));
+        probe.set_transport(Transport::Udp);
+        probe.start(now, local, server);
+        probe.poll_message()
+    }
+
     /// The runtime's TCP connection from `local` closed (reset, end of stream, a framing error):
     /// the IKE SA on it lost its path (RFC 9329 §6.2: only the initiator reopens, and a new
     /// IKE SA on a new connection is the simple way back). Ignored on UDP.
