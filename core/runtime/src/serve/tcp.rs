@@ -52,6 +52,8 @@ pub struct TcpStats {
     pub plain: u64,
     /// Connections whose TLS handshake succeeded.
     pub tls: u64,
+    /// Of those, the ones that resumed an earlier TLS session.
+    pub tls_resumed: u64,
     /// Connections refused for their first byte (neither the prefix nor, with a certificate,
     /// a TLS handshake).
     pub refused: u64,
@@ -68,6 +70,7 @@ pub struct TcpStats {
 pub(super) struct Counters {
     plain: AtomicU64,
     tls: AtomicU64,
+    tls_resumed: AtomicU64,
     refused: AtomicU64,
     tls_failed: AtomicU64,
     timed_out: AtomicU64,
@@ -83,6 +86,7 @@ impl Counters {
         TcpStats {
             plain: self.plain.load(Ordering::Relaxed),
             tls: self.tls.load(Ordering::Relaxed),
+            tls_resumed: self.tls_resumed.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
             tls_failed: self.tls_failed.load(Ordering::Relaxed),
             timed_out: self.timed_out.load(Ordering::Relaxed),
@@ -268,8 +272,11 @@ async fn serve_conn(
             frames_both_ways(read, write, deadline, ends).await
         }
         Ok(Kind::Tls) => match tls_handshake(stream, tls, deadline).await {
-            Ok(stream) => {
+            Ok((stream, resumed)) => {
                 Counters::bump(&counters.tls);
+                if resumed {
+                    Counters::bump(&counters.tls_resumed);
+                }
                 let (read, write) = tokio::io::split(stream);
                 frames_both_ways(read, write, deadline, ends).await
             }
@@ -322,19 +329,22 @@ async fn first_byte(stream: &TcpStream, deadline: Instant, tls: bool) -> Result<
     }
 }
 
-/// The server's TLS handshake within the deadline; on failure the reason and whether it was
-/// the deadline.
+/// The server's TLS handshake within the deadline, and whether it resumed a session; on
+/// failure the reason and whether it was the deadline.
 #[cfg(feature = "tls")]
 async fn tls_handshake(
     stream: TcpStream,
     tls: Option<TlsServer>,
     deadline: Instant,
-) -> Result<tokio_rustls::server::TlsStream<TcpStream>, (String, bool)> {
+) -> Result<(tokio_rustls::server::TlsStream<TcpStream>, bool), (String, bool)> {
     let Some(tls) = tls else {
         return Err(("no TLS certificate".into(), false));
     };
     match tokio::time::timeout_at(deadline, tls.accept(stream)).await {
-        Ok(Ok(s)) => Ok(s),
+        Ok(Ok(s)) => {
+            let resumed = s.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+            Ok((s, resumed))
+        }
         Ok(Err(e)) => Err((format!("TLS handshake failed: {e}"), false)),
         Err(_) => Err(("TLS handshake not done in time".into(), true)),
     }
@@ -345,7 +355,7 @@ async fn tls_handshake(
     _stream: TcpStream,
     _tls: Option<TlsServer>,
     _deadline: Instant,
-) -> Result<TcpStream, (String, bool)> {
+) -> Result<(TcpStream, bool), (String, bool)> {
     Err(("this build has no TLS support".into(), false))
 }
 
