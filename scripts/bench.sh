@@ -5,7 +5,8 @@
 # Usage: sudo scripts/bench.sh
 #   DURATION       seconds of each iperf3 transfer, each way (10)
 #   ROUNDS         rounds; each runs every tunnel once, the order reversed every other round (2)
-#   TUNNELS        tunnels, in the order of the odd rounds (roam-roam roam-tcp bt-bt ss-ss roam-ss)
+#   TUNNELS        tunnels, in the order of the odd rounds (roam-roam roam-tcp roam-tls bt-bt ss-ss
+#                  roam-ss)
 #   RSS_SECONDS    roam-roam memory run: iperf3 --bidir that long, the client's VmRSS every 5 s
 #                  (60; 0 skips it)
 #   CONNECT_ROUNDS connect wall time, roam against the strongSwan client, both to the strongSwan
@@ -25,6 +26,7 @@
 # iperf3 server in roam-l on 203.0.113.2; TCP, one stream; upload = client -> LAN, download -R):
 #   roam-roam  `roam connect` (TUN) -> `roam serve` (lab.sh serve-up psk)
 #   roam-tcp   the same over one TCP connection (RFC 9329, profile transport = "tcp")
+#   roam-tls   the same inside TLS on that connection (RFC 9329 section 8, tcp_tls = true)
 #   roam-ss    `roam connect` (TUN) -> strongSwan server charon (kernel-libipsec)
 #   ss-ss      strongSwan reference client (lab.sh up-client psk) -> strongSwan server
 #   bt-bt      boringtun-cli -> boringtun-cli (lab.sh wg-up): userspace WireGuard, set up by wg
@@ -46,7 +48,7 @@ export BORINGTUN_BIN=${BORINGTUN_BIN:-$TOOLS/bin/boringtun-cli}
 export RUST_LOG=${RUST_LOG:-warn}
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-2}
-TUNNELS=${TUNNELS:-roam-roam roam-tcp bt-bt ss-ss roam-ss}
+TUNNELS=${TUNNELS:-roam-roam roam-tcp roam-tls bt-bt ss-ss roam-ss}
 RSS_SECONDS=${RSS_SECONDS:-60}
 PERF_SECONDS=${PERF_SECONDS:-0}
 CONNECT_ROUNDS=${CONNECT_ROUNDS:-5}
@@ -69,7 +71,7 @@ in_range "$ROUNDS" 1 20 || fail "ROUNDS: 1..20"
 [ "$RSS_SECONDS" = 0 ] || in_range "$RSS_SECONDS" 10 3600 || fail "RSS_SECONDS: 0 or 10..3600"
 in_range "$PERF_SECONDS" 0 120 || fail "PERF_SECONDS: 0..120"
 for t in $TUNNELS; do
-  case $t in roam-roam|roam-tcp|roam-ss|ss-ss|bt-bt) ;; *) fail "unknown tunnel '$t' in TUNNELS" ;; esac
+  case $t in roam-roam|roam-tcp|roam-tls|roam-ss|ss-ss|bt-bt) ;; *) fail "unknown tunnel '$t' in TUNNELS" ;; esac
 done
 
 # ------------------------------------------------------------------ tools --
@@ -170,11 +172,15 @@ setup() { # TUNNEL: brings it up; sets CPID and SPID
   CPID="" SPID=""
   "$LAB_SH" iperf >/dev/null 2>&1 || true
   case $1 in
-    roam-roam|roam-tcp)
+    roam-roam|roam-tcp|roam-tls)
       SERVE_UP=1
       "$LAB_SH" serve-up psk >/dev/null 2>"$OUT/serve-up.err" || { cat "$OUT/serve-up.err" >&2; return 1; }
       SPID=$(pid_file "$LAB/serve/roam.pid" roam) || return 1
-      if [ "$1" = roam-tcp ]; then roam_up "$PROFILE_TCP"; else roam_up "$PROFILE"; fi ;;
+      case $1 in
+        roam-tcp) roam_up "$PROFILE_TCP" ;;
+        roam-tls) roam_up "$PROFILE_TLS" ;;
+        *) roam_up "$PROFILE" ;;
+      esac ;;
     roam-ss)
       SPID=$(server_charon) || return 1
       roam_up "$PROFILE" ;;
@@ -364,9 +370,10 @@ report() {
   python3 - "$OUT/runs.tsv" "$OUT/rss.tsv" "$DURATION" "$ROUNDS" "$RSS_SECONDS" <<'PY'
 import sys, statistics
 runs_path, rss_path, duration, rounds, rss_seconds = sys.argv[1:6]
-names = {"roam-roam": "roam -> roam serve", "roam-tcp": "roam -> roam serve over TCP", "roam-ss": "roam -> strongSwan",
+names = {"roam-roam": "roam -> roam serve", "roam-tcp": "roam -> roam serve over TCP",
+         "roam-tls": "roam -> roam serve over TLS/TCP", "roam-ss": "roam -> strongSwan",
          "ss-ss": "strongSwan -> strongSwan", "bt-bt": "boringtun -> boringtun"}
-order = ["roam-roam", "roam-tcp", "roam-ss", "ss-ss", "bt-bt"]
+order = ["roam-roam", "roam-tcp", "roam-tls", "roam-ss", "ss-ss", "bt-bt"]
 cols = ["up", "down", "retr_up", "retr_down", "c_user", "c_sys", "s_cpu", "hwm", "bytes"]
 data, notes, drops, rounds_seen = {}, [], {}, {}
 for line in open(runs_path):
@@ -433,6 +440,9 @@ for ref, target in (("bt-bt", 2.0), ("ss-ss", 3.0)):
 for d in ("up", "down"):
     r = ratio(mean("roam-tcp", d), mean("roam-roam", d))
     print("roam over TCP / over UDP %-4s: %s  (reported only)" % (d, fmt(r, 2)))
+for d in ("up", "down"):
+    r = ratio(mean("roam-tls", d), mean("roam-tcp", d))
+    print("roam over TLS / over TCP %-4s: %s  (reported only)" % (d, fmt(r, 2)))
 r = ratio(mean("roam-roam", "hwm"), mean("bt-bt", "hwm"))
 print("roam RSS / boringtun RSS: %s  %s" % (fmt(r, 2), verdict(r, 1.0, le=True)))
 for d in ("up", "down"):
@@ -492,6 +502,7 @@ done
 "$LAB_SH" wg-down >/dev/null 2>&1 || true
 PROFILE=$("$LAB_SH" profile psk --esp "$ESP" --out "$OUT/psk.toml")
 PROFILE_TCP=$("$LAB_SH" profile psk --esp "$ESP" --transport tcp --out "$OUT/psk-tcp.toml")
+PROFILE_TLS=$("$LAB_SH" profile psk --esp "$ESP" --transport tcp --tcp-tls --out "$OUT/psk-tls.toml")
 
 read -r -a ORDER <<<"$TUNNELS"
 for r in $(seq 1 "$ROUNDS"); do

@@ -25,6 +25,8 @@
 #                                         --dpd-tries N
 #                                         --transport auto|udp|tcp --tcp-port N
 #                                         --tcp-fallback-ms MS
+#                                         --tcp-tls [--tcp-tls-verify none|ca]
+#                                         [--tcp-tls-server-name NAME]
 #   lab.sh iperf                    (re)start the iperf3 server in roam-l if it is not running
 #   lab.sh server-stop              stop the server charon (for a `roam serve` run by the caller)
 #   lab.sh serve-profile [MODE] [--out FILE]   write a `roam serve` profile (psk|cert), print its path
@@ -653,6 +655,9 @@ do_serve_profile() { # [MODE] [--out FILE]
     echo "[server]"
     echo "port = 500"
     echo "tcp_port = ${SERVE_TCP_PORT:-4500}"   # IKE/ESP over TCP too (RFC 9329)
+    # and TLS clients on that port beside plain ones (RFC 9329 section 8)
+    echo "tls_cert = $(toml "$pki/server.crt")"
+    echo "tls_key = $(toml "$pki/server.key")"
     echo "id = $(toml "$SERVER_ID")"
     if [ "$mode" = cert ]; then   # a PSK server has no certificate (the loader refuses one)
       echo "certificate = $(toml "$pki/server.crt")"
@@ -1404,6 +1409,7 @@ do_profile() {
   local ike="" esp="" server=198.51.100.1 port=500 psk=$PSK pass=$EAP_PASS id="" out=""
   local dpd="" keepalive="" mobike="" ike_rekey="" child_rekey=""
   local rt_initial="" rt_tries="" dpd_tries="" transport="" tcp_port="" tcp_fallback=""
+  local tcp_tls="" tls_verify="" tls_name=""
   num() { [[ $2 =~ ^[0-9]+$ ]] || fail "profile: $1 needs a number of seconds (got '$2')"; echo "$2"; }
   while [ $# -gt 0 ]; do
     case $1 in
@@ -1417,6 +1423,9 @@ do_profile() {
       --transport) transport=$2; shift 2 ;;
       --tcp-port) tcp_port=$(num "$1" "${2:-}"); shift 2 ;;
       --tcp-fallback-ms) tcp_fallback=$(num "$1" "${2:-}"); shift 2 ;;
+      --tcp-tls) tcp_tls=true; shift ;;
+      --tcp-tls-verify) tls_verify=$2; shift 2 ;;
+      --tcp-tls-server-name) tls_name=$2; shift 2 ;;
       --mobike) mobike=true; shift ;;
       --no-mobike) mobike=false; shift ;;
       --ike) ike=$2; shift 2 ;;
@@ -1468,12 +1477,15 @@ do_profile() {
       [ -n "$ike" ] && echo "ike = [$(toml "$ike")]"
       [ -n "$esp" ] && echo "esp = [$(toml "$esp")]"
     fi
-    if [ -n "$dpd$keepalive$mobike$rt_initial$rt_tries$dpd_tries$transport$tcp_port$tcp_fallback" ]; then
+    if [ -n "$dpd$keepalive$mobike$rt_initial$rt_tries$dpd_tries$transport$tcp_port$tcp_fallback$tcp_tls" ]; then
       echo
       echo "[tunnel]"
       [ -n "$transport" ] && echo "transport = $(toml "$transport")"
       [ -n "$tcp_port" ] && echo "tcp_port = $tcp_port"
       [ -n "$tcp_fallback" ] && echo "tcp_fallback_ms = $tcp_fallback"
+      [ -n "$tcp_tls" ] && echo "tcp_tls = true"
+      [ -n "$tls_verify" ] && echo "tcp_tls_verify = $(toml "$tls_verify")"
+      [ -n "$tls_name" ] && echo "tcp_tls_server_name = $(toml "$tls_name")"
       [ -n "$mobike" ] && echo "mobike = $mobike"
       [ -n "$dpd" ] && echo "dpd_seconds = $dpd"
       [ -n "$keepalive" ] && echo "keepalive_seconds = $keepalive"

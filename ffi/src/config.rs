@@ -128,6 +128,17 @@ pub struct TunnelConfig {
     /// "auto": how long UDP may stay unanswered before TCP is tried, 100 to 60000 ms.
     #[uniffi(default = 2000)]
     pub tcp_fallback_ms: u32,
+    /// TLS around the TCP connections (RFC 9329 section 8), for networks that pass only
+    /// HTTPS-like traffic; off by default. IKE still authenticates the server.
+    #[uniffi(default = false)]
+    pub tcp_tls: bool,
+    /// The TLS server name (SNI). None: the server's host name, or no SNI for an IP address.
+    #[uniffi(default = None)]
+    pub tcp_tls_server_name: Option<String>,
+    /// "none" (any TLS certificate: IKE authenticates the server) or "ca" (the TLS chain must
+    /// end at `server.ca_pem` and name the server).
+    #[uniffi(default = "none")]
+    pub tcp_tls_verify: String,
 }
 
 impl Default for TunnelConfig {
@@ -140,6 +151,9 @@ impl Default for TunnelConfig {
             transport: "auto".into(),
             tcp_port: 4500,
             tcp_fallback_ms: 2000,
+            tcp_tls: false,
+            tcp_tls_server_name: None,
+            tcp_tls_verify: "none".into(),
         }
     }
 }
@@ -256,10 +270,21 @@ pub(crate) fn validate(c: &VpnConfig, unix_time: Option<u64>) -> Result<Validate
     if !(576..=9_000).contains(&tunnel.mtu) {
         return Err(VpnError::config("tunnel.mtu", "must be 576 to 9000"));
     }
-    let transport = profile::transport_policy(
+    let mut transport = profile::transport_policy(
         Some(&tunnel.transport),
         Some(tunnel.tcp_port),
         Some(tunnel.tcp_fallback_ms.into()),
+    )?;
+    // The record always holds a mode; like the profile's key, one other than the default is
+    // an error while TLS is off.
+    let verify = (tunnel.tcp_tls || tunnel.tcp_tls_verify != "none")
+        .then_some(tunnel.tcp_tls_verify.as_str());
+    transport.tls = profile::tls_policy(
+        tunnel.tcp_tls,
+        tunnel.tcp_tls_server_name.as_deref(),
+        verify,
+        &server.host,
+        &ca,
     )?;
     let ppk = match &c.ppk {
         Some(p) => {

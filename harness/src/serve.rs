@@ -83,7 +83,11 @@ async fn serve(profile: ServerProfile) -> ExitCode {
     let mut tun_settings = profile.tun.clone();
     tun_settings.name = tun.name().to_string();
     let responder = Responder::new(profile.responder, Box::new(OsRng));
-    let options = roam_runtime::serve::ServeOptions { tcp: profile.tcp };
+    let tls = profile.tls.is_some();
+    let options = roam_runtime::serve::ServeOptions {
+        tcp: profile.tcp,
+        tls: profile.tls,
+    };
     let mut server = match Server::start_with_options(responder, profile.listen, tun, options).await
     {
         Ok(s) => s,
@@ -91,7 +95,8 @@ async fn serve(profile: ServerProfile) -> ExitCode {
     };
     print_line(&listening_line(server.local_addrs()));
     if let Some(tcp) = server.tcp_addr() {
-        print_line(&format!("listening on TCP {tcp} (RFC 9329)"));
+        let with_tls = if tls { ", plain and TLS" } else { "" };
+        print_line(&format!("listening on TCP {tcp} (RFC 9329{with_tls})"));
     }
     print_line(&tun_settings.status_line());
 

@@ -1166,6 +1166,135 @@ staying_case!(tcp_when_udp_is_blocked_and_after_a_reset, |lab| {
     close_cleanly(&mut c.roam);
 });
 
+/// The TCP segments to or from `port` in a pcap of `lab.sh capture` (LINUX_SLL2 framing,
+/// IPv4 or IPv6, payloads cut at the snap length): (toward the port, payload).
+fn tcp_segments(pcap: &[u8], port: u16) -> Vec<(bool, Vec<u8>)> {
+    let mut out = Vec::new();
+    let Some(magic) = pcap.get(..4) else {
+        return out;
+    };
+    let le = magic == [0xd4, 0xc3, 0xb2, 0xa1];
+    let u32_at = |b: &[u8], i: usize| -> usize {
+        let w = [b[i], b[i + 1], b[i + 2], b[i + 3]];
+        (if le {
+            u32::from_le_bytes(w)
+        } else {
+            u32::from_be_bytes(w)
+        }) as usize
+    };
+    let be16 = |b: &[u8], i: usize| usize::from(u16::from_be_bytes([b[i], b[i + 1]]));
+    let mut at = 24;
+    while at + 16 <= pcap.len() {
+        let caught = u32_at(pcap, at + 8);
+        let Some(frame) = pcap.get(at + 16..at + 16 + caught) else {
+            break;
+        };
+        at += 16 + caught;
+        // SLL2: the protocol type first, 20 bytes in all
+        if frame.len() < 20 {
+            continue;
+        }
+        let ip = &frame[20..];
+        let (tcp, ip_end) = match be16(frame, 0) {
+            0x0800 if ip.len() >= 20 && ip[9] == 6 => {
+                let ihl = usize::from(ip[0] & 0x0f) * 4;
+                (ip.get(ihl..), be16(ip, 2).saturating_sub(ihl))
+            }
+            0x86dd if ip.len() >= 40 && ip[6] == 6 => (ip.get(40..), be16(ip, 4)),
+            _ => continue,
+        };
+        let Some(tcp) = tcp.filter(|t| t.len() >= 20) else {
+            continue;
+        };
+        let data_at = usize::from(tcp[12] >> 4) * 4;
+        let (src, dst) = (be16(tcp, 0), be16(tcp, 2));
+        if src != usize::from(port) && dst != usize::from(port) {
+            continue;
+        }
+        let payload_len = ip_end.saturating_sub(data_at);
+        let payload = tcp.get(data_at..).unwrap_or_default();
+        let payload = &payload[..payload.len().min(payload_len)];
+        if !payload.is_empty() {
+            out.push((dst == usize::from(port), payload.to_vec()));
+        }
+    }
+    out
+}
+
+// The same blocked network with the profile asking for TLS (RFC 9329 section 8): roam
+// connect falls back to TCP inside TLS against roam serve (whose one TCP port takes plain and
+// TLS clients), carries traffic, and a capture on the outside links shows TLS records
+// (handshake, then application data) both ways and never the cleartext IKETCP prefix.
+staying_case!(tls_over_tcp_when_udp_is_blocked, |lab| {
+    let _restore = Restore {
+        server_defaults: false,
+    };
+    let _charon = CharonBack;
+    lab_ok(&["serve-up", "psk"], &[], 120);
+    lab_ok(&["block-udp", "on"], &[], 30);
+    let ns = lab.get("CLIENT_NS");
+    let mut cap = Capture::start("tls-outside");
+    let p = profile(&lab, "tls-auto", &["--transport", "auto", "--tcp-tls"]);
+    let mut c = connect_to(&lab, &p, Duration::from_secs(30));
+    let connecting = seen_lines(&c.roam, "connecting").first().cloned();
+    let connected = seen_lines(&c.roam, "connected").first().cloned();
+    let took = connecting
+        .as_deref()
+        .and_then(at_ms)
+        .zip(connected.as_deref().and_then(at_ms))
+        .map(|(a, b)| b.saturating_sub(a));
+    assert_eq!(
+        c.f.get("encap").map(String::as_str),
+        Some("tcp"),
+        "not over TCP: {connected:?}"
+    );
+    let pinger = Pinger::start(&ns, &lab.get("LAN_HOST"), 20);
+    let run = pinger.finish(Duration::from_secs(15));
+    close_cleanly(&mut c.roam);
+    cap.stop();
+    let pcap = std::fs::read(&cap.pcap).expect("the capture");
+    let segs = tcp_segments(&pcap, 4500);
+    let up: Vec<&Vec<u8>> = segs.iter().filter(|s| s.0).map(|s| &s.1).collect();
+    let down: Vec<&Vec<u8>> = segs.iter().filter(|s| !s.0).map(|s| &s.1).collect();
+    let app_data = |v: &[&Vec<u8>]| v.iter().filter(|p| p.starts_with(&[0x17, 3, 3])).count();
+    let (up_data, down_data) = (app_data(&up), app_data(&down));
+    report(
+        "tls",
+        &[
+            ("fallback_ms", took.map_or("?".into(), |t| t.to_string())),
+            ("segments_up", up.len().to_string()),
+            ("app_data_up", up_data.to_string()),
+            ("app_data_down", down_data.to_string()),
+            ("lost", run.lost().map_or("?".into(), |l| l.to_string())),
+        ],
+    );
+    let ctx = || format!("{}\n{}", run.summary(), c.roam.transcript());
+    assert!(
+        took.is_some_and(|t| t <= TCP_FALLBACK_BOUND_MS),
+        "fell back to TCP with TLS after {took:?} ms (bound {TCP_FALLBACK_BOUND_MS} ms): {}",
+        ctx()
+    );
+    assert!(
+        run.lost().is_some_and(|l| l <= 2),
+        "traffic through the tunnel: {}",
+        ctx()
+    );
+    assert!(
+        !pcap.windows(6).any(|w| w == b"IKETCP"),
+        "the IKETCP prefix in clear on the outside"
+    );
+    assert_eq!(
+        up.first().and_then(|p| p.first()),
+        Some(&0x16),
+        "the client's stream starts with a TLS handshake record ({} segments)",
+        up.len()
+    );
+    assert!(
+        up_data >= 20 && down_data >= 20,
+        "IKE and 20 pings as TLS application data both ways: {up_data} up, {down_data} down"
+    );
+});
+
 /// Local addresses of roam-c's established TCP connections to the server's port 4500.
 fn tcp_locals_to_server(ns: &str, server: &str) -> Vec<String> {
     let out = Command::new("ip")

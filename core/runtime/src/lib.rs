@@ -19,5 +19,6 @@ pub mod serve_profile;
 pub mod serve_tun;
 mod socket;
 pub mod tcp;
+pub mod tls;
 pub mod tun;
 pub mod udp_batch;

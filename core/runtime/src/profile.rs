@@ -17,6 +17,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::tcp::{TransportMode, TransportPolicy};
+use crate::tls::{TlsPolicy, TlsVerify};
 
 /// The IKE port used when the profile names none.
 pub const DEFAULT_PORT: u16 = 500;
@@ -34,7 +35,8 @@ const MAX_FILE_SIZE: u64 = 1024 * 1024;
 pub struct Profile {
     pub server: ServerAddress,
     pub config: ClientConfig,
-    /// `[tunnel] transport`, `tcp_port`, `tcp_fallback_ms`: UDP, TCP or auto (the default).
+    /// `[tunnel] transport`, `tcp_port`, `tcp_fallback_ms`: UDP, TCP or auto (the default);
+    /// `tcp_tls`, `tcp_tls_server_name`, `tcp_tls_verify`: TLS around TCP (default off).
     pub transport: TransportPolicy,
 }
 
@@ -202,6 +204,13 @@ struct RawTunnel {
     tcp_port: Option<u16>,
     /// `auto`: how long UDP may stay unanswered before TCP is tried (default 2000).
     tcp_fallback_ms: Option<u64>,
+    /// TLS around the TCP connections (RFC 9329 section 8; default false).
+    tcp_tls: Option<bool>,
+    /// The TLS server name (SNI); default the server's host name, none for an IP address.
+    tcp_tls_server_name: Option<String>,
+    /// "none" (default: IKE authenticates the server) or "ca" (the chain must end at
+    /// `server.ca` and name the server).
+    tcp_tls_verify: Option<String>,
 }
 
 /// Keys whose values are secret: a type error there must not echo the value.
@@ -263,7 +272,7 @@ pub fn from_str(
             Some(method.requirement()),
         ));
     }
-    let tunnel = tunnel(raw.tunnel)?;
+    let mut tunnel = tunnel(raw.tunnel)?;
     let lifetimes = lifetimes(raw.lifetimes)?;
     let ppk = ppk(&auth)?;
     let pq_fallback = raw
@@ -294,6 +303,13 @@ pub fn from_str(
         None => Vec::new(),
     };
     let (auth, local_id) = credentials.into_auth(local_id)?;
+    tunnel.transport.tls = tls_policy(
+        tunnel.tls.enabled.unwrap_or(false),
+        tunnel.tls.server_name.as_deref(),
+        tunnel.tls.verify.as_deref(),
+        &address.host,
+        &ca,
+    )?;
 
     let mut config = ClientConfig::new(auth);
     config.local_id = local_id;
@@ -737,6 +753,14 @@ struct Tunnel {
     retransmit_tries: Option<u32>,
     dpd_tries: Option<u32>,
     transport: TransportPolicy,
+    /// `tcp_tls*`, checked once the server's name and CA are known.
+    tls: RawTls,
+}
+
+struct RawTls {
+    enabled: Option<bool>,
+    server_name: Option<String>,
+    verify: Option<String>,
 }
 
 /// `[tunnel] transport`, `tcp_port` and `tcp_fallback_ms` (the FFI's records use the same
@@ -773,7 +797,76 @@ pub fn transport_policy(
         mode,
         tcp_port,
         fallback,
+        tls: None,
     })
+}
+
+/// `[tunnel] tcp_tls`, `tcp_tls_server_name` and `tcp_tls_verify` for the server `host` (its
+/// name or IP address) whose CA certificates are `ca` (the FFI's records use the same rules).
+/// None when TLS is off.
+pub fn tls_policy(
+    enabled: bool,
+    server_name: Option<&str>,
+    verify: Option<&str>,
+    host: &str,
+    ca: &[Certificate],
+) -> Result<Option<TlsPolicy>, ProfileError> {
+    if !enabled {
+        for (key, set) in [
+            ("tunnel.tcp_tls_server_name", server_name.is_some()),
+            ("tunnel.tcp_tls_verify", verify.is_some()),
+        ] {
+            if set {
+                return Err(ProfileError::invalid(key, "only used with tcp_tls = true"));
+            }
+        }
+        return Ok(None);
+    }
+    if !crate::tls::SUPPORTED {
+        return Err(ProfileError::invalid(
+            "tunnel.tcp_tls",
+            "this build has no TLS support (roam-runtime's `tls` feature)",
+        ));
+    }
+    let verify = match verify {
+        None | Some("none") => TlsVerify::None,
+        Some("ca") if ca.is_empty() => {
+            return Err(ProfileError::missing(
+                "server.ca",
+                Some("required by tunnel.tcp_tls_verify = \"ca\"".into()),
+            ))
+        }
+        Some("ca") => TlsVerify::Ca(ca.iter().map(|c| c.der().to_vec()).collect()),
+        Some(_) => {
+            return Err(ProfileError::invalid(
+                "tunnel.tcp_tls_verify",
+                "must be \"none\" or \"ca\"",
+            ))
+        }
+    };
+    let server_name = match server_name.map(str::trim) {
+        Some(n) if n.parse::<IpAddr>().is_ok() || is_host_name(n) => Some(n.to_string()),
+        Some(n) => {
+            return Err(ProfileError::invalid(
+                "tunnel.tcp_tls_server_name",
+                format!("'{n}' is neither a host name nor an IP address"),
+            ))
+        }
+        None => (host.parse::<IpAddr>().is_err()).then(|| host.to_string()),
+    };
+    let policy = TlsPolicy {
+        server_name,
+        verify,
+    };
+    policy.check().map_err(|e| {
+        let key = match e {
+            crate::tls::TlsError::BadName(_) => "tunnel.tcp_tls_server_name",
+            crate::tls::TlsError::BadCa(_) => "server.ca",
+            _ => "tunnel.tcp_tls",
+        };
+        ProfileError::invalid(key, e.to_string())
+    })?;
+    Ok(Some(policy))
 }
 
 fn tunnel(raw: Option<RawTunnel>) -> Result<Tunnel, ProfileError> {
@@ -789,6 +882,9 @@ fn tunnel(raw: Option<RawTunnel>) -> Result<Tunnel, ProfileError> {
         transport: None,
         tcp_port: None,
         tcp_fallback_ms: None,
+        tcp_tls: None,
+        tcp_tls_server_name: None,
+        tcp_tls_verify: None,
     });
     let transport = transport_policy(raw.transport.as_deref(), raw.tcp_port, raw.tcp_fallback_ms)?;
     let dpd = raw.dpd_seconds.unwrap_or(DEFAULT_DPD_SECONDS);
@@ -826,6 +922,11 @@ fn tunnel(raw: Option<RawTunnel>) -> Result<Tunnel, ProfileError> {
     };
     Ok(Tunnel {
         transport,
+        tls: RawTls {
+            enabled: raw.tcp_tls,
+            server_name: raw.tcp_tls_server_name,
+            verify: raw.tcp_tls_verify,
+        },
         retransmit_initial,
         retransmit_tries,
         dpd_tries,

@@ -34,6 +34,8 @@ use crate::udp_batch::{segments, BatchSocket, RxBatch, TxBatch};
 
 mod tcp;
 
+pub use tcp::TcpStats;
+
 /// Most clients whose socket and framing we remember (a bound against floods).
 const MAX_PEERS: usize = 65_536;
 /// Room for what ESP and UDP add around an inner packet.
@@ -53,10 +55,13 @@ pub struct ServerEvent {
 }
 
 /// How the server listens besides UDP.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServeOptions {
     /// Also accept IKE and ESP over TCP (RFC 9329) on this address (port 0: any free port).
     pub tcp: Option<SocketAddr>,
+    /// With `tcp`: also accept TLS clients on that port (RFC 9329 section 8) with this
+    /// certificate; plain clients are still accepted there.
+    pub tls: Option<crate::tls::TlsServer>,
 }
 
 /// A responder running on its own task.
@@ -65,6 +70,8 @@ pub struct Server {
     locals: Vec<SocketAddr>,
     /// The TCP listener's address, when listening on TCP.
     tcp_local: Option<SocketAddr>,
+    /// The TCP listener's counters, when listening on TCP.
+    tcp_counters: Option<Arc<tcp::Counters>>,
     events: mpsc::UnboundedReceiver<ServerEvent>,
     stats: Arc<Mutex<DataStats>>,
     stop: Option<oneshot::Sender<()>>,
@@ -95,10 +102,11 @@ impl Server {
         options: ServeOptions,
     ) -> io::Result<Self> {
         let tcp = match options.tcp {
-            Some(addr) => Some(tcp::TcpSide::bind(addr).await?),
+            Some(addr) => Some(tcp::TcpSide::bind(addr, options.tls).await?),
             None => None,
         };
         let tcp_local = tcp.as_ref().map(tcp::TcpSide::local_addr).transpose()?;
+        let tcp_counters = tcp.as_ref().map(tcp::TcpSide::counters);
         let mut sockets = vec![UdpSocket::bind(bind).await?];
         if bind.port() == IKE_PORT {
             sockets.push(UdpSocket::bind(SocketAddr::new(bind.ip(), NATT_PORT)).await?);
@@ -128,6 +136,7 @@ impl Server {
         Ok(Self {
             locals,
             tcp_local,
+            tcp_counters,
             events,
             stats,
             stop: Some(stop),
@@ -151,6 +160,11 @@ impl Server {
     /// The TCP listener's address (None: not listening on TCP).
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
         self.tcp_local
+    }
+
+    /// The TCP listener's counters (None: not listening on TCP).
+    pub fn tcp_stats(&self) -> Option<TcpStats> {
+        self.tcp_counters.as_ref().map(|c| c.snapshot())
     }
 
     /// The next responder event.

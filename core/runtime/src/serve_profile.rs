@@ -40,6 +40,9 @@ pub struct ServerProfile {
     pub listen: SocketAddr,
     /// `[server] tcp_port`: also accept IKE and ESP over TCP (RFC 9329) there (None: UDP only).
     pub tcp: Option<SocketAddr>,
+    /// `[server] tls_cert` and `tls_key`: also accept TLS clients on the TCP port (RFC 9329
+    /// section 8; None: plain TCP only).
+    pub tls: Option<crate::tls::TlsServer>,
     pub responder: ResponderConfig,
     pub tun: TunSettings,
     /// The weak algorithms `[crypto] allow_weak` lets in (empty: none).
@@ -66,6 +69,10 @@ struct RawServer {
     id: Option<String>,
     certificate: Option<String>,
     private_key: Option<String>,
+    /// The TLS certificate chain (PEM, leaf first) for TLS clients on `tcp_port`.
+    tls_cert: Option<String>,
+    /// Its private key (PEM).
+    tls_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -151,6 +158,7 @@ pub fn from_str(
         return Err(invalid("server.tcp_port", "must be 1 to 65535"));
     }
     let tcp = server.tcp_port.map(|p| SocketAddr::new(ip, p));
+    let tls = tls_server(&server, base_dir)?;
     let id = server
         .id
         .as_deref()
@@ -241,6 +249,7 @@ pub fn from_str(
     Ok(ServerProfile {
         listen: SocketAddr::new(ip, port),
         tcp,
+        tls,
         responder: ResponderConfig {
             id,
             auth,
@@ -498,6 +507,39 @@ fn parse_toml(text: &str) -> Result<Raw, ProfileError> {
         }
         syntax(key, &inner)
     })
+}
+
+/// `[server] tls_cert` and `tls_key`: both or neither, and only with `tcp_port`.
+fn tls_server(
+    server: &RawServer,
+    base_dir: &Path,
+) -> Result<Option<crate::tls::TlsServer>, ProfileError> {
+    let (cert, key) = match (&server.tls_cert, &server.tls_key) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => return Err(missing("server.tls_key", Some("tls_cert is set"))),
+        (None, Some(_)) => return Err(missing("server.tls_cert", Some("tls_key is set"))),
+        (Some(c), Some(k)) => (c, k),
+    };
+    if server.tcp_port.is_none() {
+        return Err(missing(
+            "server.tcp_port",
+            Some("TLS (tls_cert) is served on the TCP port"),
+        ));
+    }
+    if !crate::tls::SUPPORTED {
+        return Err(invalid(
+            "server.tls_cert",
+            "this build has no TLS support (roam-runtime's `tls` feature)",
+        ));
+    }
+    let chain = read_file("server.tls_cert", base_dir, cert)?;
+    let key_pem = read_file("server.tls_key", base_dir, key)?;
+    crate::tls::TlsServer::from_pem(&chain, &key_pem)
+        .map(Some)
+        .map_err(|e| match e {
+            crate::tls::TlsError::BadKey(_) => invalid("server.tls_key", e.to_string()),
+            _ => invalid("server.tls_cert", e.to_string()),
+        })
 }
 
 fn read_file(key: &str, base_dir: &Path, name: &str) -> Result<Zeroizing<Vec<u8>>, ProfileError> {

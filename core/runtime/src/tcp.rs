@@ -10,6 +10,9 @@
 //! and ESP datagrams, already in the NAT-T framing) is written as one frame each, and frames
 //! read are handed to the session as datagrams. A reset, an end of stream or a framing error
 //! closes the connection and is reported, so the session can count its path as lost.
+//!
+//! With [`TransportPolicy::tls`] each connection is a TLS session first (RFC 9329 section 8;
+//! see [`crate::tls`]) and the prefix and frames travel inside it.
 
 use std::collections::HashMap;
 use std::future::poll_fn;
@@ -22,9 +25,10 @@ use std::time::Duration;
 use roam_proto::session::Transport;
 use roam_proto::wire::tcp::{length_field, FrameDecoder, MAX_FRAME, STREAM_PREFIX};
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpSocket;
 
 use crate::driver::ProtectSocket;
+use crate::tls::{ClientStream, TlsPolicy};
 
 /// The TCP port a profile's server listens on for TCP when it names none (RFC 9329 suggests
 /// the NAT-T port).
@@ -67,13 +71,15 @@ impl TransportMode {
 }
 
 /// The transport the profile asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransportPolicy {
     pub mode: TransportMode,
     /// The server's TCP port.
     pub tcp_port: u16,
     /// `auto`: how long UDP may stay unanswered before TCP is tried.
     pub fallback: Duration,
+    /// TLS around each TCP connection (None: plain TCP, the default).
+    pub tls: Option<TlsPolicy>,
 }
 
 impl Default for TransportPolicy {
@@ -82,6 +88,7 @@ impl Default for TransportPolicy {
             mode: TransportMode::Udp,
             tcp_port: DEFAULT_TCP_PORT,
             fallback: DEFAULT_FALLBACK,
+            tls: None,
         }
     }
 }
@@ -116,7 +123,7 @@ impl Memory {
 /// One TCP connection to the server and the decoder of what it reads.
 #[derive(Debug)]
 struct Conn {
-    stream: TcpStream,
+    stream: ClientStream,
     local: SocketAddr,
     remote: SocketAddr,
     decoder: FrameDecoder,
@@ -147,6 +154,12 @@ pub struct TcpPaths {
     protect: Option<ProtectSocket>,
     /// Which connection is read first (turns, so one busy connection cannot starve another).
     turn: usize,
+    /// TLS around each connection, when the profile asks for it.
+    tls: Option<TlsPolicy>,
+    /// The TLS configuration, made at the first connection and kept (so a reconnect can resume
+    /// the TLS session).
+    #[cfg(feature = "tls")]
+    connector: Option<crate::tls::Connector>,
 }
 
 impl TcpPaths {
@@ -155,6 +168,12 @@ impl TcpPaths {
             protect,
             ..Self::default()
         }
+    }
+
+    /// The same, with TLS around each connection when `tls` is set.
+    pub fn with_tls(mut self, tls: Option<TlsPolicy>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Whether any connection is open.
@@ -177,13 +196,21 @@ impl TcpPaths {
         };
         self.protect(&socket)?;
         socket.bind(SocketAddr::new(source, 0))?;
-        let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(server))
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(server))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TCP connect timed out"))??;
         stream.set_nodelay(true)?;
-        stream.write_all(&STREAM_PREFIX).await?;
         let local = stream.local_addr()?;
-        log::info!("TCP connection {local} -> {server} open (RFC 9329)");
+        let mut stream = match self.tls.is_some() {
+            false => ClientStream::Plain(stream),
+            true => self.wrap_tls(stream, server).await?,
+        };
+        stream.write_all(&STREAM_PREFIX).await?;
+        stream.flush().await?;
+        log::info!(
+            "TCP connection {local} -> {server} open (RFC 9329{})",
+            if self.tls.is_some() { ", TLS" } else { "" }
+        );
         self.conns.retain(|c| c.local.is_ipv4() != local.is_ipv4());
         self.conns.push(Conn {
             stream,
@@ -242,6 +269,41 @@ impl TcpPaths {
         self.conns.retain(|c| c.local != local);
     }
 
+    /// The TLS handshake on a new connection to `server`, within [`CONNECT_TIMEOUT`].
+    #[cfg(feature = "tls")]
+    async fn wrap_tls(
+        &mut self,
+        stream: tokio::net::TcpStream,
+        server: SocketAddr,
+    ) -> io::Result<ClientStream> {
+        let connector = match (&self.connector, &self.tls) {
+            (Some(c), _) => c.clone(),
+            (None, Some(policy)) => {
+                let c = crate::tls::Connector::new(policy)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+                self.connector = Some(c.clone());
+                c
+            }
+            (None, None) => return Ok(ClientStream::Plain(stream)),
+        };
+        let tls = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(stream, server))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+        Ok(ClientStream::Tls(Box::new(tls)))
+    }
+
+    #[cfg(not(feature = "tls"))]
+    async fn wrap_tls(
+        &mut self,
+        _stream: tokio::net::TcpStream,
+        _server: SocketAddr,
+    ) -> io::Result<ClientStream> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            crate::tls::TlsError::NotBuilt.to_string(),
+        ))
+    }
+
     fn protect(&self, socket: &TcpSocket) -> io::Result<()> {
         self.protect.as_ref().map_or(Ok(()), |p| p.apply(socket))
     }
@@ -284,7 +346,8 @@ impl TcpPaths {
             }
             io::IoSlice::advance_slices(&mut slices, n);
         }
-        Ok(())
+        // TLS may hold the record back until flushed (a no-op on plain TCP).
+        conn.stream.flush().await
     }
 
     /// Waits for the next frame (copied into `buf`) or closed connection; never resolves

@@ -63,6 +63,7 @@ async fn server() -> Server {
     let bind: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let options = ServeOptions {
         tcp: Some("127.0.0.1:0".parse().unwrap()),
+        tls: None,
     };
     Server::start_with_options(responder(), bind, packets, options)
         .await
@@ -82,6 +83,7 @@ fn policy(mode: TransportMode, tcp_port: u16, fallback: Duration) -> SocketOptio
             mode,
             tcp_port,
             fallback,
+            tls: None,
         },
         ..SocketOptions::default()
     }

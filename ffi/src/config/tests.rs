@@ -175,3 +175,64 @@ fn a_profile_source_reports_profile_keys() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn tcp_tls_reaches_the_transport_and_is_checked() {
+    use roam_runtime::tls::{TlsPolicy, TlsVerify};
+    let with = |tunnel: TunnelConfig| {
+        let mut c = psk_config();
+        c.tunnel = Some(tunnel);
+        c
+    };
+    // Off by default, and nothing to say about it then.
+    assert_eq!(validate(&psk_config(), None).unwrap().transport.tls, None);
+    let tls_on = TunnelConfig {
+        transport: "tcp".into(),
+        tcp_tls: true,
+        ..TunnelConfig::default()
+    };
+    if !roam_runtime::tls::SUPPORTED {
+        // A build without TLS refuses it by name rather than connecting in clear.
+        assert_eq!(key_of(validate(&with(tls_on), None)), "tunnel.tcp_tls");
+        return;
+    }
+    let v = validate(&with(tls_on.clone()), None).unwrap();
+    assert_eq!(
+        v.transport.tls,
+        Some(TlsPolicy {
+            server_name: Some("vpn.example.org".into()),
+            verify: TlsVerify::None,
+        })
+    );
+    // "ca" needs the CA the record gives IKE; with it, that CA is the TLS trust anchor.
+    let ca_on = TunnelConfig {
+        tcp_tls_verify: "ca".into(),
+        tcp_tls_server_name: Some("gw.example.net".into()),
+        ..tls_on.clone()
+    };
+    assert_eq!(key_of(validate(&with(ca_on.clone()), None)), "server.ca");
+    let mut c = with(ca_on);
+    c.server.ca_pem = Some(include_str!("../../../core/runtime/testdata/ca.crt").into());
+    let tls = validate(&c, None).unwrap().transport.tls.unwrap();
+    assert_eq!(tls.server_name.as_deref(), Some("gw.example.net"));
+    assert!(matches!(&tls.verify, TlsVerify::Ca(cas) if cas.len() == 1));
+    // Unknown modes, bad names, and TLS settings while TLS is off name their field.
+    let bad = TunnelConfig {
+        tcp_tls_verify: "pinned".into(),
+        ..tls_on.clone()
+    };
+    assert_eq!(key_of(validate(&with(bad), None)), "tunnel.tcp_tls_verify");
+    let bad = TunnelConfig {
+        tcp_tls_server_name: Some("no spaces please".into()),
+        ..tls_on
+    };
+    assert_eq!(
+        key_of(validate(&with(bad), None)),
+        "tunnel.tcp_tls_server_name"
+    );
+    let bad = TunnelConfig {
+        tcp_tls_verify: "ca".into(),
+        ..TunnelConfig::default()
+    };
+    assert_eq!(key_of(validate(&with(bad), None)), "tunnel.tcp_tls_verify");
+}

@@ -38,9 +38,10 @@ pub(super) enum Wake {
 
 impl TransportState {
     pub(super) fn new(policy: TransportPolicy, protect: Option<super::ProtectSocket>) -> Self {
+        let paths = TcpPaths::new(protect).with_tls(policy.tls.clone());
         Self {
             policy,
-            paths: TcpPaths::new(protect),
+            paths,
             active: false,
             fallback_at: None,
             memory: Memory::default(),

@@ -677,6 +677,7 @@ fn transport_defaults_to_auto_on_tcp_port_4500_after_two_seconds() {
             mode: TransportMode::Auto,
             tcp_port: 4500,
             fallback: Duration::from_millis(2000),
+            tls: None,
         }
     );
 }
@@ -692,6 +693,81 @@ fn transport_keys_are_read() {
     assert_eq!(p.transport.fallback, Duration::from_millis(750));
     let p = load_str(&format!("{PSK}[tunnel]\ntransport = \"udp\"\n")).unwrap();
     assert_eq!(p.transport.mode, TransportMode::Udp);
+}
+
+// ---- TLS around TCP (RFC 9329 section 8) ---------------------------------------------------
+
+#[test]
+fn tls_is_off_by_default() {
+    assert_eq!(load_str(PSK).unwrap().transport.tls, None);
+    assert_eq!(load_str(EAP).unwrap().transport.tls, None);
+}
+
+#[test]
+fn tls_defaults_to_no_verification_and_the_host_name_as_sni() {
+    let p = load_str(&format!("{EAP}[tunnel]\ntcp_tls = true\n")).unwrap();
+    assert_eq!(
+        p.transport.tls,
+        Some(TlsPolicy {
+            server_name: Some("vpn.example.org".into()),
+            verify: TlsVerify::None,
+        })
+    );
+    // A literal IP address gives no SNI.
+    let p = load_str(&format!("{PSK}[tunnel]\ntcp_tls = true\n")).unwrap();
+    let tls = p.transport.tls.unwrap();
+    assert_eq!(tls.server_name, None);
+    assert_eq!(tls.verify, TlsVerify::None);
+}
+
+#[test]
+fn tls_server_name_and_ca_verification_are_read() {
+    let p = load_str(&format!(
+        "{CERT}[tunnel]\ntcp_tls = true\ntcp_tls_server_name = \"gw.example.net\"\ntcp_tls_verify = \"ca\"\n"
+    ))
+    .unwrap();
+    let tls = p.transport.tls.unwrap();
+    assert_eq!(tls.server_name.as_deref(), Some("gw.example.net"));
+    let TlsVerify::Ca(cas) = &tls.verify else {
+        panic!("not ca: {:?}", tls.verify);
+    };
+    assert_eq!(cas.len(), 1, "the profile's CA certificate");
+    assert_eq!(Some(&cas[0][..]), p.config.ca.first().map(|c| c.der()));
+}
+
+#[test]
+fn tls_keys_are_checked() {
+    let t = |base: &str, body: &str| format!("{base}[tunnel]\n{body}\n");
+    assert_eq!(
+        err_for(
+            &t(PSK, "tcp_tls = true\ntcp_tls_verify = \"ca\""),
+            "server.ca"
+        ),
+        "server.ca: missing (required by tunnel.tcp_tls_verify = \"ca\")"
+    );
+    assert!(err_for(
+        &t(EAP, "tcp_tls = true\ntcp_tls_verify = \"pinned\""),
+        "tunnel.tcp_tls_verify"
+    )
+    .contains("\"none\" or \"ca\""));
+    assert!(err_for(
+        &t(EAP, "tcp_tls = true\ntcp_tls_server_name = \"not a name\""),
+        "tunnel.tcp_tls_server_name"
+    )
+    .contains("neither a host name nor an IP address"));
+    assert!(
+        err_for(&t(EAP, "tcp_tls_verify = \"ca\""), "tunnel.tcp_tls_verify")
+            .contains("only used with tcp_tls = true")
+    );
+    assert!(err_for(
+        &t(EAP, "tcp_tls = false\ntcp_tls_server_name = \"x.example\""),
+        "tunnel.tcp_tls_server_name"
+    )
+    .contains("only used with tcp_tls = true"));
+    assert_eq!(
+        err_for(&t(EAP, "tcp_tls = \"yes\""), "tunnel.tcp_tls"),
+        "tunnel.tcp_tls: invalid type: string \"yes\", expected a boolean"
+    );
 }
 
 #[test]

@@ -261,3 +261,40 @@ fn tcp_port_listens_on_tcp_beside_udp() {
         "server.tcp_port: must be 1 to 65535"
     );
 }
+
+#[test]
+fn tls_cert_and_key_serve_tls_on_the_tcp_port() {
+    let tcp = MINIMAL.replace("[server]\n", "[server]\ntcp_port = 443\n");
+    assert_eq!(load_str(&tcp).unwrap().tls, None, "plain TCP unless asked");
+    let with = |extra: &str| tcp.replace("[server]\n", &format!("[server]\n{extra}\n"));
+    let p = load_str(&with("tls_cert = \"client.crt\"\ntls_key = \"client.key\"")).unwrap();
+    assert!(p.tls.is_some());
+    assert_eq!(
+        err_for(&with("tls_cert = \"client.crt\""), "server.tls_key"),
+        "server.tls_key: missing (tls_cert is set)"
+    );
+    err_for(&with("tls_key = \"client.key\""), "server.tls_cert");
+    assert!(err_for(
+        &with("tls_cert = \"client.crt\"\ntls_key = \"other.key\""),
+        "server.tls_key"
+    )
+    .contains("does not belong to the certificate"));
+    assert!(err_for(
+        &with("tls_cert = \"client.key\"\ntls_key = \"client.key\""),
+        "server.tls_cert"
+    )
+    .contains("no CERTIFICATE"));
+    err_for(
+        &with("tls_cert = \"client.crt\"\ntls_key = \"absent.key\""),
+        "server.tls_key",
+    );
+    // TLS is served on the TCP port: none, no TLS.
+    assert!(err_for(
+        &MINIMAL.replace(
+            "[server]\n",
+            "[server]\ntls_cert = \"client.crt\"\ntls_key = \"client.key\"\n"
+        ),
+        "server.tcp_port"
+    )
+    .contains("TCP port"));
+}
