@@ -24,7 +24,7 @@
 #                                         --retransmit-initial-ms MS --retransmit-tries N
 #                                         --dpd-tries N
 #                                         --transport auto|udp|tcp --tcp-port N
-#                                         --tcp-fallback-ms MS
+#                                         --tcp-fallback-ms MS --udp-retry-seconds S
 #                                         --tcp-tls [--tcp-tls-verify none|ca]
 #                                         [--tcp-tls-server-name NAME]
 #   lab.sh iperf                    (re)start the iperf3 server in roam-l if it is not running
@@ -1409,7 +1409,7 @@ do_profile() {
   local ike="" esp="" server=198.51.100.1 port=500 psk=$PSK pass=$EAP_PASS id="" out=""
   local dpd="" keepalive="" mobike="" ike_rekey="" child_rekey=""
   local rt_initial="" rt_tries="" dpd_tries="" transport="" tcp_port="" tcp_fallback=""
-  local tcp_tls="" tls_verify="" tls_name=""
+  local tcp_tls="" tls_verify="" tls_name="" udp_retry=""
   num() { [[ $2 =~ ^[0-9]+$ ]] || fail "profile: $1 needs a number of seconds (got '$2')"; echo "$2"; }
   while [ $# -gt 0 ]; do
     case $1 in
@@ -1423,6 +1423,7 @@ do_profile() {
       --transport) transport=$2; shift 2 ;;
       --tcp-port) tcp_port=$(num "$1" "${2:-}"); shift 2 ;;
       --tcp-fallback-ms) tcp_fallback=$(num "$1" "${2:-}"); shift 2 ;;
+      --udp-retry-seconds) udp_retry=$(num "$1" "${2:-}"); shift 2 ;;
       --tcp-tls) tcp_tls=true; shift ;;
       --tcp-tls-verify) tls_verify=$2; shift 2 ;;
       --tcp-tls-server-name) tls_name=$2; shift 2 ;;
@@ -1477,12 +1478,13 @@ do_profile() {
       [ -n "$ike" ] && echo "ike = [$(toml "$ike")]"
       [ -n "$esp" ] && echo "esp = [$(toml "$esp")]"
     fi
-    if [ -n "$dpd$keepalive$mobike$rt_initial$rt_tries$dpd_tries$transport$tcp_port$tcp_fallback$tcp_tls" ]; then
+    if [ -n "$dpd$keepalive$mobike$rt_initial$rt_tries$dpd_tries$transport$tcp_port$tcp_fallback$tcp_tls$udp_retry" ]; then
       echo
       echo "[tunnel]"
       [ -n "$transport" ] && echo "transport = $(toml "$transport")"
       [ -n "$tcp_port" ] && echo "tcp_port = $tcp_port"
       [ -n "$tcp_fallback" ] && echo "tcp_fallback_ms = $tcp_fallback"
+      [ -n "$udp_retry" ] && echo "udp_retry_seconds = $udp_retry"
       [ -n "$tcp_tls" ] && echo "tcp_tls = true"
       [ -n "$tls_verify" ] && echo "tcp_tls_verify = $(toml "$tls_verify")"
       [ -n "$tls_name" ] && echo "tcp_tls_server_name = $(toml "$tls_name")"

@@ -139,6 +139,9 @@ pub struct TunnelConfig {
     /// end at `server.ca_pem` and name the server).
     #[uniffi(default = "none")]
     pub tcp_tls_verify: String,
+    /// "auto" on TCP: how often to try whether UDP gets through again, 5 to 86400 s (0: never).
+    #[uniffi(default = 120)]
+    pub udp_retry_seconds: u32,
 }
 
 impl Default for TunnelConfig {
@@ -151,6 +154,7 @@ impl Default for TunnelConfig {
             transport: "auto".into(),
             tcp_port: 4500,
             tcp_fallback_ms: 2000,
+            udp_retry_seconds: 120,
             tcp_tls: false,
             tcp_tls_server_name: None,
             tcp_tls_verify: "none".into(),
@@ -275,6 +279,7 @@ pub(crate) fn validate(c: &VpnConfig, unix_time: Option<u64>) -> Result<Validate
         Some(tunnel.tcp_port),
         Some(tunnel.tcp_fallback_ms.into()),
     )?;
+    transport.udp_retry = profile::udp_retry(Some(tunnel.udp_retry_seconds.into()))?;
     // The record always holds a mode; like the profile's key, one other than the default is
     // an error while TLS is off.
     let verify = (tunnel.tcp_tls || tunnel.tcp_tls_verify != "none")

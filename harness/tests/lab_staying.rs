@@ -1394,3 +1394,79 @@ staying_case!(mobike_over_tcp_with_udp_blocked, |lab| {
     }
     close_cleanly(&mut c.roam);
 });
+
+/// `auto` on TCP tries UDP again this often in the case below (the default is 120 s).
+const UDP_RETRY_S: u64 = 5;
+
+// The network stops blocking UDP while roam runs on TCP (`auto`): within one retry interval
+// a UDP probe gets an answer and the session moves back to UDP (a new IKE SA, traffic on).
+staying_case!(back_to_udp_when_it_gets_through_again, |lab| {
+    let _restore = Restore {
+        server_defaults: false,
+    };
+    let _charon = CharonBack;
+    lab_ok(&["serve-up", "psk"], &[], 120);
+    lab_ok(&["block-udp", "on"], &[], 30);
+    let ns = lab.get("CLIENT_NS");
+    let server = lab.get("SERVER_ADDR");
+    let retry = UDP_RETRY_S.to_string();
+    let p = profile(
+        &lab,
+        "udp-again",
+        &["--transport", "auto", "--udp-retry-seconds", &retry],
+    );
+    let mut c = connect_to(&lab, &p, Duration::from_secs(30));
+    assert_eq!(c.f.get("encap").map(String::as_str), Some("tcp"));
+    // Probes while UDP is still blocked change nothing.
+    thread::sleep(Duration::from_secs(UDP_RETRY_S * 2 + 1));
+    assert_eq!(
+        seen_lines(&c.roam, "connected").len(),
+        1,
+        "{}",
+        c.roam.transcript()
+    );
+    let pinger = Pinger::start(&ns, &lab.get("LAN_HOST"), 300);
+    let t0 = now_ms();
+    lab_ok(&["block-udp", "off"], &[], 30);
+    let limit = Duration::from_secs(UDP_RETRY_S + 10);
+    let deadline = Instant::now() + limit;
+    let again = loop {
+        let line = wait_or_panic(&mut c.roam, "connected", limit, "back on UDP");
+        if fields(&line).get("encap").map(String::as_str) != Some("tcp") {
+            break line;
+        }
+        assert!(Instant::now() < deadline, "{}", c.roam.transcript());
+    };
+    let back = pinger.wait_reply_after(at_ms(&again).unwrap_or(t0), Duration::from_secs(10));
+    let run = pinger.finish(Duration::from_secs(1));
+    let f = fields(&again);
+    report(
+        "udp-again",
+        &[
+            (
+                "back_on_udp_ms",
+                at_ms(&again).map_or("?".into(), |t| t.saturating_sub(t0).to_string()),
+            ),
+            ("lost", run.lost().map_or("?".into(), |l| l.to_string())),
+        ],
+    );
+    let ctx = || format!("{again}\n{}\n{}", run.summary(), c.roam.transcript());
+    assert!(
+        f.get("encap").is_none_or(|e| e != "tcp"),
+        "still on TCP: {}",
+        ctx()
+    );
+    assert!(
+        at_ms(&again).is_some_and(|t| t.saturating_sub(t0) <= (UDP_RETRY_S + 5) * 1000),
+        "not back on UDP within one retry interval: {}",
+        ctx()
+    );
+    assert!(back.is_some(), "no traffic on UDP: {}", ctx());
+    assert_eq!(
+        tcp_to_server(&ns, &server),
+        0,
+        "the TCP connection is closed: {}",
+        ctx()
+    );
+    close_cleanly(&mut c.roam);
+});

@@ -112,6 +112,17 @@ pub trait Protocol {
     fn transport_closed(&mut self, now: Instant, local: SocketAddr) {
         let _ = (now, local);
     }
+    /// A datagram to send over UDP from `local` to `server` whose answer shows UDP works
+    /// (see `Session::udp_probe`); None when the protocol has none.
+    fn udp_probe(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        server: SocketAddr,
+    ) -> Option<Vec<u8>> {
+        let _ = (now, local, server);
+        None
+    }
 }
 
 impl Protocol for Session {
@@ -176,6 +187,14 @@ impl Protocol for Session {
     }
     fn transport_closed(&mut self, now: Instant, local: SocketAddr) {
         Session::transport_closed(self, now, local)
+    }
+    fn udp_probe(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        server: SocketAddr,
+    ) -> Option<Vec<u8>> {
+        Session::udp_probe(self, now, local, server)
     }
 }
 
@@ -526,6 +545,7 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
             next = self.sockets.try_recv_batch(&mut bufs.rx);
         }
         self.flush_to_os(&mut bufs.to_os).await;
+        self.back_to_udp_if_answered().await;
         result
     }
 

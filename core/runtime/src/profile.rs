@@ -204,6 +204,8 @@ struct RawTunnel {
     tcp_port: Option<u16>,
     /// `auto`: how long UDP may stay unanswered before TCP is tried (default 2000).
     tcp_fallback_ms: Option<u64>,
+    /// `auto` on TCP: how often UDP is tried again (default 120; 0: never).
+    udp_retry_seconds: Option<u64>,
     /// TLS around the TCP connections (RFC 9329 section 8; default false).
     tcp_tls: Option<bool>,
     /// The TLS server name (SNI); default the server's host name, none for an IP address.
@@ -798,7 +800,22 @@ pub fn transport_policy(
         tcp_port,
         fallback,
         tls: None,
+        udp_retry: Some(crate::tcp::DEFAULT_UDP_RETRY),
     })
+}
+
+/// `[tunnel] udp_retry_seconds`: how often `auto` on TCP tries UDP again (default 120; 0:
+/// never; else 5 to 86400) (the FFI's records use the same rules).
+pub fn udp_retry(seconds: Option<u64>) -> Result<Option<Duration>, ProfileError> {
+    match seconds {
+        None => Ok(Some(crate::tcp::DEFAULT_UDP_RETRY)),
+        Some(0) => Ok(None),
+        Some(s) if (5..=86_400).contains(&s) => Ok(Some(Duration::from_secs(s))),
+        Some(_) => Err(ProfileError::invalid(
+            "tunnel.udp_retry_seconds",
+            "must be 0 (never) or 5 to 86400",
+        )),
+    }
 }
 
 /// `[tunnel] tcp_tls`, `tcp_tls_server_name` and `tcp_tls_verify` for the server `host` (its
@@ -885,8 +902,11 @@ fn tunnel(raw: Option<RawTunnel>) -> Result<Tunnel, ProfileError> {
         tcp_tls: None,
         tcp_tls_server_name: None,
         tcp_tls_verify: None,
+        udp_retry_seconds: None,
     });
-    let transport = transport_policy(raw.transport.as_deref(), raw.tcp_port, raw.tcp_fallback_ms)?;
+    let mut transport =
+        transport_policy(raw.transport.as_deref(), raw.tcp_port, raw.tcp_fallback_ms)?;
+    transport.udp_retry = udp_retry(raw.udp_retry_seconds)?;
     let dpd = raw.dpd_seconds.unwrap_or(DEFAULT_DPD_SECONDS);
     if dpd > 86_400 {
         return Err(ProfileError::invalid(

@@ -39,6 +39,8 @@ pub const DEFAULT_TCP_PORT: u16 = 4500;
 /// more often than slow; waiting for the whole UDP schedule (over a minute) would look like a
 /// failure to the user.
 pub const DEFAULT_FALLBACK: Duration = Duration::from_millis(2000);
+/// `auto` on TCP: UDP is tried again this often (one IKE_SA_INIT of a throwaway SA).
+pub const DEFAULT_UDP_RETRY: Duration = Duration::from_secs(120);
 /// How long opening a TCP connection may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most networks whose working transport is remembered.
@@ -80,6 +82,8 @@ pub struct TransportPolicy {
     pub fallback: Duration,
     /// TLS around each TCP connection (None: plain TCP, the default).
     pub tls: Option<TlsPolicy>,
+    /// `auto` on TCP: how often to try whether UDP gets through again (None: never).
+    pub udp_retry: Option<Duration>,
 }
 
 impl Default for TransportPolicy {
@@ -89,6 +93,7 @@ impl Default for TransportPolicy {
             tcp_port: DEFAULT_TCP_PORT,
             fallback: DEFAULT_FALLBACK,
             tls: None,
+            udp_retry: Some(DEFAULT_UDP_RETRY),
         }
     }
 }

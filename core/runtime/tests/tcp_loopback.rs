@@ -84,6 +84,7 @@ fn policy(mode: TransportMode, tcp_port: u16, fallback: Duration) -> SocketOptio
             tcp_port,
             fallback,
             tls: None,
+            ..TransportPolicy::default()
         },
         ..SocketOptions::default()
     }

@@ -110,6 +110,7 @@ fn options(tcp_port: u16, tls: Option<TlsPolicy>) -> SocketOptions {
             tcp_port,
             fallback: Duration::from_secs(2),
             tls,
+            ..TransportPolicy::default()
         },
         ..SocketOptions::default()
     }

@@ -25,6 +25,10 @@ pub(super) struct TransportState {
     pub(super) active: bool,
     /// `auto` on UDP: when to start over on TCP unless the server answered by then.
     fallback_at: Option<tokio::time::Instant>,
+    /// `auto` on TCP: when to try UDP again.
+    probe_at: Option<tokio::time::Instant>,
+    /// `auto` on TCP: the server answered over UDP (a probe, or a late answer): move back.
+    udp_answered: bool,
     memory: Memory,
     /// A frame read from a TCP connection (taken out while the session handles it).
     buf: Vec<u8>,
@@ -34,6 +38,8 @@ pub(super) struct TransportState {
 pub(super) enum Wake {
     Tcp(TcpEvent),
     Fallback,
+    /// Time to try UDP again.
+    Probe,
 }
 
 impl TransportState {
@@ -44,6 +50,8 @@ impl TransportState {
             paths,
             active: false,
             fallback_at: None,
+            probe_at: None,
+            udp_answered: false,
             memory: Memory::default(),
             buf: Vec::new(),
         }
@@ -64,16 +72,16 @@ impl TransportState {
         if self.buf.len() < MAX_FRAME {
             self.buf.resize(MAX_FRAME, 0);
         }
-        let fallback = self.fallback_at;
-        let sleep = async {
-            match fallback {
+        let at = |t: Option<tokio::time::Instant>| async move {
+            match t {
                 Some(t) => tokio::time::sleep_until(t).await,
                 None => std::future::pending().await,
             }
         };
         tokio::select! {
             ev = self.paths.recv(&mut self.buf) => Wake::Tcp(ev),
-            () = sleep => Wake::Fallback,
+            () = at(self.fallback_at) => Wake::Fallback,
+            () = at(self.probe_at) => Wake::Probe,
         }
     }
 }
@@ -115,6 +123,7 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
             return (self.local, self.server);
         }
         self.transport.active = true;
+        self.arm_probe();
         self.protocol.set_transport(Transport::Tcp);
         let server = self
             .tcp_server(self.server.is_ipv4())
@@ -141,7 +150,55 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
             .any(|s| s.ip() == remote.ip())
         {
             self.transport.fallback_at = None;
+            if self.transport.active && self.transport.policy.mode == TransportMode::Auto {
+                self.transport.udp_answered = true;
+            }
         }
+    }
+
+    /// `auto` on TCP: UDP is tried again after the policy's interval.
+    fn arm_probe(&mut self) {
+        self.transport.probe_at = match self.transport.policy.udp_retry {
+            Some(every)
+                if self.transport.policy.mode == TransportMode::Auto && self.transport.active =>
+            {
+                Some(tokio::time::Instant::now() + every)
+            }
+            _ => None,
+        };
+    }
+
+    /// Sends a UDP probe (an IKE_SA_INIT of a throwaway SA) from our UDP address to the
+    /// server's, and arms the next one.
+    async fn probe_udp(&mut self) {
+        let (local, server) = (self.local, self.server);
+        if let Some(probe) = self.protocol.udp_probe(now(), local, server) {
+            log::debug!("on TCP: trying whether UDP to {server} gets through again");
+            if let Err(e) = self.sockets.send(local, server, &probe).await {
+                log::debug!("UDP probe to {server}: {e}");
+            }
+        }
+        self.arm_probe();
+    }
+
+    /// The server answered over UDP while the session runs on TCP (`auto`): UDP works again
+    /// here, so the session moves back to it (a new IKE SA, as after a network change) and
+    /// this network is remembered for UDP.
+    pub(super) async fn back_to_udp_if_answered(&mut self) {
+        if !std::mem::take(&mut self.transport.udp_answered) || !self.transport.active {
+            return;
+        }
+        log::info!("UDP gets through to the server again: moving back from TCP");
+        self.transport.probe_at = None;
+        self.transport.active = false;
+        self.transport
+            .memory
+            .remember(Memory::key(&self.locals), Transport::Udp);
+        let locals = self.locals.clone();
+        self.protocol
+            .switch_transport(now(), Transport::Udp, &locals, self.server);
+        self.transport.paths.close_all();
+        self.arm_fallback();
     }
 
     /// An event of the session: a connection that came up tells what works on this network.
@@ -183,6 +240,7 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
                 self.transport.fallback_at = None;
                 self.fall_back_to_tcp().await;
             }
+            Wake::Probe => self.probe_udp().await,
         }
     }
 
@@ -203,6 +261,7 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
         self.transport.active = true;
         self.protocol
             .switch_transport(now(), Transport::Tcp, &locals, server);
+        self.arm_probe();
     }
 
     /// The network changed (the driver's UDP `locals` are new): the session learns its paths
@@ -222,6 +281,7 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
                 .tcp_server(self.server.is_ipv4())
                 .unwrap_or(self.server);
             self.transport.active = true;
+            self.arm_probe();
             if was_tcp {
                 self.protocol.network_changed(now(), &locals);
             } else {
@@ -233,6 +293,7 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
         if was_tcp {
             log::info!("a new network: trying UDP again first");
             self.transport.active = false;
+            self.transport.probe_at = None;
             let locals = self.locals.clone();
             self.protocol
                 .switch_transport(now(), Transport::Udp, &locals, self.server);

@@ -669,7 +669,7 @@ fn retransmissions_from_the_profile() {
 // ---- transport (RFC 9329) ------------------------------------------------------------------
 
 #[test]
-fn transport_defaults_to_auto_on_tcp_port_4500_after_two_seconds() {
+fn transport_defaults_to_auto_on_tcp_port_4500_after_two_seconds_retrying_udp_every_two_minutes() {
     let p = load_str(PSK).unwrap();
     assert_eq!(
         p.transport,
@@ -678,6 +678,7 @@ fn transport_defaults_to_auto_on_tcp_port_4500_after_two_seconds() {
             tcp_port: 4500,
             fallback: Duration::from_millis(2000),
             tls: None,
+            udp_retry: Some(Duration::from_secs(120)),
         }
     );
 }
@@ -787,6 +788,23 @@ fn transport_values_out_of_range() {
         "tunnel.tcp_fallback_ms: must be 100 to 60000"
     );
     err_for(&t("tcp_fallback_ms = 60001"), "tunnel.tcp_fallback_ms");
+    assert_eq!(
+        err_for(&t("udp_retry_seconds = 4"), "tunnel.udp_retry_seconds"),
+        "tunnel.udp_retry_seconds: must be 0 (never) or 5 to 86400"
+    );
+    err_for(&t("udp_retry_seconds = 86401"), "tunnel.udp_retry_seconds");
+}
+
+#[test]
+fn udp_retry_defaults_to_two_minutes_and_zero_turns_it_off() {
+    let t = |body: &str| format!("{PSK}[tunnel]\n{body}\n");
+    let retry = |text: &str| load_str(text).unwrap().transport.udp_retry;
+    assert_eq!(retry(PSK), Some(std::time::Duration::from_secs(120)));
+    assert_eq!(retry(&t("udp_retry_seconds = 0")), None);
+    assert_eq!(
+        retry(&t("udp_retry_seconds = 30")),
+        Some(std::time::Duration::from_secs(30))
+    );
 }
 
 #[test]
