@@ -509,6 +509,20 @@ impl Initiator {
         }
     }
 
+    /// Answers the server's CREATE_CHILD_SA whose proposal has additional key exchanges: the
+    /// response carries a link, the SA (`making`) waits for the IKE_FOLLOWUP_KE exchanges
+    /// (RFC 9370 §2.2.4), at most as many as `answering` has room for.
+    fn answer_first_of_several(&mut self, now: Instant, message_id: u32, making: Making) {
+        if !self.rekey.answering.has_room(now) {
+            return self.refuse(message_id, NotifyType::TEMPORARY_FAILURE);
+        }
+        let link = Answers::new_link(self.rng.as_mut());
+        let p = making.payloads(&link);
+        self.send_response(ExchangeType::CREATE_CHILD_SA, message_id, &p);
+        drop(p);
+        self.rekey.answering.insert(now, link, making);
+    }
+
     fn refuse(&mut self, message_id: u32, kind: NotifyType) {
         debug!("refusing the server's rekey: {kind}");
         let r = Refusal::new(kind);
@@ -567,16 +581,8 @@ impl Initiator {
         let draft = draft_child(&self.params.esp, r, child, spi_in, self.rng.as_mut());
         let draft = match draft {
             Ok(d) if d.selected.has_additional() => {
-                if !self.rekey.answering.has_room(now) {
-                    return self.refuse(message_id, NotifyType::TEMPORARY_FAILURE);
-                }
-                let link = Answers::new_link(self.rng.as_mut());
-                let p = d.payloads(Some(&link));
-                self.send_response(ExchangeType::CREATE_CHILD_SA, message_id, &p);
-                drop(p);
                 debug!("server rekeys CHILD SA {current:08x} with additional key exchanges");
-                self.rekey.answering.insert(now, link, Making::Child(d));
-                return;
+                return self.answer_first_of_several(now, message_id, Making::Child(d));
             }
             other => other,
         };
@@ -642,16 +648,8 @@ impl Initiator {
         let draft = draft_ike(&self.params.ike, r, self.rng.as_mut());
         let draft = match draft {
             Ok(d) if d.selected.has_additional() => {
-                if !self.rekey.answering.has_room(now) {
-                    return self.refuse(message_id, NotifyType::TEMPORARY_FAILURE);
-                }
-                let link = Answers::new_link(self.rng.as_mut());
-                let p = d.payloads(Some(&link));
-                self.send_response(ExchangeType::CREATE_CHILD_SA, message_id, &p);
-                drop(p);
                 debug!("server rekeys the IKE SA with additional key exchanges");
-                self.rekey.answering.insert(now, link, Making::Ike(d));
-                return;
+                return self.answer_first_of_several(now, message_id, Making::Ike(d));
             }
             other => other,
         };

@@ -178,6 +178,15 @@ pub enum Making {
 }
 
 impl Making {
+    /// Its CREATE_CHILD_SA response's payloads, carrying `link` for the IKE_FOLLOWUP_KE
+    /// exchanges to come.
+    pub fn payloads<'a>(&'a self, link: &'a [u8]) -> Vec<Payload<'a>> {
+        match self {
+            Self::Child(d) => d.payloads(Some(link)),
+            Self::Ike(d) => d.payloads(Some(link)),
+        }
+    }
+
     /// The nonces of its CREATE_CHILD_SA (the collision rule compares them).
     pub fn nonces(&self) -> (&[u8], &[u8]) {
         match self {

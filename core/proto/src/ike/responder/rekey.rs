@@ -177,6 +177,27 @@ impl Responder {
             .extend(d.into_iter().map(|message| Outgoing { remote, message }));
     }
 
+    /// Answers a CREATE_CHILD_SA whose proposal has additional key exchanges: the response
+    /// carries a link, the SA (`making`) waits for the IKE_FOLLOWUP_KE exchanges (RFC 9370
+    /// §2.2.4), at most as many per IKE SA as `answering` has room for.
+    fn answer_first_of_several(
+        &mut self,
+        now: Instant,
+        sa: &mut ResponderSa,
+        message_id: u32,
+        making: Making,
+    ) {
+        if !sa.rekey.answering.has_room(now) {
+            let r = Refusal::new(NotifyType::TEMPORARY_FAILURE);
+            return self.refuse_rekey(sa, message_id, &r);
+        }
+        let link = Answers::new_link(self.rng.as_mut());
+        let p = making.payloads(&link);
+        self.respond(sa, ExchangeType::CREATE_CHILD_SA, message_id, &p);
+        drop(p);
+        sa.rekey.answering.insert(now, link, making);
+    }
+
     fn refuse_rekey(&mut self, sa: &mut ResponderSa, message_id: u32, r: &Refusal) {
         debug!("responder: refusing CREATE_CHILD_SA: {}", r.kind);
         self.respond(
@@ -231,17 +252,8 @@ impl Responder {
             Err(refusal) => return self.refuse_rekey(sa, message_id, &refusal),
         };
         if draft.selected.has_additional() {
-            if !sa.rekey.answering.has_room(now) {
-                let r = Refusal::new(NotifyType::TEMPORARY_FAILURE);
-                return self.refuse_rekey(sa, message_id, &r);
-            }
-            let link = Answers::new_link(self.rng.as_mut());
-            let p = draft.payloads(Some(&link));
-            self.respond(sa, ExchangeType::CREATE_CHILD_SA, message_id, &p);
-            drop(p);
             debug!("responder: client rekeys CHILD SA with additional key exchanges");
-            sa.rekey.answering.insert(now, link, Making::Child(draft));
-            return;
+            return self.answer_first_of_several(now, sa, message_id, Making::Child(draft));
         }
         let made = draft
             .finish(sa.keys.prf, sa.keys.sk_d.as_bytes(), &[])
@@ -355,17 +367,8 @@ impl Responder {
             Err(refusal) => return self.refuse_rekey(sa, message_id, &refusal),
         };
         if draft.selected.has_additional() {
-            if !sa.rekey.answering.has_room(now) {
-                let r = Refusal::new(NotifyType::TEMPORARY_FAILURE);
-                return self.refuse_rekey(sa, message_id, &r);
-            }
-            let link = Answers::new_link(self.rng.as_mut());
-            let p = draft.payloads(Some(&link));
-            self.respond(sa, ExchangeType::CREATE_CHILD_SA, message_id, &p);
-            drop(p);
             debug!("responder: client rekeys the IKE SA with additional key exchanges");
-            sa.rekey.answering.insert(now, link, Making::Ike(draft));
-            return;
+            return self.answer_first_of_several(now, sa, message_id, Making::Ike(draft));
         }
         let Ok(new) = draft.finish(sa.keys.prf, sa.keys.sk_d.as_bytes(), &[]) else {
             let r = Refusal::new(NotifyType::NO_PROPOSAL_CHOSEN);
