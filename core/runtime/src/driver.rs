@@ -665,12 +665,10 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
         }
         let out = tx.free();
         match self.protocol.handle_packet(now, packet, out) {
-            // over TCP (RFC 9329) each ESP packet is one frame on the connection
+            // over TCP (RFC 9329) each ESP packet is one frame, gathered for one write
             Ok(d) if self.transport.active => {
                 let esp = out.get(..d.len).unwrap_or_default();
-                if let Err(e) = self.send_on_transport(d.local, d.remote, esp).await {
-                    log::debug!("cannot send ESP to {}: {e}", d.remote);
-                }
+                self.queue_frame(d.local, d.remote, esp).await;
             }
             Ok(d) => tx.push(d.local, d.remote, d.len),
             Err(reason) => log::trace!("packet dropped: {reason}"),
@@ -680,6 +678,7 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
     /// Sends the batch's runs, one call each; a run that fails is lost like any datagram and
     /// does not stop the others.
     async fn flush_tx(&mut self, tx: &mut TxBatch) {
+        self.flush_frames().await;
         for (run, bytes) in tx.runs() {
             if let Err(e) = self
                 .sockets

@@ -23,7 +23,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use roam_proto::session::Transport;
-use roam_proto::wire::tcp::{length_field, FrameDecoder, MAX_FRAME, STREAM_PREFIX};
+use roam_proto::wire::tcp::{length_field, FrameDecoder, LENGTH_LEN, MAX_FRAME, STREAM_PREFIX};
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpSocket;
 
@@ -323,6 +323,35 @@ impl TcpPaths {
     ) -> io::Result<()> {
         let field = length_field(body.len())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        // One write for the length field and the body (no Nagle: nodelay is on).
+        self.write(
+            local,
+            remote,
+            &mut [io::IoSlice::new(&field), io::IoSlice::new(body)],
+        )
+        .await
+    }
+
+    /// Sends `frames`, frames already framed (length field and body each, see
+    /// [`FrameBatch`]), in one write on the connection from `local`.
+    pub async fn send_frames(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        frames: &[u8],
+    ) -> io::Result<()> {
+        self.write(local, remote, &mut [io::IoSlice::new(frames)])
+            .await
+    }
+
+    /// Writes `parts` on the connection from `local` (or the one of `remote`'s family), then
+    /// flushes it.
+    async fn write(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        parts: &mut [io::IoSlice<'_>],
+    ) -> io::Result<()> {
         let i = self
             .conns
             .iter()
@@ -341,9 +370,7 @@ impl TcpPaths {
         let Some(conn) = self.conns.get_mut(i) else {
             return Err(io::ErrorKind::NotConnected.into());
         };
-        // One write for the length field and the body (no Nagle: nodelay is on).
-        let mut parts = [io::IoSlice::new(&field), io::IoSlice::new(body)];
-        let mut slices: &mut [io::IoSlice<'_>] = &mut parts;
+        let mut slices: &mut [io::IoSlice<'_>] = parts;
         while !slices.is_empty() {
             let n = conn.stream.write_vectored(slices).await?;
             if n == 0 {
@@ -441,5 +468,110 @@ impl Conn {
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+}
+
+/// ESP frames gathered for one write on one TCP path: a wakeup's packets from the TUN leave
+/// in one write (and over TLS one record or a few), not a write each.
+#[derive(Debug)]
+pub struct FrameBatch {
+    bytes: Vec<u8>,
+    path: Option<(SocketAddr, SocketAddr)>,
+}
+
+impl FrameBatch {
+    /// Bytes gathered before the batch must be sent.
+    pub const CAPACITY: usize = 64 * 1024;
+
+    pub fn new() -> Self {
+        Self {
+            bytes: Vec::with_capacity(Self::CAPACITY),
+            path: None,
+        }
+    }
+
+    /// Whether `body` can join the batch: same path, and room for it.
+    pub fn fits(&self, local: SocketAddr, remote: SocketAddr, body: &[u8]) -> bool {
+        self.path.is_none_or(|p| p == (local, remote))
+            && self.bytes.len() + LENGTH_LEN + body.len() <= Self::CAPACITY
+    }
+
+    /// Adds `body` as one frame (false, nothing added, when it is too long for a frame).
+    pub fn push(&mut self, local: SocketAddr, remote: SocketAddr, body: &[u8]) -> bool {
+        let Ok(field) = length_field(body.len()) else {
+            return false;
+        };
+        self.path = Some((local, remote));
+        self.bytes.extend_from_slice(&field);
+        self.bytes.extend_from_slice(body);
+        true
+    }
+
+    /// The path of the frames gathered (None when there are none).
+    pub fn path(&self) -> Option<(SocketAddr, SocketAddr)> {
+        self.path
+    }
+
+    /// The frames gathered, each its length field and body.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.path = None;
+    }
+}
+
+impl Default for FrameBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roam_proto::wire::tcp::FrameKind;
+
+    fn a(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_frame_batch_holds_one_path_up_to_its_capacity_and_decodes_back() {
+        let (l, r) = (a("192.0.2.2:40000"), a("198.51.100.1:4500"));
+        let mut b = FrameBatch::new();
+        assert_eq!(b.path(), None);
+        let body = vec![0x11u8; 1400];
+        let mut n = 0;
+        while b.fits(l, r, &body) {
+            assert!(b.push(l, r, &body));
+            n += 1;
+        }
+        assert_eq!(n, FrameBatch::CAPACITY / (body.len() + LENGTH_LEN));
+        assert_eq!(b.path(), Some((l, r)));
+        // Another path does not join, even with room.
+        let mut c = FrameBatch::new();
+        assert!(c.push(l, r, &body));
+        assert!(!c.fits(a("192.0.2.3:40000"), r, &body));
+        // The bytes are frames a reader takes apart again.
+        let mut d = FrameDecoder::without_prefix(MAX_FRAME);
+        let (mut rest, mut got) = (b.bytes(), 0);
+        while !rest.is_empty() {
+            let fed = d.feed(rest).unwrap();
+            rest = rest.get(fed.consumed..).unwrap();
+            if let Some(kind) = fed.frame {
+                assert_eq!(kind, FrameKind::Esp);
+                assert_eq!(d.frame().unwrap(), &body[..]);
+                got += 1;
+            }
+        }
+        assert_eq!(got, n);
+        b.clear();
+        assert_eq!((b.path(), b.bytes().len()), (None, 0));
+        // Too long for a 16-bit length field: refused, nothing added.
+        assert!(!b.push(l, r, &vec![0u8; 70_000]));
+        assert_eq!(b.path(), None);
     }
 }

@@ -11,7 +11,7 @@ use roam_proto::session::{Event, Transport};
 
 use super::{now, Buffers, Driver, Protocol};
 use crate::packet_io::PacketIo;
-use crate::tcp::{Memory, TcpEvent, TcpPaths, TransportMode, TransportPolicy};
+use crate::tcp::{FrameBatch, Memory, TcpEvent, TcpPaths, TransportMode, TransportPolicy};
 
 /// The largest frame RFC 9329's 16-bit length allows (read into one buffer).
 const MAX_FRAME: usize = 65_535;
@@ -32,6 +32,8 @@ pub(super) struct TransportState {
     memory: Memory,
     /// A frame read from a TCP connection (taken out while the session handles it).
     buf: Vec<u8>,
+    /// ESP frames waiting for one write.
+    frames: FrameBatch,
 }
 
 /// What woke the transport up.
@@ -54,6 +56,7 @@ impl TransportState {
             udp_answered: false,
             memory: Memory::default(),
             buf: Vec::new(),
+            frames: FrameBatch::new(),
         }
     }
 
@@ -316,20 +319,56 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
         if !self.transport.active {
             return self.sockets.send(local, remote, payload).await;
         }
-        if self.transport.paths.is_empty() {
-            let locals = self.open_tcp_paths().await;
-            if locals.is_empty() {
-                // The attempt has no path: the session backs off and tries again (a request
-                // sent into no connection would wait for an answer that cannot come, since
-                // nothing is retransmitted over TCP).
-                self.protocol.transport_closed(now(), local);
-                return Err(io::Error::new(
-                    io::ErrorKind::NotConnected,
-                    "no TCP connection to the server",
-                ));
-            }
-            self.protocol.network_changed(now(), &locals);
-        }
+        self.ensure_tcp_path(local).await?;
         self.transport.paths.send(local, remote, payload).await
+    }
+
+    /// Queues ESP for the TCP path from `local` to `remote` (sent by `flush_frames`, at once
+    /// when the batch is full or holds another path's frames).
+    pub(super) async fn queue_frame(&mut self, local: SocketAddr, remote: SocketAddr, esp: &[u8]) {
+        if !self.transport.frames.fits(local, remote, esp) {
+            self.flush_frames().await;
+        }
+        if !self.transport.frames.push(local, remote, esp) {
+            log::debug!("ESP of {} bytes does not fit a TCP frame", esp.len());
+        }
+    }
+
+    /// Sends the queued ESP frames in one write (lost like datagrams when that fails).
+    pub(super) async fn flush_frames(&mut self) {
+        let Some((local, remote)) = self.transport.frames.path() else {
+            return;
+        };
+        let sent = match self.ensure_tcp_path(local).await {
+            Ok(()) => {
+                let t = &mut self.transport;
+                t.paths.send_frames(local, remote, t.frames.bytes()).await
+            }
+            Err(e) => Err(e),
+        };
+        self.transport.frames.clear();
+        if let Err(e) = sent {
+            log::debug!("cannot send ESP to {remote}: {e}");
+        }
+    }
+
+    /// Over TCP: a connection to send on, opened when there is none.
+    async fn ensure_tcp_path(&mut self, local: SocketAddr) -> io::Result<()> {
+        if !self.transport.paths.is_empty() {
+            return Ok(());
+        }
+        let locals = self.open_tcp_paths().await;
+        if locals.is_empty() {
+            // The attempt has no path: the session backs off and tries again (a request
+            // sent into no connection would wait for an answer that cannot come, since
+            // nothing is retransmitted over TCP).
+            self.protocol.transport_closed(now(), local);
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "no TCP connection to the server",
+            ));
+        }
+        self.protocol.network_changed(now(), &locals);
+        Ok(())
     }
 }

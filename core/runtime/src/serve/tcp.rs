@@ -419,12 +419,25 @@ async fn read_frames<R: AsyncRead + Unpin>(
     }
 }
 
-/// Writes queued frames until the queue closes or the stream breaks.
+/// Bytes of queued frames gathered into one write (and one TLS record or a few).
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// Writes queued frames until the queue closes or the stream breaks: what is queued when the
+/// writer wakes goes out in one write (up to [`WRITE_BATCH`] bytes), not a write per frame.
 async fn write_frames<W: AsyncWrite + Unpin>(mut write: W, mut frames: mpsc::Receiver<Vec<u8>>) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
     while let Some(frame) = frames.recv().await {
-        // Flushed per frame: TLS may hold a record back until then (a no-op on plain TCP).
+        batch.clear();
+        batch.extend_from_slice(&frame);
+        while batch.len() < WRITE_BATCH {
+            match frames.try_recv() {
+                Ok(more) => batch.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
+        // Flushed per batch: TLS may hold a record back until then (a no-op on plain TCP).
         if let Err(e) = async {
-            write.write_all(&frame).await?;
+            write.write_all(&batch).await?;
             write.flush().await
         }
         .await
