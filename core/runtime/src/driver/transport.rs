@@ -192,16 +192,21 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
             return;
         }
         log::info!("UDP gets through to the server again: moving back from TCP");
-        self.transport.probe_at = None;
-        self.transport.active = false;
         self.transport
             .memory
             .remember(Memory::key(&self.locals), Transport::Udp);
+        self.switch_to_udp();
+        self.arm_fallback();
+    }
+
+    /// Moves the session from TCP to UDP (a new IKE SA there) and closes the TCP connections.
+    fn switch_to_udp(&mut self) {
+        self.transport.active = false;
+        self.transport.probe_at = None;
         let locals = self.locals.clone();
         self.protocol
             .switch_transport(now(), Transport::Udp, &locals, self.server);
         self.transport.paths.close_all();
-        self.arm_fallback();
     }
 
     /// An event of the session: a connection that came up tells what works on this network.
@@ -295,12 +300,7 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
         }
         if was_tcp {
             log::info!("a new network: trying UDP again first");
-            self.transport.active = false;
-            self.transport.probe_at = None;
-            let locals = self.locals.clone();
-            self.protocol
-                .switch_transport(now(), Transport::Udp, &locals, self.server);
-            self.transport.paths.close_all();
+            self.switch_to_udp();
         } else {
             let locals = self.locals.clone();
             self.protocol.network_changed(now(), &locals);
