@@ -660,16 +660,14 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
 
     /// Seals one packet into the send batch (sending the batch first when it is full).
     async fn seal(&mut self, now: Instant, packet: &[u8], tx: &mut TxBatch) {
+        if self.transport.active {
+            // over TCP (RFC 9329) each ESP packet is one frame, gathered for one write
+            return self.seal_frame(now, packet).await;
+        }
         if !tx.has_room(packet.len() + ESP_OVERHEAD) {
             self.flush_tx(tx).await;
         }
-        let out = tx.free();
-        match self.protocol.handle_packet(now, packet, out) {
-            // over TCP (RFC 9329) each ESP packet is one frame, gathered for one write
-            Ok(d) if self.transport.active => {
-                let esp = out.get(..d.len).unwrap_or_default();
-                self.queue_frame(d.local, d.remote, esp).await;
-            }
+        match self.protocol.handle_packet(now, packet, tx.free()) {
             Ok(d) => tx.push(d.local, d.remote, d.len),
             Err(reason) => log::trace!("packet dropped: {reason}"),
         }

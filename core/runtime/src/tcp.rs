@@ -471,11 +471,14 @@ impl Conn {
     }
 }
 
-/// ESP frames gathered for one write on one TCP path: a wakeup's packets from the TUN leave
-/// in one write (and over TLS one record or a few), not a write each.
+/// ESP frames gathered for one write on one TCP path: a wakeup's packets from the TUN are
+/// sealed straight into it (no copy) and leave in one write (and over TLS one record or a
+/// few), not a write each. Allocated once.
 #[derive(Debug)]
 pub struct FrameBatch {
-    bytes: Vec<u8>,
+    buf: Vec<u8>,
+    /// Bytes of whole frames at the front of `buf`.
+    filled: usize,
     path: Option<(SocketAddr, SocketAddr)>,
 }
 
@@ -485,26 +488,62 @@ impl FrameBatch {
 
     pub fn new() -> Self {
         Self {
-            bytes: Vec::with_capacity(Self::CAPACITY),
+            buf: vec![0; Self::CAPACITY],
+            filled: 0,
             path: None,
         }
     }
 
-    /// Whether `body` can join the batch: same path, and room for it.
-    pub fn fits(&self, local: SocketAddr, remote: SocketAddr, body: &[u8]) -> bool {
-        self.path.is_none_or(|p| p == (local, remote))
-            && self.bytes.len() + LENGTH_LEN + body.len() <= Self::CAPACITY
+    /// Whether a frame of up to `body_len` bytes fits after those gathered.
+    pub fn has_room(&self, body_len: usize) -> bool {
+        self.filled + LENGTH_LEN + body_len <= Self::CAPACITY
     }
 
-    /// Adds `body` as one frame (false, nothing added, when it is too long for a frame).
-    pub fn push(&mut self, local: SocketAddr, remote: SocketAddr, body: &[u8]) -> bool {
-        let Ok(field) = length_field(body.len()) else {
+    /// Where the next frame's body goes: seal into it, then [`Self::commit`].
+    pub fn free(&mut self) -> &mut [u8] {
+        let at = self.filled + LENGTH_LEN;
+        self.buf.get_mut(at..).unwrap_or_default()
+    }
+
+    /// Takes the `len` bytes written at [`Self::free`] as a frame on the path from `local` to
+    /// `remote`. False, nothing taken, when the gathered frames are another path's (send
+    /// them, then [`Self::commit_alone`]) or `len` does not fit a frame.
+    pub fn commit(&mut self, local: SocketAddr, remote: SocketAddr, len: usize) -> bool {
+        if self.path.is_some_and(|p| p != (local, remote)) {
+            return false;
+        }
+        let (Ok(field), Some(head)) = (
+            length_field(len),
+            self.buf
+                .get_mut(self.filled..self.filled + LENGTH_LEN + len),
+        ) else {
             return false;
         };
+        head[..LENGTH_LEN].copy_from_slice(&field);
+        self.filled += LENGTH_LEN + len;
         self.path = Some((local, remote));
-        self.bytes.extend_from_slice(&field);
-        self.bytes.extend_from_slice(body);
         true
+    }
+
+    /// After [`Self::clear`]: the frame written at `free()` before it (at byte `at` of the
+    /// buffer) becomes the batch's first, on its own path (a path change: rare).
+    pub fn commit_alone(
+        &mut self,
+        at: usize,
+        local: SocketAddr,
+        remote: SocketAddr,
+        len: usize,
+    ) -> bool {
+        if at + len > self.buf.len() || self.filled != 0 {
+            return false;
+        }
+        self.buf.copy_within(at..at + len, LENGTH_LEN);
+        self.commit(local, remote, len)
+    }
+
+    /// Byte offset of [`Self::free`] in the buffer (for [`Self::commit_alone`]).
+    pub fn free_at(&self) -> usize {
+        self.filled + LENGTH_LEN
     }
 
     /// The path of the frames gathered (None when there are none).
@@ -514,11 +553,11 @@ impl FrameBatch {
 
     /// The frames gathered, each its length field and body.
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        self.buf.get(..self.filled).unwrap_or_default()
     }
 
     pub fn clear(&mut self) {
-        self.bytes.clear();
+        self.filled = 0;
         self.path = None;
     }
 }
@@ -545,16 +584,28 @@ mod tests {
         assert_eq!(b.path(), None);
         let body = vec![0x11u8; 1400];
         let mut n = 0;
-        while b.fits(l, r, &body) {
-            assert!(b.push(l, r, &body));
+        while b.has_room(body.len()) {
+            b.free()[..body.len()].copy_from_slice(&body);
+            assert!(b.commit(l, r, body.len()));
             n += 1;
         }
         assert_eq!(n, FrameBatch::CAPACITY / (body.len() + LENGTH_LEN));
         assert_eq!(b.path(), Some((l, r)));
-        // Another path does not join, even with room.
+        // Another path's frame is not taken beside them; after a send it comes first alone.
+        let other = a("192.0.2.3:40000");
         let mut c = FrameBatch::new();
-        assert!(c.push(l, r, &body));
-        assert!(!c.fits(a("192.0.2.3:40000"), r, &body));
+        c.free()[..8].copy_from_slice(b"esp, one");
+        assert!(c.commit(l, r, 8));
+        let at = c.free_at();
+        c.free()[..8].copy_from_slice(b"esp, two");
+        assert!(!c.commit(other, r, 8));
+        assert_eq!(c.bytes(), b"\x00\x0aesp, one");
+        c.clear();
+        assert!(c.commit_alone(at, other, r, 8));
+        assert_eq!(
+            (c.path(), c.bytes()),
+            (Some((other, r)), &b"\x00\x0aesp, two"[..])
+        );
         // The bytes are frames a reader takes apart again.
         let mut d = FrameDecoder::without_prefix(MAX_FRAME);
         let (mut rest, mut got) = (b.bytes(), 0);
@@ -570,8 +621,9 @@ mod tests {
         assert_eq!(got, n);
         b.clear();
         assert_eq!((b.path(), b.bytes().len()), (None, 0));
-        // Too long for a 16-bit length field: refused, nothing added.
-        assert!(!b.push(l, r, &vec![0u8; 70_000]));
+        // Longer than the batch: refused, nothing taken.
+        assert!(!b.has_room(FrameBatch::CAPACITY));
+        assert!(!b.commit(l, r, FrameBatch::CAPACITY));
         assert_eq!(b.path(), None);
     }
 }

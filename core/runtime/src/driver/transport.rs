@@ -6,6 +6,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
 
 use roam_proto::session::{Event, Transport};
 
@@ -323,14 +324,35 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
         self.transport.paths.send(local, remote, payload).await
     }
 
-    /// Queues ESP for the TCP path from `local` to `remote` (sent by `flush_frames`, at once
-    /// when the batch is full or holds another path's frames).
-    pub(super) async fn queue_frame(&mut self, local: SocketAddr, remote: SocketAddr, esp: &[u8]) {
-        if !self.transport.frames.fits(local, remote, esp) {
+    /// Over TCP: seals `packet` straight into the frame batch (sent by `flush_frames`, or
+    /// first when the batch is full or holds another path's frames).
+    pub(super) async fn seal_frame(&mut self, now: Instant, packet: &[u8]) {
+        if !self
+            .transport
+            .frames
+            .has_room(packet.len() + super::ESP_OVERHEAD)
+        {
             self.flush_frames().await;
         }
-        if !self.transport.frames.push(local, remote, esp) {
-            log::debug!("ESP of {} bytes does not fit a TCP frame", esp.len());
+        let at = self.transport.frames.free_at();
+        let d = match self
+            .protocol
+            .handle_packet(now, packet, self.transport.frames.free())
+        {
+            Ok(d) => d,
+            Err(reason) => return log::trace!("packet dropped: {reason}"),
+        };
+        if self.transport.frames.commit(d.local, d.remote, d.len) {
+            return;
+        }
+        // A new path (MOBIKE): the frames gathered for the old one leave first.
+        self.flush_frames().await;
+        if !self
+            .transport
+            .frames
+            .commit_alone(at, d.local, d.remote, d.len)
+        {
+            log::debug!("ESP of {} bytes does not fit a TCP frame", d.len);
         }
     }
 
