@@ -1078,16 +1078,7 @@ const TCP_FALLBACK_BOUND_MS: u64 = 2_000 + HANDSHAKE_ALLOWANCE_MS;
 
 /// TCP connections of roam-c to the server's port 4500 (`ss -Htn state established`).
 fn tcp_to_server(ns: &str, server: &str) -> usize {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "ss", "-Htn", "state", "established"])
-        .stdin(Stdio::null())
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    let peer = format!("{server}:4500");
-    out.lines()
-        .filter(|l| l.split_whitespace().any(|w| w == peer))
-        .count()
+    tcp_locals_to_server(ns, server).len()
 }
 
 // A network that drops IKE's UDP (hotel, corporate): roam connect falls back to TCP
@@ -1295,7 +1286,8 @@ staying_case!(tls_over_tcp_when_udp_is_blocked, |lab| {
     );
 });
 
-/// Local addresses of roam-c's established TCP connections to the server's port 4500.
+/// Local addresses of roam-c's established TCP connections to the server's port 4500
+/// (`ss -Htn state established`).
 fn tcp_locals_to_server(ns: &str, server: &str) -> Vec<String> {
     let out = Command::new("ip")
         .args(["netns", "exec", ns, "ss", "-Htn", "state", "established"])

@@ -558,6 +558,17 @@ fn mobileconfig_post_quantum_methods_fallback_and_a_binary_ppk() {
     assert_eq!(c.ike_proposals, p.ike);
 }
 
+/// The pq.mobileconfig fixture changed into `variant` (which must differ from it), imported.
+fn pq_variant(original: &str, variant: &str) -> ImportedProfile {
+    assert_ne!(variant, original, "the change did not apply");
+    import(
+        variant.as_bytes(),
+        Kind::Mobileconfig,
+        &ImportOptions::default(),
+    )
+    .unwrap()
+}
+
 #[test]
 fn mobileconfig_half_a_ppk_or_an_unknown_method_is_reported() {
     let text = String::from_utf8(fixture("pq.mobileconfig")).unwrap();
@@ -566,13 +577,7 @@ fn mobileconfig_half_a_ppk_or_an_unknown_method_is_reported() {
         "<key>PPKIdentifier</key>\n\t\t\t\t<string>ppk-pq-client</string>",
         "",
     );
-    assert_ne!(no_id, text);
-    let p = import(
-        no_id.as_bytes(),
-        Kind::Mobileconfig,
-        &ImportOptions::default(),
-    )
-    .unwrap();
+    let p = pq_variant(&text, &no_id);
     assert!(p.ppk.is_none());
     assert!(
         has(&p, "lossy: PPK: no PPKIdentifier"),
@@ -584,13 +589,7 @@ fn mobileconfig_half_a_ppk_or_an_unknown_method_is_reported() {
         "oKGio6SlpqeoqaqrrK2ur7CxsrO0tba3uLm6u7y9vr8=",
         "c2hvcnQ=", // "short"
     );
-    assert_ne!(short, text);
-    let p = import(
-        short.as_bytes(),
-        Kind::Mobileconfig,
-        &ImportOptions::default(),
-    )
-    .unwrap();
+    let p = pq_variant(&text, &short);
     assert!(p.ppk.is_none());
     assert!(
         has(&p, "lossy: PPK: 5 bytes, shorter than the 16"),
@@ -602,13 +601,7 @@ fn mobileconfig_half_a_ppk_or_an_unknown_method_is_reported() {
         "<key>EnablePFS</key>\n\t\t\t\t<integer>0</integer>",
         "<key>EnablePFS</key>\n\t\t\t\t<integer>1</integer>",
     );
-    assert_ne!(pfs, text);
-    let p = import(
-        pfs.as_bytes(),
-        Kind::Mobileconfig,
-        &ImportOptions::default(),
-    )
-    .unwrap();
+    let p = pq_variant(&text, &pfs);
     assert_eq!(
         p.esp,
         vec!["aes256gcm16-curve25519-ke1_mlkem768".to_string()]
@@ -617,12 +610,7 @@ fn mobileconfig_half_a_ppk_or_an_unknown_method_is_reported() {
     round_trip(&p, &tmp());
     // A method Roam does not know: the IKE proposal falls back to Roam's defaults, said so.
     let unknown = text.replacen("<integer>37</integer>", "<integer>99</integer>", 1);
-    let p = import(
-        unknown.as_bytes(),
-        Kind::Mobileconfig,
-        &ImportOptions::default(),
-    )
-    .unwrap();
+    let p = pq_variant(&text, &unknown);
     assert!(p.ike.is_empty());
     assert!(
         has(
