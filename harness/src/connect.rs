@@ -74,9 +74,9 @@ pub fn run(args: &Args) -> ExitCode {
         Ok(p) => p,
         Err(e) => return bad_profile(e),
     };
-    weak::warn_if_allowed(&profile.config.allow_weak);
     let server = profile.server.clone();
     let transport = profile.transport;
+    let allow_weak = profile.config.allow_weak.clone();
     let options = LocalOptions {
         tun: (!args.no_tun).then(|| args.tun_name.clone()),
         mtu: profile.config.mtu,
@@ -93,7 +93,12 @@ pub fn run(args: &Args) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return failed(format!("cannot start the runtime: {e}")),
     };
-    runtime.block_on(connect(session, server, options, transport))
+    let signals = match Signals::before_first_output(&runtime) {
+        Ok(s) => s,
+        Err(e) => return failed(format!("cannot watch for signals: {e}")),
+    };
+    weak::warn_if_allowed(&allow_weak);
+    runtime.block_on(connect(session, server, options, transport, signals))
 }
 
 /// One state line on stdout, flushed. A closed stdout does not stop the session.
@@ -128,14 +133,11 @@ async fn connect(
     server: ServerAddress,
     options: LocalOptions,
     transport: roam_runtime::tcp::TransportPolicy,
+    mut signals: Signals,
 ) -> ExitCode {
     let address = match driver::resolve(&server.host, server.port).await {
         Ok(a) => a,
         Err(e) => return failed(e),
-    };
-    let mut signals = match Signals::new() {
-        Ok(s) => s,
-        Err(e) => return failed(format!("cannot watch for signals: {e}")),
     };
     let options_net = SocketOptions {
         protect: None,

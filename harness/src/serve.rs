@@ -37,7 +37,6 @@ pub fn run(args: &Args) -> ExitCode {
             return ExitCode::from(EXIT_BAD_PROFILE);
         }
     };
-    weak::warn_if_allowed(&profile.allow_weak);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -45,7 +44,12 @@ pub fn run(args: &Args) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return failed(format!("cannot start the runtime: {e}")),
     };
-    runtime.block_on(serve(profile))
+    let signals = match Signals::before_first_output(&runtime) {
+        Ok(s) => s,
+        Err(e) => return failed(format!("cannot watch for signals: {e}")),
+    };
+    weak::warn_if_allowed(&profile.allow_weak);
+    runtime.block_on(serve(profile, signals))
 }
 
 fn failed(message: impl std::fmt::Display) -> ExitCode {
@@ -63,13 +67,9 @@ fn print_line(line: &str) {
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
-async fn serve(profile: ServerProfile) -> ExitCode {
+async fn serve(profile: ServerProfile, mut signals: Signals) -> ExitCode {
     use roam_runtime::serve_tun::ServerTun;
 
-    let mut signals = match Signals::new() {
-        Ok(s) => s,
-        Err(e) => return failed(format!("cannot watch for signals: {e}")),
-    };
     warn_without_forwarding();
     let tun = match ServerTun::create(&profile.tun) {
         Ok(t) => t,
@@ -128,7 +128,7 @@ async fn serve(profile: ServerProfile) -> ExitCode {
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-async fn serve(_profile: ServerProfile) -> ExitCode {
+async fn serve(_profile: ServerProfile, _signals: Signals) -> ExitCode {
     failed("roam serve needs a TUN device: Linux only for now")
 }
 

@@ -9,8 +9,16 @@ pub struct Signals {
 }
 
 impl Signals {
+    /// Installed on `runtime` before the command prints anything: a signal sent once its first
+    /// line is out is never lost, even where it was inherited as ignored (a background job
+    /// of a non-interactive shell ignores SIGINT until a handler is installed).
+    pub fn before_first_output(runtime: &tokio::runtime::Runtime) -> std::io::Result<Self> {
+        let _in_runtime = runtime.enter();
+        Self::new()
+    }
+
     #[cfg(unix)]
-    pub fn new() -> std::io::Result<Self> {
+    fn new() -> std::io::Result<Self> {
         use tokio::signal::unix::{signal, SignalKind};
         Ok(Self {
             interrupt: signal(SignalKind::interrupt())?,
@@ -18,7 +26,7 @@ impl Signals {
         })
     }
     #[cfg(not(unix))]
-    pub fn new() -> std::io::Result<Self> {
+    fn new() -> std::io::Result<Self> {
         Ok(Self {})
     }
 
