@@ -123,11 +123,17 @@ proptest! {
         let _ = Message::parse(&buf);
         let chain_len = buf.len() - HEADER_LEN;
         let end = HEADER_LEN + cut.index(chain_len + 1);
-        // Whatever parses writes back to a chain that parses to the same payloads.
+        // Whatever parses writes back to a chain that parses to the same payloads (but for an
+        // SK or SKF payload, which `write_payloads` leaves to the sealing code).
         if let Ok(chain) = parse_payloads(PayloadType(buf[16]), &buf[HEADER_LEN..end], HEADER_LEN) {
             let mut out = Vec::new();
             let first = write_payloads(&chain, &mut out);
-            prop_assert_eq!(parse_payloads(first, &out, HEADER_LEN).unwrap(), chain);
+            let plain: Vec<_> = chain
+                .iter()
+                .filter(|p| !matches!(p, Payload::Sk(_) | Payload::Skf(_)))
+                .cloned()
+                .collect();
+            prop_assert_eq!(parse_payloads(first, &out, HEADER_LEN).unwrap(), plain);
         }
     }
 
