@@ -472,12 +472,25 @@ if samples:
 PY
 }
 
+# how much of the code layout list the measured binary still has (its names go stale with new
+# crate versions; docs/PERFORMANCE.md, "Memory")
+order_match() {
+  python3 - "$ROAM_BIN" "$REPO/harness/link/roam.order" <<'PY' 2>/dev/null || echo "unknown"
+import subprocess, sys
+nm = subprocess.run(["nm", "--defined-only", sys.argv[1]], capture_output=True, text=True, check=True).stdout
+defined = {f[2] for f in (l.split() for l in nm.splitlines()) if len(f) == 3}
+listed = open(sys.argv[2]).read().split()
+print("%d of %d listed functions found in the binary" % (sum(1 for n in listed if n in defined), len(listed)))
+PY
+}
+
 header() {
   local cpu rev
   cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
   rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')
   echo "Tunnel throughput, $(date -u +%Y-%m-%dT%H:%MZ): $(nproc) CPUs ($cpu), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "iperf3 TCP, 1 stream, $DURATION s each way, roam-c -> $LAN_HOST (roam-l); ESP $ESP with PSK; WireGuard MTU ${WG_MTU:-1420}"
+  echo "roam's code layout: $(order_match) (harness/link/roam.order; scripts/order-file.sh renews it)"
   echo "roam $rev ($ROAM_BIN), strongSwan $(/usr/lib/ipsec/charon --version 2>/dev/null | grep -o '[0-9]\+\.[0-9.]\+' | head -n1 || echo '?') kernel-libipsec, $("$BORINGTUN_BIN" --version 2>/dev/null || echo 'boringtun ?'), $(iperf3 --version | head -n1 | cut -d' ' -f1-2)"
 }
 

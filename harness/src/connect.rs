@@ -69,6 +69,7 @@ fn parse_tun_name(s: &str) -> Result<String, String> {
     }
 }
 
+#[inline(never)]
 pub fn run(args: &Args) -> ExitCode {
     let profile = match profile::load(&args.profile) {
         Ok(p) => p,
@@ -144,11 +145,17 @@ async fn connect(
         server_name: Some((server.host.clone(), server.port)),
         transport,
     };
-    let mut tunnel =
-        match Tunnel::<TunDevice>::start_with(session, address, None, options_net).await {
-            Ok(t) => t,
-            Err(e) => return failed(e),
-        };
+    // Boxed: the start-up future is large, and awaited in place it would be built on the stack.
+    let start = Box::pin(Tunnel::<TunDevice>::start_with(
+        session,
+        address,
+        None,
+        options_net,
+    ));
+    let mut tunnel = match start.await {
+        Ok(t) => t,
+        Err(e) => return failed(e),
+    };
     let mut watch = match NetWatch::start(netwatch::DEFAULT_DEBOUNCE) {
         Ok(w) => Some(w),
         Err(e) => {
@@ -180,7 +187,7 @@ async fn connect(
                     match timed.event {
                         Event::Disconnected(r) => reason = Some(r),
                         Event::Connected(info) if close_deadline.is_none() => {
-                            match local.up(&info, &mut tunnel).await {
+                            match Box::pin(local.up(&info, &mut tunnel)).await {
                                 Ok(new_lines) => {
                                     new_lines.iter().for_each(|l| print_line(l));
                                     if let (Some(w), Some(index)) = (&watch, local.tun_index()) {

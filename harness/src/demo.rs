@@ -98,6 +98,7 @@ fn responder_config() -> Result<ResponderConfig, String> {
     })
 }
 
+#[inline(never)]
 pub fn run(args: &Args) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -89,6 +89,7 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     f.write_all(contents)
 }
 
+#[inline(never)]
 pub fn run(args: &Args) -> ExitCode {
     let bytes = match read_limited(&args.file) {
         Ok(b) => b,

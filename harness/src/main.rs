@@ -38,6 +38,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_level);
+    // Each command's `run` keeps its own stack frame (`#[inline(never)]` there): inlined here,
+    // the largest of them set the stack every command touches.
     match cli.command {
         Command::Connect(args) => connect::run(&args),
         Command::Serve(args) => serve::run(&args),

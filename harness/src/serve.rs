@@ -29,6 +29,7 @@ pub struct Args {
     profile: PathBuf,
 }
 
+#[inline(never)]
 pub fn run(args: &Args) -> ExitCode {
     let profile = match serve_profile::load(&args.profile) {
         Ok(p) => p,
