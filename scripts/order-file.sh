@@ -5,15 +5,16 @@
 #
 # Usage: sudo scripts/order-file.sh
 #   ROAM_BIN   roam binary to profile (target/release/roam, built first unless BUILD=0)
-#   SECONDS_EACH  iperf3 seconds each way through the tunnel under valgrind (3)
+#   SECONDS_EACH  iperf3 seconds each way through the tunnel, in each run (3)
 #
-# It runs `roam connect` in the lab against `roam serve` (PSK, aes256gcm16) twice, under
-# valgrind's callgrind and under perf record: connect, ping, an iperf3 upload and download,
-# SIGINT. Every function of the binary callgrind saw execute is listed, in the order callgrind
-# wrote them, then those only perf shows (code chosen by CPU features valgrind lacks). Symbol names carry
-# a hash of their crate's build (version, features, dependencies), not of the code: the list
-# stays valid across code changes and goes stale only with a new crate version or compiler;
-# bench.sh reports how much of it the binary it measures still matches. Run again then.
+# It runs `roam connect` in the lab against `roam serve` (PSK, aes256gcm16) over UDP and over TLS
+# on TCP, each under valgrind's callgrind and under perf record: connect, ping, an iperf3 upload
+# and download, SIGINT. Every function of the binary that callgrind saw execute is listed, with
+# those only perf shows (code chosen by CPU features valgrind lacks): the UDP path's first, then
+# those only TLS runs, each part sorted by name. Symbol names carry a hash of their crate's build
+# (version, features, dependencies), not of the code: the list stays valid across code changes
+# and goes stale with a new crate version or compiler; bench.sh reports how much of it the
+# binary it measures still matches. Run it again then.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
@@ -49,14 +50,15 @@ trap 'exit 130' INT TERM
 "$LAB_SH" up >/dev/null 2>"$WORK/up.err" || { tail -n 20 "$WORK/up.err" >&2; fail "lab.sh up failed"; }
 "$LAB_SH" serve-up psk >/dev/null 2>"$WORK/serve.err" || { tail -n 20 "$WORK/serve.err" >&2; fail "serve-up failed"; }
 "$LAB_SH" iperf >/dev/null 2>&1
-PROFILE=$("$LAB_SH" profile psk --esp aes256gcm16 --out "$WORK/psk.toml")
+PROFILE_UDP=$("$LAB_SH" profile psk --esp aes256gcm16 --out "$WORK/psk.toml")
+PROFILE_TLS=$("$LAB_SH" profile psk --esp aes256gcm16 --transport tcp --tcp-tls --out "$WORK/psk-tls.toml")
 
-# connect_run LABEL WRAPPER...: roam connect under WRAPPER in roam-c: connect, ping, iperf3 each way,
-# SIGINT to the wrapper and to roam (found by its command line)
+# connect_run PROFILE LABEL WRAPPER...: roam connect under WRAPPER in roam-c: connect, ping,
+# iperf3 each way, SIGINT to the wrapper and to roam (found by its command line)
 connect_run() {
-  local label=$1 q; shift
-  say "roam connect under $label: connect, ping, iperf3 ${SECONDS_EACH} s each way"
-  RUST_LOG=warn ip netns exec "$NS_C" "$@" "$ROAM_BIN" connect --profile "$PROFILE" \
+  local profile=$1 label=$2 q; shift 2
+  say "roam connect ($(basename "$profile")) under $label: connect, ping, iperf3 ${SECONDS_EACH} s each way"
+  RUST_LOG=warn ip netns exec "$NS_C" "$@" "$ROAM_BIN" connect --profile "$profile" \
     > "$WORK/connect.out" 2>&1 < /dev/null &
   CPID=$!
   for _ in $(seq 1 600); do
@@ -84,38 +86,50 @@ connect_run() {
 # SHA-NI), so ring and sha2 pick other code there than natively: a native run under perf adds
 # the functions that run often enough to be sampled and those that take a page fault (the first
 # to run in a page the list left out; a second run of this script finds the rest of such pages).
-connect_run callgrind valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" \
-  --dump-instr=no --compress-strings=no --compress-pos=no --demangle=no
-connect_run perf perf record -q -e cpu-clock/freq=20000/ -e page-faults/period=1/ -o "$WORK/perf.data"
-perf report -i "$WORK/perf.data" --no-demangle --no-children --sort dso,symbol -F dso,sym --stdio \
-  2>/dev/null | awk -v bin="$(basename "$ROAM_BIN")" '$1 == bin && $2 == "[.]" { print $3 }' > "$WORK/perf.syms"
+# Over UDP (the common case) and over TLS on TCP (RFC 9329, where UDP is blocked).
+for transport in udp tls; do
+  case $transport in udp) profile=$PROFILE_UDP ;; tls) profile=$PROFILE_TLS ;; esac
+  connect_run "$profile" callgrind valgrind --tool=callgrind \
+    --callgrind-out-file="$WORK/callgrind-$transport.out" \
+    --dump-instr=no --compress-strings=no --compress-pos=no --demangle=no
+  connect_run "$profile" perf perf record -q -e cpu-clock/freq=20000/ -e page-faults/period=1/ \
+    -o "$WORK/perf.data"
+  perf report -i "$WORK/perf.data" --no-demangle --no-children --sort dso,symbol -F dso,sym \
+    --stdio 2>/dev/null | awk -v bin="$(basename "$ROAM_BIN")" '$1 == bin && $2 == "[.]" { print $3 }' \
+    > "$WORK/perf-$transport.syms"
+done
 
-python3 - "$WORK/callgrind.out" "$WORK/perf.syms" "$ROAM_BIN" "$ORDER" <<'PY'
+# The UDP path's functions first, then those only TLS on TCP runs, each part sorted by name
+# (the order within a part does not matter for memory; a stable one keeps the file's diffs to
+# what changed). Kept apart, a client on UDP does not map the pages of the TLS code.
+python3 - "$ROAM_BIN" "$ORDER" "$WORK" <<'PY'
 import re, subprocess, sys
-callgrind, perf, binary, order = sys.argv[1:5]
-# callgrind: "ob=" names the object of the "fn=" lines after it; "'N" marks a recursion depth
-names, seen, obj = [], set(), None
-for line in open(callgrind):
-    if line.startswith("ob="):
-        obj = line[3:].strip()
-    elif line.startswith("fn=") and obj == binary:
-        name = re.sub(r"'\d+$", "", line[3:].strip())
-        if name not in seen:
-            seen.add(name)
-            names.append(name)
-ran = len(names)
-for name in open(perf).read().split():
-    if name not in seen:
-        seen.add(name)
-        names.append(name)
+binary, order, work = sys.argv[1:4]
 nm = subprocess.run(["nm", "--defined-only", binary], capture_output=True, text=True, check=True).stdout
 defined = {f[2] for f in (l.split() for l in nm.splitlines()) if len(f) == 3 and f[1] in "tTwW"}
-kept = [n for n in names if n in defined]
+
+def callgrind_functions(path):
+    # "ob=" names the object of the "fn=" lines after it; "'N" marks a recursion depth
+    names, obj = set(), None
+    for line in open(path):
+        if line.startswith("ob="):
+            obj = line[3:].strip()
+        elif line.startswith("fn=") and obj == binary:
+            names.add(re.sub(r"'\d+$", "", line[3:].strip()))
+    return names
+
+seen, parts = set(), []
+for transport in ("udp", "tls"):
+    ran = callgrind_functions("%s/callgrind-%s.out" % (work, transport))
+    sampled = set(open("%s/perf-%s.syms" % (work, transport)).read().split())
+    part = sorted((ran | sampled) & defined - seen)
+    seen |= set(part)
+    parts.append(part)
+    print("[order-file] %s: %d functions ran under callgrind, %d more only in perf's samples; %d new "
+          "in the list" % (transport, len(ran), len(sampled - ran), len(part)), file=sys.stderr)
 with open(order, "w") as f:
-    f.write("".join(n + "\n" for n in kept))
-print("[order-file] %d functions ran under callgrind, %d more in perf's samples; %d of them in the symbol"
-      " table -> %s" % (ran, len(names) - ran, len(kept), order),
-      file=sys.stderr)
+    f.write("".join(n + "\n" for part in parts for n in part))
+print("[order-file] %d functions -> %s" % (len(seen), order), file=sys.stderr)
 PY
 rm -rf "$WORK"
 say "rebuild to apply it: cargo build --release -p roam-harness"

@@ -75,7 +75,7 @@ impl Session {
     /// The connection whose IKE SA has initiator SPI `spi_i` (the current one by default:
     /// it counts what nobody owns).
     fn ike_owner(&self, spi_i: Option<u64>) -> Conn {
-        let owns = |c: &Option<Connection>| {
+        let owns = |c: &Option<Box<Connection>>| {
             c.as_ref()
                 .is_some_and(|c| spi_i == Some(c.ike.spis().0) && spi_i != Some(self.ike.spis().0))
         };

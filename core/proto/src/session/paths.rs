@@ -107,7 +107,13 @@ impl Session {
         ike.omit_initial_contact();
         ike.set_transport(self.transport);
         ike.set_server_addresses(&self.server_addresses);
-        self.next = Some(Connection::start(ike, now, local, server, &self.locals));
+        self.next = Some(Box::new(Connection::start(
+            ike,
+            now,
+            local,
+            server,
+            &self.locals,
+        )));
     }
 
     /// Gives up the connection being made (DELETE sent once if it has keys).
