@@ -224,10 +224,19 @@ PY
 
 # measure up|down SECONDS -> "Mbit/s retransmits bytes"
 measure() {
-  local rev=() json=$OUT/iperf-$1.json
+  local rev=() json=$OUT/iperf-$1.json try ok=0
   [ "$1" = down ] && rev=(-R --rcv-timeout 15000)
-  if ! timeout $(($2 + 30)) ip netns exec "$NS_C" iperf3 -c "$LAN_HOST" -t "$2" "${rev[@]}" \
-      -J --connect-timeout 5000 > "$json" 2>/dev/null; then
+  for try in 1 2; do
+    if timeout $(($2 + 30)) ip netns exec "$NS_C" iperf3 -c "$LAN_HOST" -t "$2" "${rev[@]}" \
+        -J --connect-timeout 5000 > "$json" 2>/dev/null; then
+      ok=1; break
+    fi
+    # iperf3 3.12's server can stay busy after a client that vanished mid-test: restart it once
+    { [ "$try" = 1 ] && grep -q 'server is busy' "$json" 2>/dev/null; } || break
+    say "the iperf3 server is stuck busy: restarting it"
+    "$LAB_SH" iperf-restart >/dev/null 2>&1 || true
+  done
+  if [ "$ok" = 0 ]; then
     say "iperf3 $1 failed: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("error","?"))' "$json" 2>/dev/null || echo '?')"
     echo "n/a n/a 0"; return
   fi

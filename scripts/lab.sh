@@ -28,6 +28,8 @@
 #                                         --tcp-tls [--tcp-tls-verify none|ca]
 #                                         [--tcp-tls-server-name NAME]
 #   lab.sh iperf                    (re)start the iperf3 server in roam-l if it is not running
+#   lab.sh iperf-restart            stop and start it (iperf3 3.12 can stay "busy" after a client
+#                                   that vanished mid-test)
 #   lab.sh server-stop              stop the server charon (for a `roam serve` run by the caller)
 #   lab.sh serve-profile [MODE] [--out FILE]   write a `roam serve` profile (psk|cert), print its path
 #   lab.sh serve-up [MODE]          `roam serve` in roam-s instead of charon (ROAM_BIN, default
@@ -1659,6 +1661,7 @@ case $cmd in
   profile) do_profile "$@" ;;
   selftest) do_selftest ;;
   iperf) require_root; iperf_start ;;
+  iperf-restart) require_root; iperf_stop; iperf_start ;;
   server-stop) do_server_stop ;;
   client-path) do_client_path "$@" ;;
   nat-rebind) do_nat_rebind ;;

@@ -6,6 +6,7 @@
 # Usage: sudo scripts/order-file.sh
 #   ROAM_BIN   roam binary to profile (target/release/roam, built first unless BUILD=0)
 #   SECONDS_EACH  iperf3 seconds each way through the tunnel, in each run (3)
+#   PERF_RUNS     native runs under perf per transport (3): each adds what ran only there
 #
 # It runs `roam connect` in the lab against `roam serve` (PSK, aes256gcm16) over UDP and over TLS
 # on TCP, each under valgrind's callgrind and under perf record: connect, ping, an iperf3 upload
@@ -22,6 +23,7 @@ LAB_SH=$REPO/scripts/lab.sh
 export LAB=${LAB:-/tmp/roam-lab}
 ROAM_BIN=${ROAM_BIN:-$REPO/target/release/roam}
 SECONDS_EACH=${SECONDS_EACH:-3}
+PERF_RUNS=${PERF_RUNS:-3}
 ORDER=$REPO/harness/link/roam.order
 NS_C=roam-c LAN_HOST=203.0.113.2
 WORK=$(mktemp -d /tmp/roam-order.XXXXXX)
@@ -31,6 +33,7 @@ say() { echo "[order-file] $*" >&2; }
 
 [ "$(id -u)" = 0 ] || fail "needs root (the lab)"
 case $SECONDS_EACH in [1-9] | [1-5][0-9] | 60) ;; *) fail "SECONDS_EACH: 1..60" ;; esac
+case $PERF_RUNS in [1-9]) ;; *) fail "PERF_RUNS: 1..9" ;; esac
 command -v valgrind >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q valgrind >/dev/null
 command -v perf >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q linux-perf >/dev/null
 command -v iperf3 >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q iperf3 >/dev/null
@@ -86,17 +89,21 @@ connect_run() {
 # SHA-NI), so ring and sha2 pick other code there than natively: a native run under perf adds
 # the functions that run often enough to be sampled and those that take a page fault (the first
 # to run in a page the list left out; a second run of this script finds the rest of such pages).
+# Runs differ (what the kernel batches, retransmits, timers), so there are several.
 # Over UDP (the common case) and over TLS on TCP (RFC 9329, where UDP is blocked).
 for transport in udp tls; do
   case $transport in udp) profile=$PROFILE_UDP ;; tls) profile=$PROFILE_TLS ;; esac
   connect_run "$profile" callgrind valgrind --tool=callgrind \
     --callgrind-out-file="$WORK/callgrind-$transport.out" \
     --dump-instr=no --compress-strings=no --compress-pos=no --demangle=no
-  connect_run "$profile" perf perf record -q -e cpu-clock/freq=20000/ -e page-faults/period=1/ \
-    -o "$WORK/perf.data"
-  perf report -i "$WORK/perf.data" --no-demangle --no-children --sort dso,symbol -F dso,sym \
-    --stdio 2>/dev/null | awk -v bin="$(basename "$ROAM_BIN")" '$1 == bin && $2 == "[.]" { print $3 }' \
-    > "$WORK/perf-$transport.syms"
+  : > "$WORK/perf-$transport.syms"
+  for run in $(seq 1 "$PERF_RUNS"); do
+    connect_run "$profile" "perf ($run of $PERF_RUNS)" perf record -q -e cpu-clock/freq=20000/ \
+      -e page-faults/period=1/ -o "$WORK/perf.data"
+    perf report -i "$WORK/perf.data" --no-demangle --no-children --sort dso,symbol -F dso,sym \
+      --stdio 2>/dev/null | awk -v bin="$(basename "$ROAM_BIN")" '$1 == bin && $2 == "[.]" { print $3 }' \
+      >> "$WORK/perf-$transport.syms"
+  done
 done
 
 # The UDP path's functions first, then those only TLS on TCP runs, each part sorted by name

@@ -473,7 +473,8 @@ impl Conn {
 
 /// ESP frames gathered for one write on one TCP path: a wakeup's packets from the TUN are
 /// sealed straight into it (no copy) and leave in one write (and over TLS one record or a
-/// few), not a write each. Allocated once.
+/// few), not a write each. Allocated on first use: a session that stays on UDP never pays
+/// for it.
 #[derive(Debug)]
 pub struct FrameBatch {
     buf: Vec<u8>,
@@ -488,7 +489,7 @@ impl FrameBatch {
 
     pub fn new() -> Self {
         Self {
-            buf: vec![0; Self::CAPACITY],
+            buf: Vec::new(),
             filled: 0,
             path: None,
         }
@@ -501,6 +502,9 @@ impl FrameBatch {
 
     /// Where the next frame's body goes: seal into it, then [`Self::commit`].
     pub fn free(&mut self) -> &mut [u8] {
+        if self.buf.is_empty() {
+            self.buf = vec![0; Self::CAPACITY];
+        }
         let at = self.filled + LENGTH_LEN;
         self.buf.get_mut(at..).unwrap_or_default()
     }
@@ -581,7 +585,11 @@ mod tests {
     fn a_frame_batch_holds_one_path_up_to_its_capacity_and_decodes_back() {
         let (l, r) = (a("192.0.2.2:40000"), a("198.51.100.1:4500"));
         let mut b = FrameBatch::new();
-        assert_eq!(b.path(), None);
+        assert_eq!(
+            (b.path(), b.buf.capacity()),
+            (None, 0),
+            "no memory before the first frame"
+        );
         let body = vec![0x11u8; 1400];
         let mut n = 0;
         while b.has_room(body.len()) {

@@ -18,9 +18,10 @@ use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
-/// Receive buffers per call (one `recvmmsg` fills up to this many). Four GRO buffers hold up
-/// to about 180 full-size datagrams; more buys little rate and costs 64 KB of memory each.
-pub const RX_SLOTS: usize = 4;
+/// Receive buffers per call (one `recvmmsg` fills up to this many). Two GRO buffers hold up
+/// to about 90 full-size datagrams; more buys no rate measurable in the lab (4 and 8 were
+/// tried: docs/PERFORMANCE.md, "Memory") and costs 64 KB of memory each.
+pub const RX_SLOTS: usize = 2;
 /// One receive buffer: the largest UDP payload (a GRO buffer holds up to 64 KB of datagrams).
 pub const RX_SLOT: usize = 65_535;
 /// Most payload bytes in one GSO send (the kernel's limit is one IP packet's worth, 64 KB,
