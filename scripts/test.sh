@@ -30,10 +30,12 @@ rc=${PIPESTATUS[0]}
 # The bindings: Kotlin on the JVM, the Swift static checks, and the mobile targets. The
 # workspace run has ring's AEAD (the harness turns roam-proto's `ring` feature on); the
 # protocol tests run once more on RustCrypto's, the backend of the mobile checks. The one test
-# ignored in debug builds (10 000 accumulated ML-KEM vectors) runs here, in release.
+# ignored in debug builds (10 000 accumulated ML-KEM vectors) runs here, in release. And the
+# README's first command, the demo, in the release build (linked as harness/build.rs says).
 extra_failed=0
 for step in "cargo test -p roam-proto --no-default-features" \
             "cargo test --release -p roam-proto --lib -- --ignored crypto::kem::tests::accumulated_10000" \
+            "cargo run --release -q -p roam-harness -- demo" \
             "scripts/test-kotlin.sh" "scripts/check-swift.sh" \
             "cargo check -p roam-ffi --target aarch64-linux-android" \
             "cargo check -p roam-ffi --target aarch64-apple-ios"; do
