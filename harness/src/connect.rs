@@ -145,7 +145,8 @@ async fn connect(
         server_name: Some((server.host.clone(), server.port)),
         transport,
     };
-    // Boxed: the start-up future is large, and awaited in place it would be built on the stack.
+    // Boxed, as `local.up` below: awaited in place, these one-off futures (tens of KB) would
+    // be part of this function's state, allocated for as long as the tunnel runs.
     let start = Box::pin(Tunnel::<TunDevice>::start_with(
         session,
         address,
