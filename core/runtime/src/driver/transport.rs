@@ -31,7 +31,8 @@ pub(super) struct TransportState {
     /// `auto` on TCP: the server answered over UDP (a probe, or a late answer): move back.
     udp_answered: bool,
     memory: Memory,
-    /// A frame read from a TCP connection (taken out while the session handles it).
+    /// A frame read from a TCP connection (taken out while the session handles it); empty
+    /// until the first connection opens.
     buf: Vec<u8>,
     /// ESP frames waiting for one write.
     frames: FrameBatch,
@@ -73,7 +74,8 @@ impl TransportState {
     /// The next frame or closed connection, or the fallback deadline; never while neither
     /// can come.
     pub(super) async fn wake(&mut self) -> Wake {
-        if self.buf.len() < MAX_FRAME {
+        // The frame buffer exists only once a connection does: a session on UDP never has it.
+        if !self.paths.is_empty() && self.buf.len() < MAX_FRAME {
             self.buf.resize(MAX_FRAME, 0);
         }
         let at = |t: Option<tokio::time::Instant>| async move {
@@ -392,5 +394,38 @@ impl<P: Protocol, I: PacketIo> Driver<P, I> {
         }
         self.protocol.network_changed(now(), &locals);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_frame_buffer_waits_for_a_connection() {
+        let mut state = TransportState::new(TransportPolicy::default(), None);
+        let quiet = tokio::time::timeout(Duration::from_millis(5), state.wake()).await;
+        assert!(
+            quiet.is_err(),
+            "nothing wakes the transport of a session on UDP"
+        );
+        assert_eq!(
+            state.buf.capacity(),
+            0,
+            "a session on UDP holds no frame buffer"
+        );
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = listener.local_addr().unwrap();
+        let source: IpAddr = "127.0.0.1".parse().unwrap();
+        state.paths.connect(source, server).await.unwrap();
+        let _ = tokio::time::timeout(Duration::from_millis(5), state.wake()).await;
+        assert_eq!(
+            state.buf.len(),
+            MAX_FRAME,
+            "a connection gets the whole frame buffer"
+        );
     }
 }
