@@ -15,6 +15,7 @@
 mod local;
 mod status;
 
+use crate::memory;
 use crate::signals::Signals;
 use crate::weak;
 use std::net::SocketAddr;
@@ -175,6 +176,8 @@ async fn connect(
 
     let mut reason: Option<DisconnectReason> = None;
     let mut close_deadline: Option<tokio::time::Instant> = None;
+    // When to drop the start-up pages: once the tunnel is up and what it set off has settled.
+    let mut trim_at: Option<tokio::time::Instant> = None;
     let mut local = Local::new(options, address.ip());
     // Why we closed the session ourselves, when not for a signal.
     let mut local_failure: Option<String> = None;
@@ -191,6 +194,7 @@ async fn connect(
                             match Box::pin(local.up(&info, &mut tunnel)).await {
                                 Ok(new_lines) => {
                                     new_lines.iter().for_each(|l| print_line(l));
+                                    trim_at = Some(tokio::time::Instant::now() + memory::SETTLE);
                                     if let (Some(w), Some(index)) = (&watch, local.tun_index()) {
                                         w.ignore_interface(index);
                                     }
@@ -225,6 +229,10 @@ async fn connect(
                 log::info!("signal: closing the session");
                 tunnel.close();
                 close_deadline = Some(tokio::time::Instant::now() + CLOSE_WAIT);
+            }
+            () = sleep_until(trim_at), if trim_at.is_some() => {
+                trim_at = None;
+                memory::trim_after_start_up();
             }
             () = sleep_until(close_deadline), if close_deadline.is_some() => {
                 log::warn!("the server did not answer the DELETE within {} s", CLOSE_WAIT.as_secs());

@@ -4,6 +4,7 @@ mod connect;
 mod demo;
 mod import;
 mod logging;
+mod memory;
 mod serve;
 mod signals;
 mod weak;
@@ -36,6 +37,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    memory::map_big_allocations();
     let cli = Cli::parse();
     logging::init(cli.log_level);
     // Each command's `run` keeps its own stack frame (`#[inline(never)]` there): inlined here,

@@ -477,6 +477,33 @@ fn wait_connected(lab: &Lab, roam: &mut Roam, log_from: u64) -> String {
     }
 }
 
+/// Waits until roam has dropped its start-up pages (2 s after the tunnel is up; its debug log
+/// says how many), so that the traffic after it runs on code mapped again.
+fn wait_trimmed(roam: &Roam, ctx: &dyn Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let log = roam.stderr();
+        if let Some(at) = log.find("start-up pages dropped: ") {
+            let mappings = log[at..]
+                .split_whitespace()
+                .nth(7)
+                .and_then(|n| n.parse::<u32>().ok());
+            assert!(
+                mappings.is_some_and(|n| n > 0),
+                "the trim dropped no mapping:\n{}",
+                ctx()
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "roam did not drop its start-up pages within 15 s:\n{}",
+            ctx()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Who answers: the lab's strongSwan, or a `roam serve` the case runs.
 enum Server<'a> {
     StrongSwan,
@@ -541,6 +568,7 @@ fn tunnel_case(
             ip(&["-n", &ns, "route"]).1
         )
     };
+    wait_trimmed(&roam, &ctx);
     ping_lan(lab, &ctx);
     iperf_both_ways(lab, &v4[0], &ctx);
 
