@@ -54,15 +54,17 @@ pub struct Trimmed {
 /// Unmaps the clean read-only file pages of this process (see the module doc).
 #[cfg(target_os = "linux")]
 pub fn start_up_pages() -> Trimmed {
-    let smaps = match std::fs::read_to_string("/proc/self/smaps") {
-        Ok(s) => s,
+    // Read line by line through a small buffer: the whole text (tens of KB) would add to the
+    // very peak the trim is there to end.
+    let smaps = match std::fs::File::open("/proc/self/smaps") {
+        Ok(f) => std::io::BufReader::with_capacity(4096, f),
         Err(e) => {
             log::debug!("no trim: /proc/self/smaps: {e}");
             return Trimmed::default();
         }
     };
     let mut trimmed = Trimmed::default();
-    for m in clean_read_only(&smaps) {
+    for m in clean_read_only(smaps) {
         // SAFETY: the range is a whole mapping of this process that is read-only, file-backed
         // and holds no private (anonymous) page: MADV_DONTNEED only drops page-table entries,
         // and the next access maps the same file page again.
@@ -90,11 +92,17 @@ struct Mapping {
 
 /// The mappings of an smaps text that are file-backed, readable, never writable (`r-xp` or
 /// `r--p`), resident, and hold no anonymous page.
-fn clean_read_only(smaps: &str) -> Vec<Mapping> {
+fn clean_read_only(mut smaps: impl std::io::BufRead) -> Vec<Mapping> {
     let mut out = Vec::new();
     let mut current: Option<(Mapping, bool)> = None;
-    for line in smaps.lines() {
-        if let Some(next) = header(line) {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        // A read error ends the list: what was read is still whole mappings.
+        if !matches!(smaps.read_line(&mut line), Ok(n) if n > 0) {
+            break;
+        }
+        if let Some(next) = header(&line) {
             out.extend(current.replace(next).and_then(trimmable));
             continue;
         }
@@ -174,7 +182,7 @@ Anonymous:             0 kB
 
     #[test]
     fn only_clean_read_only_file_mappings_are_trimmed() {
-        let found = clean_read_only(SMAPS);
+        let found = clean_read_only(SMAPS.as_bytes());
         assert_eq!(
             found,
             vec![
@@ -196,8 +204,11 @@ Anonymous:             0 kB
 
     #[test]
     fn garbage_trims_nothing() {
-        assert!(clean_read_only("").is_empty());
-        assert!(clean_read_only("Rss: 12 kB\nnot a header\n-\nffff-0 r-xp 0 0 0 /x\n").is_empty());
+        assert!(clean_read_only("".as_bytes()).is_empty());
+        assert!(
+            clean_read_only("Rss: 12 kB\nnot a header\n-\nffff-0 r-xp 0 0 0 /x\n".as_bytes())
+                .is_empty()
+        );
     }
 
     #[cfg(target_os = "linux")]
@@ -206,7 +217,7 @@ Anonymous:             0 kB
         let t = start_up_pages();
         assert!(t.mappings > 0, "a test binary has code to trim");
         // what was dropped maps again: code runs, constants read
-        assert_eq!(clean_read_only(SMAPS).len(), 2);
+        assert_eq!(clean_read_only(SMAPS.as_bytes()).len(), 2);
         assert_eq!(format!("{:x}", 0xabc), "abc");
     }
 }
