@@ -91,22 +91,22 @@ struct Mapping {
 }
 
 /// The mappings of an smaps text that are file-backed, readable, never writable (`r-xp` or
-/// `r--p`), resident, and hold no anonymous page.
+/// `r--p`), resident, and say they hold no anonymous page (a mapping whose `Anonymous:` line
+/// was not read is not trimmed).
 fn clean_read_only(mut smaps: impl std::io::BufRead) -> Vec<Mapping> {
     let mut out = Vec::new();
-    let mut current: Option<(Mapping, bool)> = None;
+    let mut current: Option<Candidate> = None;
     let mut line = String::new();
     loop {
         line.clear();
-        // A read error ends the list: what was read is still whole mappings.
         if !matches!(smaps.read_line(&mut line), Ok(n) if n > 0) {
             break;
         }
         if let Some(next) = header(&line) {
-            out.extend(current.replace(next).and_then(trimmable));
+            out.extend(current.replace(next).and_then(Candidate::trimmable));
             continue;
         }
-        let Some((m, ok)) = current.as_mut() else {
+        let Some(c) = current.as_mut() else {
             continue;
         };
         let mut fields = line.split_whitespace();
@@ -114,21 +114,32 @@ fn clean_read_only(mut smaps: impl std::io::BufRead) -> Vec<Mapping> {
             fields.next(),
             fields.next().and_then(|v| v.parse::<u64>().ok()),
         ) {
-            (Some("Rss:"), Some(kb)) => m.rss_kb = kb,
-            (Some("Anonymous:"), Some(kb)) if kb > 0 => *ok = false,
+            (Some("Rss:"), Some(kb)) => c.mapping.rss_kb = kb,
+            (Some("Anonymous:"), Some(kb)) => c.anonymous_kb = Some(kb),
             _ => {}
         }
     }
-    out.extend(current.and_then(trimmable));
+    out.extend(current.and_then(Candidate::trimmable));
     out
 }
 
-fn trimmable((m, ok): (Mapping, bool)) -> Option<Mapping> {
-    (ok && m.rss_kb > 0).then_some(m)
+/// A mapping being read from smaps.
+struct Candidate {
+    mapping: Mapping,
+    /// File-backed, `r-xp` or `r--p`.
+    eligible: bool,
+    anonymous_kb: Option<u64>,
+}
+
+impl Candidate {
+    fn trimmable(self) -> Option<Mapping> {
+        (self.eligible && self.anonymous_kb == Some(0) && self.mapping.rss_kb > 0)
+            .then_some(self.mapping)
+    }
 }
 
 /// A mapping's header line: its range, and whether its permissions and path allow a trim.
-fn header(line: &str) -> Option<(Mapping, bool)> {
+fn header(line: &str) -> Option<Candidate> {
     let mut fields = line.split_whitespace();
     let range = fields.next()?;
     let (start, end) = range.split_once('-')?;
@@ -139,13 +150,15 @@ fn header(line: &str) -> Option<(Mapping, bool)> {
         return None;
     }
     let path = fields.nth(3).unwrap_or("");
-    let ok = matches!(perms, "r-xp" | "r--p") && path.starts_with('/');
-    let m = Mapping {
-        start,
-        len: end - start,
-        rss_kb: 0,
-    };
-    Some((m, ok))
+    Some(Candidate {
+        mapping: Mapping {
+            start,
+            len: end - start,
+            rss_kb: 0,
+        },
+        eligible: matches!(perms, "r-xp" | "r--p") && path.starts_with('/'),
+        anonymous_kb: None,
+    })
 }
 
 #[cfg(test)]
@@ -200,6 +213,12 @@ Anonymous:             0 kB
             "constants and code only: not RELRO (private copies), data, heap, an empty \
              mapping or the vDSO"
         );
+    }
+
+    #[test]
+    fn a_mapping_cut_off_before_its_anonymous_line_is_kept() {
+        let cut = "7f00-7f10 r--p 00000000 fe:00 9 /usr/lib/libx.so\nRss:  64 kB\n";
+        assert!(clean_read_only(cut.as_bytes()).is_empty());
     }
 
     #[test]
