@@ -16,11 +16,10 @@
 # and again before the SIGINT; perf's extra functions are the data path's crypto), then what
 # only start-up and shutdown run on UDP, then what only TLS runs, each part sorted by name.
 # `roam connect` drops the pages of its start-up code 2 s after the tunnel is up
-# (harness/src/memory.rs): what keeps running then sits in the fewest pages.
-# Symbol names carry a hash of their crate's build
-# (version, features, dependencies), not of the code: the list stays valid across code changes
-# and goes stale with a new crate version or compiler; bench.sh reports how much of it the
-# binary it measures still matches. Run it again then.
+# (harness/src/memory.rs): what keeps running then sits in the fewest pages. Symbol names carry
+# a hash of their crate's build (version, features, dependencies), not of the code: the list
+# stays valid across code changes and goes stale with a new crate version or compiler; bench.sh
+# reports how much of it the binary it measures still matches. Run it again then.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
@@ -118,9 +117,10 @@ for transport in udp tls; do
   done
 done
 
-# The UDP path's functions first, then those only TLS on TCP runs, each part sorted by name
-# (the order within a part does not matter for memory; a stable one keeps the file's diffs to
-# what changed). Kept apart, a client on UDP does not map the pages of the TLS code.
+# Three parts, each sorted by name (the order within a part does not matter for memory; a stable
+# one keeps the file's diffs to what changed): what the UDP tunnel runs once up and settled, what
+# only its start-up and shutdown run (dropped by the trim), what only TLS on TCP runs (a client
+# on UDP never maps it).
 python3 - "$ROAM_BIN" "$ORDER" "$WORK" <<'PY'
 import re, subprocess, sys
 binary, order, work = sys.argv[1:4]
